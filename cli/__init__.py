@@ -1,0 +1,1 @@
+"""The ``backprop`` command: one module per subcommand in :mod:`backprop.cli.commands`."""

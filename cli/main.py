@@ -1,0 +1,74 @@
+"""Entry point of the ``backprop`` command.
+
+Subcommands are discovered: every module in :mod:`backprop.cli.commands` that defines
+``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int`` becomes one, so adding
+a command is adding one file.  Bad input raises :class:`UserError` anywhere below; it is
+printed here as one line on stderr with exit status 2, never as a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from importlib import metadata
+
+from backprop.derive.errors import UserError
+
+from . import commands
+
+
+def _version() -> str:
+    try:
+        return metadata.version("backprop")
+    except metadata.PackageNotFoundError:  # running from a source tree
+        return "0+unknown"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit 2 like every other bad input."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="backprop",
+        description="Symbolic backpropagation: derive every gradient of a neural network in the "
+        "notes' notation, verify hand derivations, generate and run NumPy trainers.",
+        epilog="Run 'backprop COMMAND --help' for one command. With no arguments, "
+        "'backprop derive' derives the notes' 2-2-1 example.",
+    )
+    parser.add_argument("--version", action="version", version=f"backprop {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    modules = [importlib.import_module(f"{commands.__name__}.{m.name}")
+               for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")]
+    for module in sorted(modules, key=lambda m: (getattr(m, "ORDER", 50), m.NAME)):
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.run(args) or 0)
+    except UserError as exc:
+        print(f"backprop {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"backprop {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `backprop derive | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Symbolic backpropagation in the notes' notation.
+
+    >>> from backprop.derive import derive, make_spec
+    >>> d = derive(make_spec("2-2-1", "linear", "se"))
+    >>> d.gradient("w^1_11")
+    Gradient(∂L/∂w^1_11 = -2 (y - ŷ) w^2_11 x_i1)
+
+Data flows one way: :mod:`spec` → :mod:`network` (forward definitions) → :mod:`derivation`
+(memoised δ, per-parameter forms) → :mod:`vectorised` (matrix form) → :mod:`printing`.
+"""
+from .activations import ACTIVATIONS
+from .derivation import Derivation, Factor, Gradient, derive, numeric_gradients
+from .errors import UserError
+from .losses import LOSSES
+from .network import Network
+from .spec import NOTES_2_2_1, Spec, load_toml, make_spec
+from .vectorised import VectorisedForm, vectorise
+
+__all__ = [
+    "ACTIVATIONS", "LOSSES", "NOTES_2_2_1", "Derivation", "Factor", "Gradient", "Network",
+    "Spec", "UserError", "VectorisedForm", "derive", "load_toml", "make_spec",
+    "numeric_gradients", "vectorise",
+]

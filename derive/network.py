@@ -1,0 +1,122 @@
+"""The symbolic network: a Spec turned into the notes' forward definitions.
+
+For every node, ``z_kj = Σ_i w^k_ij O_{k-1,i} + b_kj`` and ``O_kj = g_k(z_kj)`` (softmax:
+``e^{z_kj} / Σ_m e^{z_km}``), written with the previous layer's output *symbols*, so each
+definition has O(width) size however deep the network is.  :meth:`Network.expand` substitutes
+them into an expression, giving it in inputs and parameters only (memoised per node).
+"""
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import sympy
+
+from . import notation as nt
+from .activations import ACTIVATIONS, numpy_forward
+from .losses import LOSSES
+from .spec import Spec
+
+
+class Network:
+    """The symbols and forward definitions of a Spec, in the notes' notation."""
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.depth = spec.depth
+        self.single_output = spec.n_outputs == 1
+
+    def __repr__(self) -> str:
+        return f"Network({self.spec.describe()})"
+
+    # -- symbols -----------------------------------------------------------------------
+    def O(self, k: int, j: int) -> sympy.Symbol:
+        """Output of node j in layer k (x_j for k = 0, ŷ_j for the output layer); 1-based."""
+        return nt.output(k, j, self.depth)
+
+    def outputs(self, k: int) -> list[sympy.Symbol]:
+        return [self.O(k, j) for j in range(1, self.spec.layers[k] + 1)]
+
+    @property
+    def inputs(self) -> list[sympy.Symbol]:
+        return self.outputs(0)
+
+    @property
+    def targets(self) -> list[sympy.Symbol]:
+        return [nt.target(j) for j in range(1, self.spec.n_outputs + 1)]
+
+    @property
+    def predictions(self) -> list[sympy.Symbol]:
+        return self.outputs(self.depth)
+
+    def parameters(self, k: int | None = None) -> list[sympy.Symbol]:
+        """Parameters in backprop order (output layer first), node by node: weights into
+        node j, then its bias (the order the notes derive them in)."""
+        layers = [k] if k is not None else range(self.depth, 0, -1)
+        out = []
+        for layer in layers:
+            for j in range(1, self.spec.layers[layer] + 1):
+                out.extend(nt.weight(layer, i, j) for i in range(1, self.spec.layers[layer - 1] + 1))
+                if self.spec.bias:
+                    out.append(nt.bias(layer, j))
+        return out
+
+    # -- forward definitions -----------------------------------------------------------
+    def z(self, k: int, j: int) -> sympy.Expr:
+        """z_kj = Σ_i w^k_ij O_{k-1,i} + b_kj."""
+        terms = [nt.weight(k, i, j) * self.O(k - 1, i) for i in range(1, self.spec.layers[k - 1] + 1)]
+        if self.spec.bias:
+            terms.append(nt.bias(k, j))
+        return sympy.Add(*terms)
+
+    def activation(self, k: int):
+        return ACTIVATIONS[self.spec.activations[k - 1]]
+
+    def definition(self, k: int, j: int) -> sympy.Expr:
+        """O_kj as a function of the previous layer's outputs (textbook form)."""
+        act = self.activation(k)
+        if act.elementwise:
+            return act.sym(self.z(k, j))
+        exps = [sympy.exp(self.z(k, m)) for m in range(1, self.spec.layers[k] + 1)]
+        return exps[j - 1] / sympy.Add(*exps)
+
+    @cached_property
+    def loss(self) -> sympy.Expr:
+        """L of one row in y and ŷ."""
+        return LOSSES[self.spec.loss].row(self.targets, self.predictions)
+
+    # -- substitution into inputs and parameters -----------------------------------------
+    @cached_property
+    def _expanded_outputs(self) -> dict[sympy.Symbol, sympy.Expr]:
+        """Every O_kj and ŷ_j in x, w, b only; built layer by layer, each node once."""
+        table: dict[sympy.Symbol, sympy.Expr] = {}
+        for k in range(1, self.depth + 1):
+            for j in range(1, self.spec.layers[k] + 1):
+                table[self.O(k, j)] = self.definition(k, j).xreplace(table)
+        return table
+
+    def expand(self, expr: sympy.Expr) -> sympy.Expr:
+        """``expr`` with every node output replaced by its definition in x, w and b."""
+        return expr.xreplace(self._expanded_outputs)
+
+    @cached_property
+    def loss_expanded(self) -> sympy.Expr:
+        """L in x, y, w and b: the fully nested loss (for checks, never for deriving)."""
+        return self.expand(self.loss)
+
+    # -- numbers -----------------------------------------------------------------------
+    def forward_values(self, values: dict[sympy.Symbol, float]) -> dict[sympy.Symbol, float]:
+        """Numeric O_kj (and z_kj) for one row, with the stable NumPy forms of the table."""
+        out = dict(values)
+        prev = np.array([values[s] for s in self.inputs], dtype=float)
+        for k in range(1, self.depth + 1):
+            W = np.array([[values[nt.weight(k, i, j)] for j in range(1, self.spec.layers[k] + 1)]
+                          for i in range(1, self.spec.layers[k - 1] + 1)], dtype=float)
+            b = np.array([values[nt.bias(k, j)] if self.spec.bias else 0.0
+                          for j in range(1, self.spec.layers[k] + 1)])
+            Z = prev @ W + b
+            prev = numpy_forward(self.activation(k).name)(Z[None, :])[0]
+            for j in range(1, self.spec.layers[k] + 1):
+                out[nt.preactivation(k, j)] = float(Z[j - 1])
+                out[self.O(k, j)] = float(prev[j - 1])
+        return out

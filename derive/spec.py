@@ -1,0 +1,178 @@
+"""A network spec: layer widths, one activation per non-input layer, a loss, bias on or off.
+
+Specs come from flags (``--layers 2-2-1 --activations linear --loss se``) or from a TOML
+file (``layers = [2, 2, 1]``, ``activations = ["linear", "linear"]``, ``loss = "se"``,
+``bias = true``).  Every check lives here, so everything downstream may trust a Spec.
+"""
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .activations import ACTIVATIONS
+from .errors import UserError
+from .losses import LOSSES
+
+#: The notes' worked example: 2 inputs (IQ, CGPA), 2 hidden nodes, 1 output, all linear, (y-ŷ)².
+NOTES_2_2_1 = dict(layers=(2, 2, 1), activations=("linear", "linear"), loss="se", bias=True)
+
+_TOML_KEYS = {"layers", "activations", "loss", "bias"}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated network: ``layers[0]`` inputs, ``activations[k-1]`` for layer k."""
+
+    layers: tuple[int, ...]
+    activations: tuple[str, ...]
+    loss: str
+    bias: bool = True
+
+    def __post_init__(self):
+        _validate(self)
+
+    @property
+    def depth(self) -> int:
+        """Number of non-input layers, L (the output layer is layer L)."""
+        return len(self.layers) - 1
+
+    @property
+    def n_inputs(self) -> int:
+        return self.layers[0]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layers[-1]
+
+    def parameter_counts(self) -> list[tuple[int, int]]:
+        """(weights, biases) per layer k = 1..L."""
+        return [
+            (self.layers[k - 1] * self.layers[k], self.layers[k] if self.bias else 0)
+            for k in range(1, len(self.layers))
+        ]
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(w + b for w, b in self.parameter_counts())
+
+    def to_toml(self) -> str:
+        """The spec as TOML text that :func:`load_toml` reads back to an equal Spec."""
+        acts = ", ".join(f'"{a}"' for a in self.activations)
+        return (
+            f"layers = [{', '.join(map(str, self.layers))}]\n"
+            f"activations = [{acts}]\n"
+            f'loss = "{self.loss}"\n'
+            f"bias = {'true' if self.bias else 'false'}\n"
+        )
+
+    def digest(self) -> str:
+        """A short content hash of the spec, for generated-file headers."""
+        return hashlib.sha256(self.to_toml().encode()).hexdigest()[:12]
+
+    def describe(self) -> str:
+        """One line: 2-2-1, linear,linear, loss se, with bias."""
+        return (
+            f"{'-'.join(map(str, self.layers))} network, activations "
+            f"{','.join(self.activations)}, loss {self.loss}, "
+            f"{'with' if self.bias else 'no'} bias"
+        )
+
+
+def _names(table) -> str:
+    return ", ".join(sorted(table))
+
+
+def _validate(spec: Spec) -> None:
+    if len(spec.layers) < 2:
+        raise UserError(
+            f"a network needs at least an input and an output layer, got {len(spec.layers)} "
+            "width(s); write e.g. --layers 2-2-1"
+        )
+    for width in spec.layers:
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise UserError(f"layer widths must be positive integers, got {width!r}")
+    if len(spec.activations) != spec.depth:
+        raise UserError(
+            f"{len(spec.activations)} activation(s) given for {spec.depth} non-input layer(s) "
+            f"of {'-'.join(map(str, spec.layers))}: give one per layer or one name for all"
+        )
+    for k, name in enumerate(spec.activations, start=1):
+        if name not in ACTIVATIONS:
+            raise UserError(f"unknown activation {name!r} for layer {k}; known: {_names(ACTIVATIONS)}")
+        if not ACTIVATIONS[name].elementwise and spec.layers[k] < 2:
+            raise UserError(
+                f"layer {k} uses {name} but has width 1: {name} of one node is constant 1 "
+                "and passes no gradient; use sigmoid for one output"
+            )
+    if spec.loss not in LOSSES:
+        raise UserError(f"unknown loss {spec.loss!r}; known: {_names(LOSSES)}")
+    if not isinstance(spec.bias, bool):
+        raise UserError(f"bias must be true or false, got {spec.bias!r}")
+
+
+def parse_layers(text: str) -> tuple[int, ...]:
+    """'5-4-3-2-1' (or '5,4,3,2,1') -> (5, 4, 3, 2, 1)."""
+    parts = text.replace(",", "-").split("-")
+    widths = []
+    for part in parts:
+        part = part.strip()
+        if not part.isdigit() or int(part) < 1:
+            raise UserError(
+                f"layer widths must be positive integers separated by '-', got {text!r}"
+            )
+        widths.append(int(part))
+    return tuple(widths)
+
+
+def make_spec(layers, activations, loss: str, bias: bool = True) -> Spec:
+    """Build a Spec from loose values: a layers string or sequence, one or many activations."""
+    widths = parse_layers(layers) if isinstance(layers, str) else tuple(layers)
+    if isinstance(activations, str):
+        activations = [a.strip() for a in activations.split(",")]
+    activations = tuple(activations)
+    depth = len(widths) - 1
+    if len(activations) == 1 and depth > 1:
+        activations = activations * depth
+    return Spec(layers=widths, activations=activations, loss=loss, bias=bias)
+
+
+def load_toml(path: str | Path) -> Spec:
+    """Read a spec file; every problem becomes a UserError naming the file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"spec file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read spec file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"spec file {path} is not valid TOML: {exc}") from None
+    return spec_from_mapping(data, source=str(path))
+
+
+def spec_from_mapping(data: dict, source: str = "spec") -> Spec:
+    """A Spec from a parsed TOML/JSON mapping, with errors that name the key."""
+    unknown = set(data) - _TOML_KEYS
+    if unknown:
+        raise UserError(
+            f"{source}: unknown key(s) {', '.join(sorted(unknown))}; expected {', '.join(sorted(_TOML_KEYS))}"
+        )
+    for key in ("layers", "activations", "loss"):
+        if key not in data:
+            raise UserError(f"{source}: missing key {key!r}")
+    layers = data["layers"]
+    if not isinstance(layers, list) or not layers:
+        raise UserError(f"{source}: 'layers' must be a list of widths such as [2, 2, 1]")
+    acts = data["activations"]
+    if isinstance(acts, str):
+        acts = [acts]
+    if not isinstance(acts, list) or not all(isinstance(a, str) for a in acts):
+        raise UserError(f"{source}: 'activations' must be a name or a list of names")
+    if not isinstance(data["loss"], str):
+        raise UserError(f"{source}: 'loss' must be a name such as \"se\"")
+    try:
+        return make_spec(tuple(layers), acts, data["loss"], data.get("bias", True))
+    except UserError as exc:
+        raise UserError(f"{source}: {exc}") from None
