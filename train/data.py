@@ -1,0 +1,324 @@
+"""CSV training data: a header row, numeric feature columns, one or more target columns.
+
+Loading is vectorised: the file's shape (same number of cells on every line) is checked with
+one NumPy scan over its bytes and the numbers are parsed by :func:`numpy.loadtxt`, so a
+million-row file loads in about a second.  Only when something is wrong does a second,
+row-by-row pass with the :mod:`csv` module run, to name the first bad cell exactly: every
+problem is a :class:`UserError` of the form ``FILE line N (data row M), column 'NAME': ...``.
+
+Classification (``--loss bce`` / ``cce``): the target column may hold class labels (text or
+numbers); cce turns one label column into one-hot columns in sorted label order, bce maps
+two labels to 0 and 1.  Standardisation rescales the features only, to mean 0 and standard
+deviation 1, and remembers the shift and scale so they can be reported and reused.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from backprop.derive.errors import UserError
+
+#: Losses whose targets are class labels rather than numbers to regress.
+CLASSIFICATION_LOSSES = ("bce", "cce")
+
+
+@dataclass
+class Dataset:
+    """Arrays ready for a trainer: ``X`` (n_rows, n_features), ``Y`` (n_rows, n_outputs)."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    features: list[str]
+    targets: list[str]
+    source: str
+    classes: list[str] | None = None  # class label of each output column (or of 0/1 for bce)
+    mean: np.ndarray | None = None  # feature shift applied by standardise()
+    std: np.ndarray | None = None  # feature scale applied by standardise()
+    notes: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return (f"Dataset({self.source!r}, {self.n_rows} rows, features {self.features}, "
+                f"targets {self.targets})")
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.X.shape[0])
+
+    def standardise(self) -> "Dataset":
+        """Rescale every feature column to mean 0, standard deviation 1 (constant columns: shift only)."""
+        mean = self.X.mean(axis=0)
+        std = self.X.std(axis=0)
+        std = np.where(std > 0, std, 1.0)
+        self.X = (self.X - mean) / std
+        self.mean, self.std = mean, std
+        return self
+
+    def scaling(self) -> dict | None:
+        """The standardisation as JSON: {"features": [...], "mean": [...], "std": [...]}."""
+        if self.mean is None:
+            return None
+        return {"features": list(self.features), "mean": self.mean.tolist(), "std": self.std.tolist()}
+
+
+def split_names(values) -> list[str]:
+    """``["a,b", "c"]`` or ``"a,b"`` -> ``["a", "b", "c"]`` (flags may repeat or use commas)."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    return [name.strip() for v in values for name in v.split(",") if name.strip()]
+
+
+def load_csv(path: str | Path, target, features=None, loss: str = "se",
+             dtype: str = "float64") -> Dataset:
+    """Read ``path`` into a :class:`Dataset`.
+
+    Parameters
+    ----------
+    path : the CSV file; first line is the header.
+    target : one or more target column names (list, or a comma-separated string).
+    features : feature column names; default every column that is not a target.
+    loss : the spec's loss; ``bce``/``cce`` read the target as class labels.
+    dtype : float dtype of the arrays.
+
+    Returns
+    -------
+    Dataset with X of shape (n_rows, n_features) and Y of shape (n_rows, n_outputs).
+    """
+    path = Path(path)
+    name = str(path)
+    targets = split_names(target)
+    if not targets:
+        raise UserError("name the target column(s) with --target, e.g. --target salary")
+    raw = _read_bytes(path)
+    header = _header(raw, name)
+    columns = {c: i for i, c in enumerate(header)}
+    for t in targets:
+        if t not in columns:
+            raise UserError(f"{name}: no target column {t!r}; the columns are {', '.join(header)}")
+    wanted = split_names(features)
+    if wanted:
+        for f in wanted:
+            if f not in columns:
+                raise UserError(f"{name}: no feature column {f!r} (from --features); "
+                                f"the columns are {', '.join(header)}")
+            if f in targets:
+                raise UserError(f"{name}: column {f!r} is both a feature and a target; "
+                                "drop it from --features or --target")
+        feats = wanted
+    else:
+        feats = [c for c in header if c not in targets]
+    if not feats:
+        raise UserError(f"{name}: no feature columns left besides the target(s) "
+                        f"{', '.join(targets)}; a network needs at least one input")
+    if len(set(feats)) != len(feats) or len(set(targets)) != len(targets):
+        raise UserError(f"{name}: a column is named twice in --features or --target")
+
+    labels = loss in CLASSIFICATION_LOSSES and len(targets) == 1
+    numeric = feats + ([] if labels else targets)
+    _check_shape(raw, path, header, [columns[c] for c in numeric])
+    n_data = _count_rows(raw)
+    if n_data == 0:
+        raise UserError(f"{name} has a header row but no data rows")
+
+    block = _loadtxt(path, header, [columns[c] for c in numeric], dtype)
+    X = block[:, : len(feats)]
+    ds = Dataset(X=np.ascontiguousarray(X), Y=np.empty((len(X), 0), dtype), features=feats,
+                 targets=targets, source=name)
+    if labels:
+        _read_labels(ds, path, header, columns[targets[0]], loss, dtype)
+    else:
+        ds.Y = np.ascontiguousarray(block[:, len(feats):])
+        if loss == "bce" and not np.isin(ds.Y, (0.0, 1.0)).all():
+            raise UserError(f"{name}: bce needs targets 0 or 1 in {', '.join(targets)}; "
+                            "give one label column instead, or use --loss se")
+        if loss == "cce":
+            if not (np.isin(ds.Y, (0.0, 1.0)).all() and (ds.Y.sum(axis=1) == 1).all()):
+                raise UserError(f"{name}: cce with several target columns needs them one-hot "
+                                "(one 1 per row); or give one label column as --target")
+            ds.classes = list(targets)
+    return ds
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"data file {path} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"data file {path} is a directory") from None
+    except OSError as exc:
+        raise UserError(f"cannot read data file {path}: {exc.strerror}") from None
+    if not raw.strip():
+        raise UserError(f"{path} is empty; expected a header row (column names) and data rows")
+    return raw
+
+
+def _header(raw: bytes, name: str) -> list[str]:
+    first = raw.split(b"\n", 1)[0]
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UserError(f"{name} line 1: the header is not UTF-8 text") from None
+    header = [c.strip() for c in next(csv.reader([text]))]
+    if any(not c for c in header):
+        raise UserError(f"{name} line 1: the header has an empty column name; "
+                        "name every column")
+    dup = sorted({c for c in header if header.count(c) > 1})
+    if dup:
+        raise UserError(f"{name} line 1: column name(s) {', '.join(dup)} appear twice")
+    try:
+        float(header[0])
+    except ValueError:
+        return header
+    raise UserError(f"{name} line 1: the first line looks like numbers ({first.decode(errors='replace')!r}); "
+                    "the first line must be a header of column names")
+
+
+def _line_spans(raw: bytes):
+    """Start and end byte offsets of every line (line 1 is the header)."""
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    newlines = np.flatnonzero(buf == 10)
+    starts = np.concatenate(([0], newlines + 1))
+    ends = np.concatenate((newlines, [len(buf)]))
+    # a trailing newline leaves one empty last "line": drop it
+    if len(buf) and buf[-1] == 10:
+        starts, ends = starts[:-1], ends[:-1]
+    return buf, starts, ends
+
+
+def _blank(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Lines with no content (empty, or only a carriage return)."""
+    length = ends - starts
+    cr_only = (length == 1) & (buf[np.minimum(starts, len(buf) - 1)] == 13)
+    return (length == 0) | cr_only
+
+
+def _count_rows(raw: bytes) -> int:
+    buf, starts, ends = _line_spans(raw)
+    return int((~_blank(buf, starts, ends))[1:].sum())
+
+
+def _check_shape(raw: bytes, path: Path, header: list[str], used: list[int]) -> None:
+    """Every non-blank line has as many cells as the header (one vectorised pass)."""
+    if b'"' in raw:  # quoted cells may contain commas: count cells the slow, exact way
+        _diagnose(path, header, used, check_values=False)
+        return
+    buf, starts, ends = _line_spans(raw)
+    commas = np.flatnonzero(buf == 44)
+    cells = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
+    bad = (cells != len(header)) & ~_blank(buf, starts, ends)
+    bad[0] = False
+    if bad.any():
+        line = int(np.argmax(bad))  # 0-based line index, so the file line is line + 1
+        data_row = int((~_blank(buf, starts, ends))[1:line + 1].sum())
+        raise UserError(f"{path} line {line + 1} (data row {data_row}): {cells[line]} cells but the "
+                        f"header has {len(header)} columns; every row needs one value per column")
+
+
+def _loadtxt(path: Path, header, used: list[int], dtype: str) -> np.ndarray:
+    """Parse the used columns as floats; on any problem name the first bad cell."""
+    try:
+        block = np.loadtxt(path, delimiter=",", skiprows=1, usecols=used, dtype=dtype, ndmin=2,
+                           encoding="utf-8", comments=None, quotechar='"')
+    except (ValueError, UnicodeDecodeError) as exc:
+        _diagnose(path, header, used)
+        raise UserError(f"{path}: cannot read the numbers: {exc}") from None
+    if not np.isfinite(block).all():
+        _diagnose(path, header, used)
+        raise UserError(f"{path}: some value is not a finite number")
+    return block
+
+
+def _diagnose(path: Path, header: list[str], used: list[int], check_values: bool = True) -> None:
+    """Walk the file with the csv module and raise on the first ragged row or bad cell."""
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        data_row = 0
+        for row in reader:
+            if not row or row == [""]:
+                continue
+            data_row += 1
+            where = f"{path} line {reader.line_num} (data row {data_row})"
+            if len(row) != len(header):
+                raise UserError(f"{where}: {len(row)} cells but the header has {len(header)} "
+                                "columns; every row needs one value per column")
+            if not check_values:
+                continue
+            for i in used:
+                cell = row[i].strip()
+                col = f"{where}, column {header[i]!r}"
+                if not cell:
+                    raise UserError(f"{col}: empty cell; fill it in or drop the row")
+                try:
+                    value = float(cell)
+                except ValueError:
+                    raise UserError(f"{col}: {cell!r} is not a number; fix the cell, or leave "
+                                    "the column out with --features") from None
+                if not math.isfinite(value):
+                    raise UserError(f"{col}: {cell!r} is not a finite number (NaN or infinity); "
+                                    "fill it in or drop the row")
+
+
+def _read_labels(ds: Dataset, path: Path, header, col: int, loss: str, dtype: str) -> None:
+    """Class labels in one column -> one-hot (cce) or 0/1 (bce), with ds.classes the label order."""
+    raw = np.loadtxt(path, delimiter=",", skiprows=1, usecols=[col], dtype=str, ndmin=1,
+                     encoding="utf-8", comments=None, quotechar='"')
+    raw = np.char.strip(raw.reshape(-1))
+    empty = np.flatnonzero(raw == "")
+    if len(empty):
+        _diagnose(path, header, [col])
+    lexical, index = np.unique(raw, return_inverse=True)
+    classes = _sort_labels([str(c) for c in lexical])
+    order = {c: i for i, c in enumerate(classes)}
+    index = np.array([order[str(c)] for c in lexical])[index.reshape(-1)]
+    name = header[col]
+    if loss == "bce":
+        if set(classes) <= {"0", "1", "0.0", "1.0"}:
+            classes = ["0", "1"]
+            index = np.array([0, 1])[np.isin(raw, ("1", "1.0")).astype(int)]
+        elif len(classes) != 2:
+            raise UserError(f"{path}: bce needs two classes in column {name!r}, found "
+                            f"{len(classes)} ({', '.join(classes[:6])}); use --loss cce")
+        ds.Y = index.reshape(-1, 1).astype(dtype)
+        ds.targets = [name]
+    else:
+        ds.Y = np.eye(len(classes), dtype=dtype)[index]
+        ds.targets = [f"{name}={c}" for c in classes]
+    ds.classes = classes
+
+
+def _sort_labels(labels: list[str]) -> list[str]:
+    """Numeric labels in numeric order (2 before 10), text labels alphabetically."""
+    try:
+        return sorted(labels, key=float)
+    except ValueError:
+        return sorted(labels)
+
+
+def accuracy(loss: str, Y: np.ndarray, P: np.ndarray) -> float | None:
+    """Fraction of rows classified right (bce: ŷ ≥ ½; cce: arg max), or None for regression."""
+    if loss == "bce":
+        return float(((P >= 0.5) == (Y >= 0.5)).all(axis=1).mean())
+    if loss == "cce":
+        return float((P.argmax(axis=1) == Y.argmax(axis=1)).mean())
+    return None
+
+
+def from_arrays(X, Y, features=None, targets=None, source="arrays") -> Dataset:
+    """A Dataset from in-memory arrays (examples, synthetic data)."""
+    X = np.asarray(X, dtype=float)
+    Y = np.asarray(Y, dtype=float)
+    if Y.ndim == 1:
+        Y = Y.reshape(-1, 1)
+    features = features or [f"x{i + 1}" for i in range(X.shape[1])]
+    targets = targets or [f"y{j + 1}" for j in range(Y.shape[1])]
+    return Dataset(X=X, Y=Y, features=list(features), targets=list(targets), source=source)

@@ -1,0 +1,130 @@
+"""PNG plots of training runs; matplotlib is an optional extra, imported only when a plot is asked for.
+
+Figures are built with :class:`matplotlib.figure.Figure` on the Agg canvas, never through
+pyplot, so no window opens, no global state is touched and no display is needed.  The PNG
+bytes go through :func:`backprop.train.files.write` (temporary file + rename).  Without
+matplotlib every entry point raises one :class:`UserError` saying how to install it.
+"""
+from __future__ import annotations
+
+import math
+
+from backprop.derive.errors import UserError
+
+from . import files
+
+INSTALL_HINT = "plots need matplotlib: pip install 'backprop[plot]'"
+
+#: One colour per GD variant / layer, colour-blind safe (Okabe–Ito).
+COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+
+
+def require_matplotlib():
+    """The Figure class, or a UserError naming the extra to install."""
+    try:
+        # the Agg canvas directly: no pyplot, no backend switch, no display needed
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise UserError(INSTALL_HINT) from None
+    return Figure, FigureCanvasAgg
+
+
+def new_figure(width: float, height: float, rows: int = 1, cols: int = 1, **kw):
+    Figure, Canvas = require_matplotlib()
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    Canvas(fig)
+    axes = fig.subplots(rows, cols, squeeze=False, **kw)
+    return fig, axes
+
+
+def save(fig, path, force: bool = False):
+    return files.write(path, files.png_bytes(fig), force=force)
+
+
+def _log_scale_if_wide(ax, values) -> None:
+    finite = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    if finite and len(finite) == len(values) and max(finite) / min(finite) > 20:
+        ax.set_yscale("log")
+
+
+def plot_training(hist, path, title: str = "", force: bool = False):
+    """Loss per epoch, and (when traced) weights per epoch as the notes suggest for spotting
+    vanishing gradients: a weight whose line stays flat is not learning."""
+    panels = 2 if hist.weights else 1
+    fig, axes = new_figure(6.4 * panels if panels == 1 else 11, 4.2, 1, panels)
+    ax = axes[0][0]
+    epochs = range(len(hist.losses))
+    ax.plot(epochs, hist.losses, color=COLOURS[0], lw=1.8, label="loss over all rows")
+    _log_scale_if_wide(ax, hist.losses)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(f"loss per epoch ({hist.gd}, {hist.updates_per_epoch} update(s)/epoch)")
+    ax.grid(alpha=0.3)
+    if hist.weights:
+        ax2 = axes[0][1]
+        columns = list(zip(*hist.weights))
+        for n, (name, values) in enumerate(zip(hist.weight_names, columns)):
+            k, ij = name[2:].split("_")
+            ax2.plot(epochs, values, lw=1.2, color=COLOURS[(int(k) - 1) % len(COLOURS)],
+                     alpha=0.85, label=f"$w^{{{k}}}_{{{ij}}}$" if n < 12 else None)
+        ax2.set_xlabel("epoch")
+        ax2.set_ylabel("weight value")
+        ax2.set_title("weights per epoch (colour = layer)")
+        ax2.grid(alpha=0.3)
+        ax2.legend(fontsize=7, ncol=2, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save(fig, path, force)
+
+
+def plot_compare(runs: dict, path, title: str = "", force: bool = False):
+    """Loss against epochs and against wall time, one line per GD variant."""
+    fig, axes = new_figure(11, 4.2, 1, 2)
+    by_epoch, by_time = axes[0]
+    values = []
+    for n, (name, hist) in enumerate(runs.items()):
+        colour = COLOURS[n % len(COLOURS)]
+        label = f"{name} ({hist.updates_per_epoch} updates/epoch)"
+        by_epoch.plot(range(len(hist.losses)), hist.losses, color=colour, lw=1.6, label=label)
+        by_time.plot([0.0] + list(hist.seconds), hist.losses, color=colour, lw=1.6, label=name)
+        values += hist.losses
+    for ax in (by_epoch, by_time):
+        _log_scale_if_wide(ax, values)
+        ax.set_ylabel("loss over all rows")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    by_epoch.set_xlabel("epoch")
+    by_epoch.set_title("loss vs epochs")
+    by_time.set_xlabel("training time (s)")
+    by_time.set_title("loss vs wall time")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save(fig, path, force)
+
+
+def plot_vanishing(runs: list, path, title: str = "", force: bool = False):
+    """One panel per (activation, initialisation): ‖∂L/∂W^k‖ per epoch, one line per layer."""
+    cols = min(len(runs), 3)
+    rows = math.ceil(len(runs) / cols)
+    fig, axes = new_figure(4.2 * cols, 3.4 * rows, rows, cols, sharey=True)
+    for n, run in enumerate(runs):
+        ax = axes[n // cols][n % cols]
+        norms = list(zip(*run.history.grad_norms))
+        for k, values in enumerate(norms, start=1):
+            shown = [max(v, 1e-30) for v in values]
+            ax.plot(range(len(shown)), shown, color=COLOURS[(k - 1) % len(COLOURS)], lw=1.5,
+                    label=f"layer {k}")
+        ax.set_yscale("log")
+        ax.set_title(f"{run.activation}, {run.init} init\nlayer 1 / layer {len(norms)}: "
+                     f"{run.ratio:.2g}", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3, which="both")
+        if n % cols == 0:
+            ax.set_ylabel("‖∂L/∂W^k‖")
+    for n in range(len(runs), rows * cols):
+        axes[n // cols][n % cols].set_visible(False)
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save(fig, path, force)

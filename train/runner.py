@@ -1,0 +1,285 @@
+"""Training runs over the generated trainer: one loop, three gradient-descent variants.
+
+Nothing here computes a gradient.  The trainer comes from
+:func:`backprop.codegen.load_trainer`, the same module ``backprop generate`` writes, and
+:func:`fit` calls its ``train(params, X, Y, epochs, lr, batch_size, shuffle, seed, callback)``.
+The callback, run after every epoch, is where this module watches: the loss over the whole
+data set, wall time per epoch (the callback's own time left out), a few weights, per-layer
+gradient norms ‖∂L/∂W^k‖ (through the trainer's ``gradients``) and the progress bar.
+
+The variants differ only in the batch size handed to the trainer (:data:`GD_VARIANTS`).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from backprop.derive.errors import UserError
+from backprop.derive.spec import Spec
+
+#: GD variant -> how it picks the batch size from (--batch-size, number of rows).
+GD_VARIANTS = {
+    "batch": lambda batch_size, n: None,  # the whole data set, one update per epoch
+    "sgd": lambda batch_size, n: 1,  # one row, n updates per epoch
+    "minibatch": lambda batch_size, n: min(batch_size or 32, n),  # a slice, ceil(n/b) updates
+}
+
+#: Initialisations the generated trainer provides, plus "small" (N(0, 0.01²), biases 0).
+INIT_SCHEMES = ("glorot", "he", "ones", "zeros", "small")
+
+#: Gradient norms are measured on at most this many rows (a fixed, evenly spaced subset).
+GRAD_ROWS = 4096
+
+#: Weights traced per epoch for the weights-per-epoch plot.
+TRACED_WEIGHTS = 24
+
+
+def load_trainer(spec: Spec, dtype: str = "float64"):
+    """The generated NumPy trainer module for ``spec`` (see :mod:`backprop.codegen`)."""
+    try:
+        from backprop.codegen import load_trainer as _load
+    except ImportError as exc:  # pragma: no cover - codegen ships with the package
+        raise UserError(f"the trainer generator backprop.codegen cannot be imported ({exc}); "
+                        "reinstall backprop") from None
+    return _load(spec, dtype=dtype)
+
+
+def batch_size_for(gd: str, batch_size: int | None, n_rows: int) -> int | None:
+    """Batch size handed to the trainer (None = full batch)."""
+    if gd not in GD_VARIANTS:
+        raise UserError(f"unknown --gd {gd!r}; choose {', '.join(GD_VARIANTS)}")
+    if batch_size is not None and batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    return GD_VARIANTS[gd](batch_size, n_rows)
+
+
+def updates_per_epoch(batch_size: int | None, n_rows: int) -> int:
+    return 1 if batch_size is None else math.ceil(n_rows / batch_size)
+
+
+def init_params(trainer, scheme: str = "glorot", seed: int | None = None) -> dict:
+    """Fresh parameters; "small" draws weights from N(0, 0.01²), the classic vanishing case."""
+    if scheme not in INIT_SCHEMES:
+        raise UserError(f"unknown --init {scheme!r}; choose {', '.join(INIT_SCHEMES)}")
+    if scheme != "small":
+        return trainer.init_params(seed=seed, scheme=scheme)
+    params = trainer.init_params(seed=seed, scheme="zeros")
+    rng = np.random.default_rng(seed)
+    for key, value in params.items():
+        if key.startswith("W"):
+            params[key] = (0.01 * rng.standard_normal(value.shape)).astype(value.dtype)
+    return params
+
+
+def copy_params(params: dict) -> dict:
+    return {k: np.array(v, copy=True) for k, v in params.items()}
+
+
+# --------------------------------------------------------------------------- parameters as JSON
+
+
+def params_to_json(params: dict) -> dict:
+    """{"W1": [[...]], "b1": [...], ...}: the shape ``backprop step --json`` writes."""
+    return {k: np.asarray(v).tolist() for k, v in params.items()}
+
+
+def expected_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
+    shapes = {}
+    for k in range(1, spec.depth + 1):
+        shapes[f"W{k}"] = (spec.layers[k - 1], spec.layers[k])
+        if spec.bias:
+            shapes[f"b{k}"] = (spec.layers[k],)
+    return shapes
+
+
+def params_from_json(data, spec: Spec, source: str = "parameters", dtype: str = "float64") -> dict:
+    """Parameters read back from JSON, each checked against the spec's shapes."""
+    if isinstance(data, dict) and "params" in data and isinstance(data["params"], dict):
+        data = data["params"]  # a `--json` summary or a step report holding them
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: expected a JSON object like {{\"W1\": [[...]], \"b1\": [...]}}")
+    shapes = expected_shapes(spec)
+    missing = [k for k in shapes if k not in data]
+    extra = [k for k in data if k not in shapes]
+    if missing or extra:
+        raise UserError(f"{source}: parameters {', '.join(data) or 'none'} do not fit the "
+                        f"{'-'.join(map(str, spec.layers))} network, which needs "
+                        f"{', '.join(shapes)}" + (f" (missing {', '.join(missing)})" if missing else ""))
+    params = {}
+    for key, shape in shapes.items():
+        try:
+            value = np.asarray(data[key], dtype=dtype)
+        except (TypeError, ValueError):
+            raise UserError(f"{source}: {key} is not an array of numbers") from None
+        if value.shape != shape:
+            raise UserError(f"{source}: {key} has shape {value.shape}, the spec needs {shape}")
+        if not np.isfinite(value).all():
+            raise UserError(f"{source}: {key} holds NaN or infinity")
+        params[key] = value
+    return params
+
+
+def load_params(path: str | Path, spec: Spec, dtype: str = "float64") -> dict:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"parameter file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read parameter file {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"parameter file {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    return params_from_json(data, spec, source=str(path), dtype=dtype)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+class Diverged(Exception):
+    """Raised from the epoch callback to stop a run whose loss is no longer finite."""
+
+
+@dataclass
+class History:
+    """What one run measured, epoch by epoch (index 0 = before the first update)."""
+
+    gd: str
+    batch_size: int | None
+    n_rows: int
+    losses: list[float] = field(default_factory=list)  # loss over all rows, after each epoch
+    running: list[float] = field(default_factory=list)  # the trainer's own per-epoch loss
+    seconds: list[float] = field(default_factory=list)  # cumulative training time after each epoch
+    grad_norms: list[list[float]] = field(default_factory=list)  # [epoch][layer] ‖∂L/∂W^k‖
+    weights: list[list[float]] = field(default_factory=list)  # [epoch][traced weight]
+    weight_names: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return f"History({self.gd}, {self.epochs} epochs, loss {self.losses[0]:.4g} -> {self.losses[-1]:.4g})"
+
+    @property
+    def epochs(self) -> int:
+        return len(self.losses) - 1
+
+    @property
+    def updates_per_epoch(self) -> int:
+        return updates_per_epoch(self.batch_size, self.n_rows)
+
+    @property
+    def time_per_epoch(self) -> float:
+        return self.seconds[-1] / max(self.epochs, 1)
+
+    def epoch_reaching(self, target: float) -> int | None:
+        """First epoch whose loss is at or below ``target`` (None if never)."""
+        for epoch, value in enumerate(self.losses):
+            if value <= target:
+                return epoch
+        return None
+
+
+def traced_weights(params: dict, limit: int = TRACED_WEIGHTS) -> list[tuple[str, int, int]]:
+    """Which weights the weights-per-epoch plot follows: all, or the first few of every layer."""
+    layers = sorted((k for k in params if k.startswith("W")), key=lambda k: int(k[1:]))
+    per_layer = max(1, limit // max(len(layers), 1))
+    picks = []
+    for key in layers:
+        rows, cols = params[key].shape
+        for flat in range(min(rows * cols, per_layer)):
+            picks.append((key, flat // cols, flat % cols))
+    return picks
+
+
+def weight_label(key: str, i: int, j: int) -> str:
+    """w^k_ij in the notes' notation (1-based, from node i of layer k-1 to node j of layer k)."""
+    return f"w^{key[1:]}_{i + 1}{j + 1}"
+
+
+def grad_norms(trainer, params: dict, X: np.ndarray, Y: np.ndarray) -> list[float]:
+    """‖∂L/∂W^k‖ (Frobenius) for every layer k, from the trainer's own gradients."""
+    g = trainer.gradients(params, X, Y)
+    return [float(np.linalg.norm(g[f"W{k}"])) for k in range(1, len(trainer.LAYERS))]
+
+
+def _subset(X: np.ndarray, Y: np.ndarray, limit: int):
+    if len(X) <= limit:
+        return X, Y
+    idx = np.linspace(0, len(X) - 1, limit).astype(int)
+    return X[idx], Y[idx]
+
+
+def fit(trainer, params: dict, X: np.ndarray, Y: np.ndarray, *, epochs: int, lr: float,
+        gd: str = "batch", batch_size: int | None = None, seed: int | None = None,
+        shuffle: bool = True, progress=None, track_weights: bool = False,
+        track_grads: bool = False) -> History:
+    """Train ``params`` in place with the generated trainer and return what was measured.
+
+    Parameters
+    ----------
+    trainer : generated trainer module (``load_trainer(spec)``).
+    params : {"W1": (n0, n1), "b1": (n1,), ...}, updated in place.
+    X : (n_rows, n_inputs) features; Y : (n_rows, n_outputs) targets.
+    epochs, lr : passes over the data and learning rate η.
+    gd : "batch", "sgd" or "minibatch" (with ``batch_size``).
+    progress : a :class:`~backprop.train.progress.Progress`, or None.
+
+    Returns
+    -------
+    History with the whole-data loss after each epoch (index 0 = before training).
+
+    Raises
+    ------
+    UserError when the loss stops being finite (learning rate too large, inputs unscaled).
+    """
+    if epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {epochs}")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise UserError(f"--lr must be a positive number, got {lr}")
+    n = len(X)
+    bs = batch_size_for(gd, batch_size, n)
+    hist = History(gd=gd, batch_size=bs, n_rows=n)
+    Xg, Yg = _subset(X, Y, GRAD_ROWS)
+    picks = traced_weights(params) if track_weights else []
+    hist.weight_names = [weight_label(*p) for p in picks]
+
+    def observe(params, running=None):
+        value = float(trainer.loss(params, X, Y))
+        hist.losses.append(value)
+        if running is not None:
+            hist.running.append(float(running))
+        if track_weights:
+            hist.weights.append([float(params[k][i, j]) for k, i, j in picks])
+        if track_grads:
+            hist.grad_norms.append(grad_norms(trainer, params, Xg, Yg))
+        return value
+
+    observe(params)
+    if not math.isfinite(hist.losses[0]):
+        raise UserError("the loss is not finite before training starts; scale the inputs "
+                        "(--standardise) or check the data")
+    clock = {"spent": 0.0, "mark": time.perf_counter()}
+
+    def callback(epoch, loss, params):
+        clock["spent"] += time.perf_counter() - clock["mark"]
+        hist.seconds.append(clock["spent"])
+        value = observe(params, loss)
+        if progress is not None:
+            progress.update(epoch, value)
+        if not math.isfinite(value):
+            raise Diverged(epoch)
+        clock["mark"] = time.perf_counter()
+
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            trainer.train(params, X, Y, epochs, lr, batch_size=bs, shuffle=shuffle, seed=seed,
+                          callback=callback)
+    except Diverged as exc:
+        raise UserError(f"the loss diverged (became {hist.losses[-1]}) in epoch {exc.args[0]} with "
+                        f"--lr {lr:g}; lower --lr, or scale the inputs with --standardise") from None
+    finally:
+        if progress is not None:
+            progress.close()
+    return hist
