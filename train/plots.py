@@ -85,7 +85,7 @@ def plot_compare(runs: dict, path, title: str = "", force: bool = False):
     values = []
     for n, (name, hist) in enumerate(runs.items()):
         colour = COLOURS[n % len(COLOURS)]
-        label = f"{name} ({hist.updates_per_epoch} updates/epoch)"
+        label = f"{name} ({hist.updates_per_epoch} update{'s' if hist.updates_per_epoch != 1 else ''}/epoch)"
         by_epoch.plot(range(len(hist.losses)), hist.losses, color=colour, lw=1.6, label=label)
         by_time.plot([0.0] + list(hist.seconds), hist.losses, color=colour, lw=1.6, label=name)
         values += hist.losses
@@ -121,7 +121,7 @@ def plot_vanishing(runs: list, path, title: str = "", force: bool = False):
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3, which="both")
         if n % cols == 0:
-            ax.set_ylabel("‖∂L/∂W^k‖")
+            ax.set_ylabel(r"$\Vert\partial L/\partial W^k\Vert$")
     for n in range(len(runs), rows * cols):
         axes[n // cols][n % cols].set_visible(False)
     axes[0][0].legend(fontsize=7, loc="lower left")

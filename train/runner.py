@@ -26,8 +26,13 @@ from backprop.derive.spec import Spec
 GD_VARIANTS = {
     "batch": lambda batch_size, n: None,  # the whole data set, one update per epoch
     "sgd": lambda batch_size, n: 1,  # one row, n updates per epoch
-    "minibatch": lambda batch_size, n: min(batch_size or 32, n),  # a slice, ceil(n/b) updates
+    "minibatch": lambda batch_size, n: min(batch_size or default_batch_size(n), n),  # ceil(n/B)
 }
+
+
+def default_batch_size(n_rows: int) -> int:
+    """32 rows, or a quarter of a small table (at least 2), so minibatch differs from sgd and batch."""
+    return min(n_rows, max(2, min(32, n_rows // 4)))
 
 #: Initialisations the generated trainer provides, plus "small" (N(0, 0.01²), biases 0).
 INIT_SCHEMES = ("glorot", "he", "ones", "zeros", "small")
@@ -157,6 +162,7 @@ class History:
     grad_norms: list[list[float]] = field(default_factory=list)  # [epoch][layer] ‖∂L/∂W^k‖
     weights: list[list[float]] = field(default_factory=list)  # [epoch][traced weight]
     weight_names: list[str] = field(default_factory=list)
+    diverged_at: int | None = None  # epoch whose loss stopped being finite (with on_diverge="stop")
 
     def __repr__(self) -> str:
         return f"History({self.gd}, {self.epochs} epochs, loss {self.losses[0]:.4g} -> {self.losses[-1]:.4g})"
@@ -214,7 +220,7 @@ def _subset(X: np.ndarray, Y: np.ndarray, limit: int):
 def fit(trainer, params: dict, X: np.ndarray, Y: np.ndarray, *, epochs: int, lr: float,
         gd: str = "batch", batch_size: int | None = None, seed: int | None = None,
         shuffle: bool = True, progress=None, track_weights: bool = False,
-        track_grads: bool = False) -> History:
+        track_grads: bool = False, on_diverge: str = "raise") -> History:
     """Train ``params`` in place with the generated trainer and return what was measured.
 
     Parameters
@@ -225,6 +231,8 @@ def fit(trainer, params: dict, X: np.ndarray, Y: np.ndarray, *, epochs: int, lr:
     epochs, lr : passes over the data and learning rate η.
     gd : "batch", "sgd" or "minibatch" (with ``batch_size``).
     progress : a :class:`~backprop.train.progress.Progress`, or None.
+    on_diverge : "raise" a UserError when the loss stops being finite, or "stop" and return
+        the history so far with ``diverged_at`` set.
 
     Returns
     -------
@@ -277,6 +285,9 @@ def fit(trainer, params: dict, X: np.ndarray, Y: np.ndarray, *, epochs: int, lr:
             trainer.train(params, X, Y, epochs, lr, batch_size=bs, shuffle=shuffle, seed=seed,
                           callback=callback)
     except Diverged as exc:
+        hist.diverged_at = exc.args[0]
+        if on_diverge == "stop":
+            return hist
         raise UserError(f"the loss diverged (became {hist.losses[-1]}) in epoch {exc.args[0]} with "
                         f"--lr {lr:g}; lower --lr, or scale the inputs with --standardise") from None
     finally:
