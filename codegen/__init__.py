@@ -1,1 +1,92 @@
-"""placeholder"""
+"""Code generation: a Spec becomes a standalone, readable NumPy trainer module.
+
+    >>> from backprop.codegen import render_trainer, load_trainer
+    >>> from backprop.derive import make_spec
+    >>> spec = make_spec("2-2-1", "linear", "se")
+    >>> source = render_trainer(spec)            # the module's text (imports only numpy)
+    >>> trainer = load_trainer(spec)             # the same text, imported
+    >>> params = trainer.init_params(scheme="ones")
+    >>> trainer.forward(params, [[80, 8]])
+    array([[176.]])
+
+The generated module's API: constants ``LAYERS``, ``ACTIVATIONS``, ``LOSS``, ``BIAS``,
+``DTYPE``; ``init_params(seed=None, scheme="glorot", dtype=None)``, ``forward(params, X)``,
+``nodes(params, X)``, ``loss(params, X, Y)``, ``gradients(params, X, Y)``,
+``loss_and_gradients(params, X, Y)``, ``sgd_step(params, X, Y, lr)``,
+``train(params, X, Y, epochs, lr, batch_size=None, shuffle=True, seed=None, callback=None)``
+and ``main(argv=None)`` (train on a CSV file).
+
+Pipeline: :mod:`.forms` (SymPy pieces from the derivation) → :mod:`.printer` (NumPy text) →
+:mod:`.render` (context + Jinja2 templates in ``templates/``); names from :mod:`.naming`.
+"""
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import shutil
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from types import ModuleType
+
+from backprop.derive import Spec
+
+from .render import DTYPES, render, trainer_context
+
+__all__ = ["DTYPES", "load_trainer", "render_trainer"]
+
+
+def render_trainer(spec: Spec, dtype: str = "float64", command: str | None = None) -> str:
+    """The source of a standalone NumPy trainer for ``spec``.
+
+    Parameters
+    ----------
+    spec : Spec
+        The network (validated).
+    dtype : {"float64", "float32"}
+        The generated module's DTYPE (the default dtype of its parameters).
+    command : str or None
+        The command line recorded in the header ("regenerate with: ...").
+
+    Returns
+    -------
+    str
+        Python source; rendering the same arguments again gives the same bytes.
+    """
+    return render("trainer.py.j2", trainer_context(spec, dtype=dtype, command=command))
+
+
+_CACHE: dict[tuple[Spec, str], ModuleType] = {}
+_LOCK = threading.Lock()
+_FOLDER: Path | None = None
+
+
+def _folder() -> Path:
+    """One temporary folder per process for imported trainers, removed at exit."""
+    global _FOLDER
+    if _FOLDER is None:
+        _FOLDER = Path(tempfile.mkdtemp(prefix="backprop-trainers-"))
+        atexit.register(shutil.rmtree, _FOLDER, ignore_errors=True)
+    return _FOLDER
+
+
+def load_trainer(spec: Spec, dtype: str = "float64") -> ModuleType:
+    """Render ``spec``'s trainer and import it (cached per (spec, dtype)).
+
+    The source is written to a real file before importing, so ``inspect.getsource`` and
+    ``pdb`` show the generated code.
+    """
+    key = (spec, dtype)
+    with _LOCK:
+        if key not in _CACHE:
+            source = render_trainer(spec, dtype=dtype)
+            name = f"backprop_trainer_{spec.digest()}_{dtype}"
+            path = _folder() / f"{name}.py"
+            path.write_text(source, encoding="utf-8")
+            module_spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module
+            module_spec.loader.exec_module(module)
+            _CACHE[key] = module
+        return _CACHE[key]
