@@ -152,7 +152,7 @@ def _loss_function(w: _Writer, spec: Spec, out: forms.OutputPieces) -> Function:
     how = (f"taken on the logits {naming.Z(L)}, so it stays finite at any |z|" if out.on_logits
            else "per row summed over outputs" if not vectorise(spec).output.mean_over_outputs
            else "per row averaged over outputs")
-    doc = (f"Loss {spec.loss} ({docstring_text(forms.loss_doc(spec))}), {how}; "
+    doc = (f"Loss {spec.loss}: {docstring_text(forms.loss_doc(spec))}, {how}; "
            "the mean over rows.")
     return Function("_batch_loss", f"{naming.Y}, {naming.Z(L)}, {naming.O(L)}", doc, lines,
                     f"float({w.printer._module_format('numpy.sum')}({term}) / len({naming.Y}))")

@@ -1,0 +1,252 @@
+"""One stochastic-gradient update on one row, shown number by number the way the notes do.
+
+Prints the forward value of every node (z and O), the loss, every gradient as its chain
+of factors (symbolic, then with the numbers filled in, then the product) and every updated
+parameter, w_new = w_old - η ∂L/∂w.  The numbers come from the generated NumPy trainer (the
+one `backprop generate` writes); the chain-rule values are evaluated independently from the
+symbolic derivation, and a disagreement is reported on stderr.
+
+Parameters start as the notes' (every weight 1, every bias 0) unless --init or --params
+says otherwise; --params reads JSON {"W1": [[...]], "b1": [...], ...} with W{k}[i-1][j-1] =
+w^k_ij (the "params" of a previous `step --json` works too).
+
+examples:
+  backprop step --layers 2-2-1 --activations linear --loss se --x 80,8 --y 5 --init ones --lr 0.1
+  backprop step --spec net.toml --params p.json --x 0.05,0.10 --y 0.01,0.99 --lr 0.5 --json
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import sympy
+
+from backprop.codegen import load_trainer
+from backprop.derive import Spec, UserError, derive
+from backprop.derive import notation as nt
+from backprop.derive.budget import check_per_parameter
+
+from ..common import add_spec_arguments, print_json, spec_from_args
+
+NAME = "step"
+HELP = "one SGD update on one row, every number shown"
+ORDER = 35
+
+SCHEMES = ("ones", "zeros", "glorot", "he")
+#: Relative tolerance between the trainer's gradient and the chain rule's.
+AGREE_RTOL = 1e-6
+
+
+def add_arguments(parser) -> None:
+    add_spec_arguments(parser)
+    parser.add_argument("--x", required=True, metavar="V,V,...", help="one input row, e.g. 80,8")
+    parser.add_argument("--y", required=True, metavar="V,...", help="its target(s), e.g. 5")
+    parser.add_argument("--lr", type=float, default=0.1, metavar="η", help="learning rate (default 0.1, the notes')")
+    parser.add_argument("--params", metavar="FILE", help="starting parameters, JSON {\"W1\": [[...]], \"b1\": [...], ...}")
+    parser.add_argument("--init", choices=SCHEMES, help="starting parameters by scheme (default ones: w = 1, b = 0)")
+    parser.add_argument("--seed", type=int, default=None, help="seed for --init glorot/he")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+# -- input ----------------------------------------------------------------------------------
+def parse_row(flag: str, text: str, expected: int, what: str) -> list[float]:
+    """'80,8' -> [80.0, 8.0], with exactly ``expected`` finite numbers."""
+    values = []
+    for part in text.split(","):
+        try:
+            value = float(part.strip())
+        except ValueError:
+            raise UserError(f"{flag}: {part.strip()!r} is not a number; write e.g. {flag} 80,8") from None
+        if not math.isfinite(value):
+            raise UserError(f"{flag}: {part.strip()} is not a finite number")
+        values.append(value)
+    if len(values) != expected:
+        raise UserError(f"{flag} has {len(values)} value(s) but the network has {expected} {what}")
+    return values
+
+
+def expected_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
+    """{"W1": (n0, n1), "b1": (n1,), ...} in the generated trainer's order."""
+    shapes = {}
+    for k in range(1, spec.depth + 1):
+        shapes[f"W{k}"] = (spec.layers[k - 1], spec.layers[k])
+        if spec.bias:
+            shapes[f"b{k}"] = (spec.layers[k],)
+    return shapes
+
+
+def load_params(path: str, spec: Spec) -> dict[str, np.ndarray]:
+    """Parameters from a JSON file, every matrix checked against the spec's shapes."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"params file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read params file {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"params file {path} is not valid JSON: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("params"), dict):
+        data = data["params"]
+    if not isinstance(data, dict):
+        raise UserError(f"params file {path} must hold an object {{\"W1\": [[...]], \"b1\": [...], ...}}")
+    shapes = expected_shapes(spec)
+    unknown = sorted(set(data) - set(shapes))
+    if unknown:
+        raise UserError(f"params file {path}: {unknown[0]} is not a parameter of the {spec.describe()}; "
+                        f"expected {', '.join(shapes)}")
+    params = {}
+    for name, shape in shapes.items():
+        if name not in data:
+            raise UserError(f"params file {path} has no {name}; expected {name} with shape {shape}")
+        try:
+            value = np.array(data[name], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise UserError(f"params file {path}: {name} is not a {'matrix' if len(shape) == 2 else 'list'} "
+                            f"of numbers with shape {shape}") from None
+        if value.shape != shape:
+            where = (f"{shape[0]} nodes of layer {name[1:]} " if len(shape) == 1 else
+                     f"{shape[0]} inputs × {shape[1]} nodes of layer {name[1:]}")
+            raise UserError(f"params file {path}: {name} has shape {value.shape}; expected {shape} ({where.strip()})")
+        if not np.all(np.isfinite(value)):
+            raise UserError(f"params file {path}: {name} holds a value that is not finite")
+        params[name] = value
+    return params
+
+
+# -- the numbers ------------------------------------------------------------------------------
+def symbol_values(spec: Spec, x, y, params, nodes) -> dict[sympy.Symbol, float]:
+    """Numbers for every symbol of the notes' notation: x, y, w, b, z, O (ŷ)."""
+    L = spec.depth
+    values = {nt.feature(j): x[j - 1] for j in range(1, spec.n_inputs + 1)}
+    values.update({nt.target(j): y[j - 1] for j in range(1, spec.n_outputs + 1)})
+    for k in range(1, L + 1):
+        W = params[f"W{k}"]
+        for i in range(1, spec.layers[k - 1] + 1):
+            for j in range(1, spec.layers[k] + 1):
+                values[nt.weight(k, i, j)] = float(W[i - 1, j - 1])
+        for j in range(1, spec.layers[k] + 1):
+            values[nt.bias(k, j)] = float(params[f"b{k}"][j - 1]) if spec.bias else 0.0
+            values[nt.preactivation(k, j)] = float(nodes[f"Z{k}"][0, j - 1])
+            values[nt.output(k, j, L)] = float(nodes[f"O{k}"][0, j - 1])
+    return values
+
+
+def _number(expr: sympy.Expr, values: dict) -> float:
+    return float(sympy.sympify(expr).xreplace(values).doit())
+
+
+def _as_sympy(values: dict) -> dict:
+    return {s: sympy.Float(v) for s, v in values.items()}
+
+
+def fmt(value: float) -> str:
+    """Numbers as people write them: 88, -3008.6, 0.0591458."""
+    text = f"{value:.6g}"
+    return "0" if text == "-0" else text
+
+
+def chain_values(gradient, values) -> list[list[float]]:
+    """The numeric value of every factor of every chain path."""
+    exact = _as_sympy(values)
+    return [[_number(f.value, exact) for f in path] for path in gradient.chain]
+
+
+def step(spec: Spec, x, y, lr: float, params: dict[str, np.ndarray]) -> dict:
+    """Everything one update shows, from the generated trainer plus the chain rule."""
+    trainer = load_trainer(spec)
+    params = {name: np.array(value, dtype=trainer.DTYPE) for name, value in params.items()}
+    X, Y = np.array([x]), np.array([y])
+    nodes = trainer.nodes(params, X)
+    loss, grads = trainer.loss_and_gradients(params, X, Y)
+    updated = {name: value.copy() for name, value in params.items()}
+    trainer.sgd_step(updated, X, Y, lr)
+    return {"trainer": trainer, "params": params, "nodes": nodes, "loss": loss, "grads": grads,
+            "updated": updated, "output": nodes[f"O{spec.depth}"][0]}
+
+
+# -- output -------------------------------------------------------------------------------------
+def as_json(result: dict) -> dict:
+    return {
+        "loss": result["loss"],
+        "output": result["output"].tolist(),
+        "nodes": {name: value[0].tolist() for name, value in result["nodes"].items()},
+        "grads": {name: value.tolist() for name, value in result["grads"].items()},
+        "params": {name: value.tolist() for name, value in result["updated"].items()},
+    }
+
+
+def _frac(p, num, den) -> str:
+    return f"∂{p.text(num)}/∂{p.text(den)}"
+
+
+def as_text(spec: Spec, derivation, x, y, lr: float, result: dict, values: dict) -> tuple[list[str], list[str]]:
+    """(lines to print, disagreements between the trainer and the chain rule)."""
+    p = derivation.printer
+    L = spec.depth
+    lines = [f"One SGD update of the {spec.describe()}, η = {fmt(lr)}",
+             "Row: " + ", ".join(f"{p.text(nt.feature(j))} = {fmt(v)}" for j, v in enumerate(x, 1))
+             + "; " + ", ".join(f"{p.text(nt.target(j))} = {fmt(v)}" for j, v in enumerate(y, 1)),
+             "", "Forward pass (z = Σ w·O + b, O = g(z))"]
+    for k in range(1, L + 1):
+        for j in range(1, spec.layers[k] + 1):
+            z_name, o_sym = p.text(nt.preactivation(k, j)), nt.output(k, j, L)
+            o_name = p.text(o_sym) if k < L else f"{p.text(o_sym)} = O_{k}{j}"
+            lines.append(f"  layer {k}: {z_name} = {fmt(values[nt.preactivation(k, j)]):<14} "
+                         f"{o_name} = {fmt(values[o_sym])}")
+    lines += ["", f"Loss  L = {p.text(derivation.net.loss)} = {fmt(result['loss'])}", "",
+              "Gradients (chain rule, output layer first)"]
+    problems = []
+    for g in derivation.gradients():
+        name, index = g.key
+        number = float(result["grads"][name][index])
+        paths, numbers = g.chain, chain_values(g, values)
+        by_chain = sum(math.prod(path) for path in numbers)
+        if not math.isclose(by_chain, number, rel_tol=AGREE_RTOL, abs_tol=1e-9 * (1 + abs(number))):
+            problems.append(f"∂L/∂{g.name}: trainer {number!r}, chain rule {by_chain!r}")
+        head = f"  ∂L/∂{g.name} = "
+        pad = " " * len(head)
+        lines.append(head + " + ".join(" · ".join(_frac(p, f.numerator, f.denominator) for f in path)
+                                       for path in paths))
+        lines.append(pad[:-2] + "= " + " + ".join(" · ".join(f"[{p.text(f.value)}]" for f in path)
+                                                  for path in paths))
+        lines.append(pad[:-2] + "= " + " + ".join(" · ".join(f"[{fmt(v)}]" for v in path)
+                                                  for path in numbers))
+        lines.append(pad[:-2] + f"= {fmt(number)}")
+    lines += ["", f"Update  w_new = w_old - η ∂L/∂w  (η = {fmt(lr)})"]
+    for g in derivation.gradients():
+        name, index = g.key
+        old, grad = float(result["params"][name][index]), float(result["grads"][name][index])
+        new = float(result["updated"][name][index])
+        lines.append(f"  {g.name} = {fmt(old)} - {fmt(lr)} × {fmt(grad)} = {fmt(new)}")
+    return lines, problems
+
+
+def run(args) -> int:
+    spec = spec_from_args(args)
+    x = parse_row("--x", args.x, spec.n_inputs, "inputs")
+    y = parse_row("--y", args.y, spec.n_outputs, "outputs")
+    if not math.isfinite(args.lr):
+        raise UserError("--lr must be a finite number")
+    if args.params and args.init:
+        raise UserError("give either --params FILE or --init SCHEME, not both")
+    check_per_parameter(spec)
+    if args.params:
+        params = load_params(args.params, spec)
+    else:
+        params = load_trainer(spec).init_params(seed=args.seed, scheme=args.init or "ones")
+    result = step(spec, x, y, args.lr, params)
+    derivation = derive(spec)
+    for warning in derivation.warnings:
+        print(f"backprop step: warning: {warning}", file=sys.stderr)
+    values = symbol_values(spec, x, y, result["params"], result["nodes"])
+    lines, problems = as_text(spec, derivation, x, y, args.lr, result, values)
+    for problem in problems:
+        print(f"backprop step: warning: the trainer and the chain rule disagree: {problem}", file=sys.stderr)
+    if args.json:
+        print_json(as_json(result))
+    else:
+        print("\n".join(lines))
+    return 0
