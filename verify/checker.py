@@ -1,0 +1,606 @@
+r"""Verdicts: is each equation right for the network, and if not, why and where.
+
+One :class:`Verdict` per equation:
+
+* ``correct``: every segment of the equation equals its left side, checked with the forward
+  definitions substituted (so ``O_{11}`` and ``w^1_{11} x_{i1} + w^1_{21} x_{i2} + b_{11}`` are
+  the same thing): numerically at 8 random points (small integers first, then decimals) and,
+  where cheap, symbolically (``method`` says which proved it);
+* ``wrong``: a segment differs at some point: ``expected_latex`` is the truth in the claim's
+  own vocabulary (O and ŷ if the claim uses them, else x, w, b only), ``factor`` names the
+  chain factor that differs where the truth is a single chain product, and
+  ``counterexample`` is the point (x, y, w, b) with the claimed and actual values;
+* ``error``: the equation cannot be checked (unparsable LaTeX with its column, a name that is
+  not in the network with the nearest names, a left side that is not a derivative of L, a
+  node output or L); ``message`` says which.
+
+What a left side means: ``\frac{\partial L}{\partial P}`` is the derivative the tool derives
+(:mod:`backprop.derive`); ``\frac{\partial A}{\partial B}`` for node outputs A (ŷ, O_kj) is the
+total derivative through the network (for adjacent layers, the notes' local factor);
+``O_{kj}``/``\hat{y}`` is the node's forward definition; ``L`` is the loss.  A middle step
+``\frac{\partial (E)}{\partial B}`` claims two things: that E *is* the numerator of the left
+side (checked) and that its derivative is the next segment.
+
+Directives (``% at:``, ``% count:``) switch an equation to numeric or count checking, and
+the delta-rule syntax goes to :mod:`backprop.verify.delta_rule`; see :mod:`backprop.verify`.
+"""
+from __future__ import annotations
+
+import math
+import random
+import re
+import zlib
+from dataclasses import asdict, dataclass, field
+
+import sympy
+
+from backprop.derive import derive
+from backprop.derive import notation as nt
+from backprop.derive.activations import derivative_at, softmax_jacobian
+from backprop.derive.losses import LOSSES
+from backprop.derive.spec import Spec, parse_layers
+
+from .latex_input import (LOSS, Aliases, Derivative, Equation, InputError, Reader, Text, Unknown,
+                          check_balanced, clean_layout, split_relations)
+
+N_POINTS = 8
+REL_TOL = 1e-8
+
+
+@dataclass
+class Verdict:
+    """The outcome for one equation (the JSON report is ``as_dict``)."""
+
+    index: int
+    source: str
+    verdict: str  # correct | wrong | error
+    parameter: str | None = None
+    expected_latex: str | None = None
+    counterexample: dict | None = None
+    message: str = ""
+    line: int = 0
+    where: str = ""
+    factor: str | None = None
+    method: str = ""
+    suggestions: list[str] = field(default_factory=list)
+    column: int | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class _Wrong(Exception):
+    """Internal: carries a wrong verdict out of nested checks."""
+
+    def __init__(self, **kw):
+        super().__init__(kw.get("message", ""))
+        self.kw = kw
+
+
+def _fmt(v: float) -> float | str:
+    if v is None or not math.isfinite(v):
+        return str(v)
+    r = round(v, 10)
+    return int(r) if r == int(r) and abs(r) < 1e15 else r
+
+
+class Checker:
+    """Checks equations against one network spec."""
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.d = derive(spec)
+        self.net = self.d.net
+        self.printer = self.d.printer
+        self.reader = Reader(spec)
+        self.loss = LOSSES[spec.loss]
+        self._partials: dict = {}
+
+    def __repr__(self) -> str:
+        return f"Checker({self.spec.describe()})"
+
+    # -- entry point -------------------------------------------------------------------------
+    def check(self, eq: Equation) -> Verdict:
+        base = dict(index=eq.index, source=eq.source, line=eq.line, where=eq.where)
+        try:
+            from . import delta_rule
+
+            if eq.mode == "delta" or delta_rule.looks_like_delta_rule(eq.source):
+                return delta_rule.check(self, eq, base)
+            if eq.count is not None:
+                return self._check_count(eq, base)
+            return self._check(eq, base)
+        except InputError as exc:
+            return Verdict(**base, verdict="error", message=exc.message, suggestions=exc.suggestions,
+                           column=exc.column)
+        except _Wrong as w:
+            return Verdict(**base, verdict="wrong", **w.kw)
+
+    def parse(self, source: str):
+        """(relations, segments as SymPy, aliases, warnings) of one equation."""
+        t = clean_layout(Text.of(source))
+        check_balanced(t)
+        parts = split_relations(t)
+        aliases = Aliases()
+        unknowns: list[Unknown] = []
+        exprs = []
+        for _, seg in parts:
+            found: list[Unknown] = []
+            exprs.append(self.reader.parse_segment(seg, aliases, found))
+            unknowns.extend(found)
+        if unknowns:
+            u = unknowns[0]
+            others = "".join(f"; also {o.text} (column {o.column + 1})" for o in unknowns[1:])
+            sugg = ", ".join(u.suggestions) or "no close name"
+            why = f" ({u.why})" if u.why else ""
+            raise InputError(f"{u.text} at column {u.column + 1} is not in the "
+                             f"{'-'.join(map(str, self.spec.layers))} network{why}; "
+                             f"did you mean {sugg}?{others}", u.column, u.suggestions)
+        warnings = [o.warning for o in aliases.table.values() if isinstance(o, Derivative) and o.warning]
+        return [r for r, _ in parts], exprs, aliases, warnings
+
+    # -- derivatives -------------------------------------------------------------------------
+    def true_partial(self, num, den) -> sympy.Expr:
+        """∂num/∂den through the network, in the notes' vocabulary."""
+        key = (num, den)
+        if key not in self._partials:
+            self._partials[key] = self._partial(num, den)
+        return self._partials[key]
+
+    def _kind(self, sym):
+        name = nt.parse(sym) if isinstance(sym, sympy.Symbol) else None
+        return name
+
+    def _layer_of(self, sym) -> int | None:
+        """Layer whose output ``sym`` is (0 for x), or None."""
+        name = self._kind(sym)
+        if name is None:
+            return None
+        if name.kind == "x":
+            return 0
+        if name.kind == "O":
+            return name.indices[0]
+        if name.kind == "yhat":
+            return self.net.depth
+        return None
+
+    def _partial(self, num, den) -> sympy.Expr:
+        dname = self._kind(den)
+        if dname is None or dname.kind in ("y", "delta", "dO"):
+            raise InputError(f"cannot differentiate with respect to {den}: not a parameter or node of the network")
+        if num is LOSS:
+            if dname.kind in ("w", "b"):
+                return self.d.gradient(den).formula
+            if dname.kind == "yhat":
+                return self.d.dL_dyhat[dname.indices[0] - 1]
+            if dname.kind == "O":
+                return self.d.resolved_dO(*dname.indices)
+            if dname.kind == "z":
+                return self.d.resolved_delta(*dname.indices)
+            return sympy.Add(*[self.d.dL_dyhat[j - 1] * self.true_partial(self.net.O(self.net.depth, j), den)
+                               for j in range(1, self.spec.n_outputs + 1)])
+        nname = self._kind(num)
+        k = self._layer_of(num)
+        if k is None:
+            raise InputError(f"the left side differentiates {self.printer.text(num)}: only L and node outputs "
+                             "(ŷ, O_kj) are differentiated")
+        if num == den:
+            return sympy.S.One
+        j = nname.indices[-1]
+        if k == 0:
+            return sympy.S.Zero
+        act = self.net.activation(k)
+        if dname.kind in ("w", "b"):
+            kp = dname.indices[0]
+            if kp > k:
+                return sympy.S.Zero
+            if kp == k:
+                target = dname.indices[-1]
+                local = self.net.O(k - 1, dname.indices[1]) if dname.kind == "w" else sympy.S.One
+                if act.elementwise:
+                    if target != j:
+                        return sympy.S.Zero
+                    return derivative_at(act.name, self.net.O(k, j), nt.preactivation(k, j)) * local
+                return softmax_jacobian(self.net.outputs(k), j - 1, target - 1) * local
+        elif dname.kind == "z":
+            kp, target = dname.indices
+            if kp > k:
+                return sympy.S.Zero
+            if kp == k:
+                if act.elementwise:
+                    return derivative_at(act.name, self.net.O(k, j), nt.preactivation(k, j)) if target == j else 0
+                return softmax_jacobian(self.net.outputs(k), j - 1, target - 1)
+        else:
+            kp = self._layer_of(den)
+            if kp is None or kp >= k:
+                return sympy.S.Zero
+            if kp == k - 1:
+                return self.d._node_factor(k, j, den)
+        return sympy.Add(*[self.d._node_factor(k, j, self.net.O(k - 1, m)) *
+                           self.true_partial(self.net.O(k - 1, m), den)
+                           for m in range(1, self.spec.layers[k - 1] + 1)])
+
+    # -- values --------------------------------------------------------------------------------
+    def resolve(self, expr: sympy.Expr, aliases: Aliases, head_num=None, head_den=None,
+                implicit: list | None = None) -> sympy.Expr:
+        """Give every alias its true value: L the loss, ∂A/∂B the true partial, ∂(E)/∂B the
+        derivative of E (recording the claim 'E is the numerator' in ``implicit``)."""
+        rep = {}
+        for sym in expr.free_symbols:
+            obj = aliases.table.get(sym.name)
+            if obj is LOSS:
+                rep[sym] = self.net.loss
+            elif isinstance(obj, Derivative):
+                if obj.num is not None:
+                    rep[sym] = self.true_partial(obj.num, obj.den)
+                else:
+                    inner = self.resolve(obj.expr, aliases)
+                    if implicit is not None and head_num is not None and obj.den == head_den:
+                        implicit.append((obj, inner, head_num))
+                    rep[sym] = sympy.diff(inner, obj.den)
+        expr = expr.xreplace(rep)
+        deltas = {s: self.d.resolved_delta(*nt.parse(s).indices) for s in expr.free_symbols
+                  if nt.parse(s) and nt.parse(s).kind == "delta"}
+        return expr.xreplace(deltas) if deltas else expr
+
+    def points(self, seed_text: str, n: int = N_POINTS) -> list[dict]:
+        """Random points over x, y, w, b: small nonzero integers first, then decimals."""
+        rng = random.Random(zlib.crc32(seed_text.encode()))
+        syms = self.net.inputs + self.net.parameters()
+        out = []
+        for k in range(n):
+            if k < n // 2:
+                pt = {s: rng.choice([-3, -2, -1, 1, 2, 3]) for s in syms}
+            else:
+                pt = {s: round(rng.uniform(-2, 2), 2) or 0.5 for s in syms}
+            ys = self.net.targets
+            if self.loss.one_hot:
+                hot = rng.randrange(len(ys))
+                pt.update({s: int(i == hot) for i, s in enumerate(ys)})
+            elif self.spec.loss == "hinge":
+                pt.update({s: rng.choice([-1, 1]) for s in ys})
+            elif self.spec.loss == "bce":
+                pt.update({s: rng.choice([0, 1]) for s in ys})
+            else:
+                pt.update({s: (rng.choice([-3, -2, -1, 1, 2, 3]) if k < n // 2 else round(rng.uniform(-2, 2), 2))
+                           for s in ys})
+            out.append(pt)
+        return out
+
+    def value(self, expr: sympy.Expr, point: dict, full: dict | None = None) -> float:
+        """expr at one point (node outputs from a forward pass)."""
+        full = full if full is not None else self.net.forward_values({k: float(v) for k, v in point.items()})
+        subs = {}
+        for s in expr.free_symbols:
+            if s in full:
+                subs[s] = sympy.Float(full[s], 30) if not isinstance(full[s], int) else sympy.Integer(full[s])
+            else:
+                raise InputError(f"no value for {self.printer.text(s)}")
+        try:
+            v = complex(expr.xreplace(subs).evalf(30))
+        except (TypeError, ValueError):
+            return float("nan")
+        return v.real if abs(v.imag) < 1e-12 else float("nan")
+
+    @staticmethod
+    def differ(c: float, a: float) -> bool:
+        return abs(c - a) > REL_TOL * max(1.0, abs(a), abs(c))
+
+    def compare(self, claim: sympy.Expr, truth: sympy.Expr, seed: str):
+        """(point, claimed, actual) where they differ, or (None, 'symbolic'|'numeric')."""
+        checked = 0
+        for pt in self.points(seed):
+            full = self.net.forward_values({k: float(v) for k, v in pt.items()})
+            full.update(pt)
+            c, a = self.value(claim, pt, full), self.value(truth, pt, full)
+            if not (math.isfinite(c) and math.isfinite(a)):
+                continue
+            checked += 1
+            if self.differ(c, a):
+                return {"point": {self.printer.text(s): _fmt(float(v)) for s, v in pt.items()},
+                        "claimed": _fmt(c), "actual": _fmt(a)}, None
+        if checked == 0:
+            raise InputError("could not evaluate the equation at any point (undefined everywhere tried)")
+        return None, self._symbolic(claim - truth, checked)
+
+    def _symbolic(self, diff: sympy.Expr, checked: int) -> str:
+        numeric = f"numeric ({checked} random points)"
+        try:
+            if sympy.count_ops(diff) > 300:
+                return numeric
+            e = self.net.expand(diff)
+            if sympy.count_ops(e) > 600:
+                return numeric
+            if sympy.expand(e) == 0 or sympy.cancel(sympy.together(e)) == 0:
+                return f"symbolic and {numeric}"
+        except Exception:  # noqa: BLE001 - a failed proof attempt leaves the numeric check
+            pass
+        return numeric
+
+    # -- printing in the claim's vocabulary ---------------------------------------------------
+    def vocabulary(self, claim: sympy.Expr) -> str:
+        kinds = {(nt.parse(s) or nt.Name("?", ())).kind for s in claim.free_symbols}
+        return "formula" if kinds & {"O", "yhat", "delta", "?"} else "expanded"
+
+    def latex(self, expr) -> str:
+        return self.printer.latex(expr)
+
+    def frac(self, num, den) -> str:
+        n = "L" if num is LOSS or (isinstance(num, sympy.Symbol) and num.name == "L") else self.latex(num)
+        return rf"\frac{{\partial {n}}}{{\partial {self.latex(den)}}}"
+
+    # -- derivative and definition equations --------------------------------------------------
+    def _check(self, eq: Equation, base: dict) -> Verdict:
+        rels, exprs, aliases, warnings = self.parse(eq.source)
+        if eq.at is not None:
+            return self._check_numeric(eq, base, rels, exprs, aliases)
+        if len(exprs) < 2:
+            raise InputError("not an equation: no '=' (write left side = right side)")
+        head = exprs[0]
+        obj = aliases.table.get(head.name) if isinstance(head, sympy.Symbol) else None
+        parameter = None
+        head_num = head_den = None
+        if isinstance(obj, Derivative) and obj.num is not None:
+            head_num, head_den = obj.num, obj.den
+            truth = self.true_partial(obj.num, obj.den)
+            if obj.num is LOSS:
+                parameter = self.printer.text(obj.den)
+        elif obj is LOSS:
+            truth, head_num = self.net.loss, LOSS
+        elif isinstance(head, sympy.Symbol) and self._layer_of(head) not in (None, 0):
+            truth = head
+        else:
+            raise InputError("the left side is not a derivative of L (\\frac{\\partial L}{\\partial w^{2}_{11}}), "
+                             "a derivative of a node output, a node output (O_{11}, \\hat{y}) or L")
+        for n, (rel, expr) in enumerate(zip(rels[1:], exprs[1:]), start=2):
+            implicit: list = []
+            claim = self.resolve(expr, aliases, head_num, head_den, implicit)
+            for d_obj, inner, numerator in implicit:
+                target = self.net.loss if numerator is LOSS else numerator
+                cx, _ = self.compare(inner, target, eq.source + "#inner")
+                if cx is not None:
+                    shown = "L" if numerator is LOSS else self.printer.text(numerator)
+                    right = self.net.loss if numerator is LOSS else self._definition_of(numerator)
+                    raise _Wrong(parameter=parameter, expected_latex=self.latex(right), counterexample=cx,
+                                 message=f"segment {n} differentiates {self.printer.text(inner)}, which is not "
+                                         f"{shown} = {self.printer.text(right)}",
+                                 method="numeric")
+            cx, method = self.compare(claim, truth, eq.source)
+            if cx is not None:
+                raise _Wrong(**self._explain_wrong(n, expr, claim, truth, aliases, head_num, head_den,
+                                                   parameter, cx))
+        message = "; ".join(warnings)
+        return Verdict(**base, verdict="correct", parameter=parameter, method=method,
+                       message=("note: " + message) if message else "")
+
+    def _definition_of(self, sym) -> sympy.Expr:
+        name = nt.parse(sym)
+        k = self._layer_of(sym)
+        return self.net.definition(k, name.indices[-1])
+
+    def _explain_wrong(self, n, expr, claim, truth, aliases, head_num, head_den, parameter, cx) -> dict:
+        """expected LaTeX in the claim's vocabulary, and which factor differs."""
+        derivs = [aliases.table[s.name] for s in expr.free_symbols
+                  if isinstance(aliases.table.get(s.name), Derivative)]
+        factor = None
+        if derivs and all(d.num is not None for d in derivs) and head_num is LOSS and \
+                nt.parse(head_den).kind in ("w", "b"):
+            g = self.d.gradient(head_den)
+            chain = " + ".join(r" \cdot ".join(self.frac(f.numerator, f.denominator) for f in path)
+                               for path in g.chain)
+            true_pairs = {(f.numerator, f.denominator) for path in g.chain for f in path}
+            bad = [d for d in derivs if ((sympy.Symbol("L") if d.num is LOSS else d.num), d.den) not in true_pairs]
+            if bad:
+                factor = "; ".join(f"{self.frac(d.num, d.den)} is not a factor of the chain" for d in bad)
+            else:
+                factor = "a factor of the chain is missing"
+            expected = f"{chain} = {self.latex(truth)}"
+        else:
+            form = self.vocabulary(claim)
+            shown_truth = self.net.expand(truth) if form == "expanded" else truth
+            expected = self.latex(shown_truth)
+            if head_num is LOSS and nt.parse(head_den).kind in ("w", "b"):
+                factor = self._factor_diff(claim, self.d.gradient(head_den))
+        lhs = self.frac(head_num, head_den) if head_den is not None else None
+        msg = f"segment {n} differs from {lhs}" if lhs else f"segment {n} differs from the left side"
+        if factor:
+            msg += f": {factor}"
+        return dict(parameter=parameter, expected_latex=expected, counterexample=cx, message=msg,
+                    factor=factor, method="numeric")
+
+    def _factor_diff(self, claim: sympy.Expr, g) -> str | None:
+        """For a single-path chain: the one factor whose replacement turns truth into claim."""
+        if len(g.chain) != 1:
+            return f"the truth is a sum over {len(g.chain)} chain paths"
+        factors = g.chain[0]
+        best = None
+        for i, f in enumerate(factors):
+            rest = sympy.Mul(*[h.value for k, h in enumerate(factors) if k != i])
+            if rest == 0:
+                continue
+            implied = sympy.factor(sympy.cancel(claim / rest))
+            num, den = sympy.fraction(sympy.together(implied))
+            if den.free_symbols:
+                continue
+            ops = sympy.count_ops(implied)
+            if best is None or ops < best[0]:
+                best = (ops, f, implied)
+        if best is None:
+            return self._missing_parts(claim, g)
+        _, f, implied = best
+        name = rf"{self.frac(f.numerator, f.denominator)}"
+        if implied == 1:
+            return f"the factor {name} = {self.latex(f.value)} is missing"
+        return f"the factor {name} should be {self.latex(f.value)}, the claim has {self.latex(implied)}"
+
+    def _missing_parts(self, claim: sympy.Expr, g) -> str | None:
+        """Several factors off: the parts of chain factors the claim lacks (or has extra)."""
+        ratio = sympy.factor(sympy.cancel(claim / g.formula))
+        num, den = sympy.fraction(ratio)
+        found = []
+        for f in g.chain[0]:
+            for part in sympy.Mul.make_args(sympy.factor(f.value)):
+                if part.is_number:
+                    continue
+                if sympy.cancel(den / part).is_polynomial() and not sympy.fraction(sympy.cancel(den / part))[1].free_symbols:
+                    found.append(f"{self.latex(part)} of {self.frac(f.numerator, f.denominator)}")
+        if found:
+            return "missing " + ", ".join(found)
+        return f"the claim is the truth times {self.latex(ratio)}"
+
+    # -- numeric claims ('% at:') ---------------------------------------------------------------
+    def _check_numeric(self, eq: Equation, base: dict, rels, exprs, aliases) -> Verdict:
+        point, overrides = self._at_point(eq.at)
+        full: dict = {}
+        if all(s in point for s in self.net.inputs + self.net.parameters()):
+            full = self.net.forward_values({k: float(v) for k, v in point.items()})
+        full.update(point)
+        full.update(overrides)
+        values = []
+        for expr in exprs:
+            resolved = self.resolve(expr, aliases)
+            missing = [s for s in resolved.free_symbols if s not in full]
+            if missing:
+                raise InputError(f"no value for {', '.join(sorted(self.printer.text(s) for s in missing))} in "
+                                 f"'% at: {eq.at['text']}' (line {eq.at['line']})")
+            values.append(self.value(resolved, point, full))
+        head = values[0]
+        seg_texts = [seg.s for _, seg in split_relations(clean_layout(Text.of(eq.source)))]
+        shown_point = {self.printer.text(s): _fmt(float(v)) for s, v in {**point, **overrides}.items()}
+        for n, (rel, v, text) in enumerate(zip(rels[1:], values[1:], seg_texts[1:]), start=2):
+            tol_ok = not self.differ(v, head)
+            decimals = _decimals(text)
+            if rel == "≈":
+                tol_ok = decimals is not None and abs(v - head) <= 0.5 * 10 ** (-decimals) + 1e-12 \
+                    or decimals is None and abs(v - head) <= 0.01 * max(1, abs(head))
+            if not tol_ok:
+                msg = f"segment {n} ({text}) is {_fmt(v)}, but the left side is {_fmt(head)}"
+                if rel == "=" and decimals is not None and round(head, decimals) == round(v, decimals):
+                    msg += rf"; {text} is {_fmt(head)} rounded: write \approx {text} if rounding is meant"
+                raise _Wrong(expected_latex=_num_latex(head), counterexample={
+                    "point": shown_point, "claimed": _fmt(v), "actual": _fmt(head)}, message=msg,
+                    method="numeric")
+        return Verdict(**base, verdict="correct", method="numeric (at the given point)",
+                       message=f"= {_fmt(head)}")
+
+    def _at_point(self, at: dict) -> tuple[dict, dict]:
+        """'% at: x_1=80 x_2=8 y=5 w=1 b=0 yhat=17' -> (point, overrides of node outputs)."""
+        point, over = {}, {}
+        for name, val in re.findall(r"([^\s=,]+)\s*=\s*([-+0-9.eE]+)", at["text"]):
+            try:
+                num = float(val)
+            except ValueError:
+                raise InputError(f"'% at:' value {val!r} for {name} is not a number") from None
+            num = int(num) if num == int(num) else num
+            clean = name.replace("{", "").replace("}", "").replace("\\hat", "hat").replace(" ", "")
+            if clean == "w":
+                point.update({p: num for p in self.net.parameters() if nt.parse(p).kind == "w"})
+            elif clean == "b":
+                point.update({p: num for p in self.net.parameters() if nt.parse(p).kind == "b"})
+            elif clean in ("y", "yhat", "haty", "ŷ") and self.spec.n_outputs == 1:
+                (point if clean == "y" else over)[nt.target(1) if clean == "y" else nt.prediction(1)] = num
+            else:
+                sym = _symbol_from_name(clean)
+                if sym is None or (sym not in self.net.inputs + self.net.parameters() + self.net.targets
+                                   and sym not in self.net.predictions and nt.parse(sym).kind != "O"):
+                    raise InputError(f"'% at:' names {name}, which is not in the "
+                                     f"{'-'.join(map(str, self.spec.layers))} network")
+                (over if nt.parse(sym).kind in ("O", "yhat") else point)[sym] = num
+        return point, over
+
+    # -- parameter counts ('% count:') ----------------------------------------------------------
+    def _check_count(self, eq: Equation, base: dict) -> Verdict:
+        words = eq.count.split()
+        spec_layers = self.spec.layers
+        what = "auto"
+        for w in words:
+            if re.fullmatch(r"[0-9]+([-,][0-9]+)+", w):
+                spec_layers = parse_layers(w)
+            elif w in ("per-layer", "total", "weights", "biases"):
+                what = w
+            else:
+                raise InputError(f"'% count: {eq.count}': expected LAYERS (5-4-3-2-1) and one of "
+                                 "per-layer, total, weights, biases")
+        rows = [(spec_layers[k - 1] * spec_layers[k], spec_layers[k] if self.spec.bias else 0)
+                for k in range(1, len(spec_layers))]
+        t = clean_layout(Text.of(eq.source))
+        check_balanced(t)
+        parts = split_relations(t)
+        terms = []
+        for _, seg in parts:
+            pieces = re.split(r"\+", seg.s)
+            nums = []
+            for p in pieces:
+                p = p.strip()
+                if not re.fullmatch(r"[0-9]+", p):
+                    raise InputError(f"'{seg.s}' is not a sum of whole numbers (a parameter count)", seg.col(0))
+                nums.append(int(p))
+            terms.append(nums)
+        layers_txt = "-".join(map(str, spec_layers))
+        per_layer = [w + b for w, b in rows]
+        total = sum(per_layer)
+        truth = {"total": total, "weights": sum(w for w, _ in rows), "biases": sum(b for _, b in rows)}
+        if what == "auto":
+            what = "per-layer" if any(len(ts) == len(rows) and len(rows) > 1 for ts in terms) else "total"
+        problems = []
+        if what == "per-layer":
+            for ts in terms:
+                if len(ts) == len(rows):
+                    for k, (got, want, (w, b)) in enumerate(zip(ts, per_layer, rows), start=1):
+                        if got != want:
+                            problems.append(f"layer {k} has {spec_layers[k - 1]}×{spec_layers[k]} = {w} weights "
+                                            f"+ {b} biases = {want}, not {got}")
+                elif len(ts) == 1 and ts[0] != total:
+                    problems.append(f"the total is {total}, not {ts[0]}")
+            sums = [sum(ts) for ts in terms]
+            if len(set(sums)) > 1:
+                problems.append("the arithmetic does not add up: " + " vs ".join(map(str, sums)))
+            expected = " + ".join(map(str, per_layer)) + f" = {total}"
+        else:
+            want = truth[what]
+            for ts in terms:
+                if sum(ts) != want:
+                    problems.append(f"the {layers_txt} network has {want} {what if what != 'total' else 'parameters'}, "
+                                    f"not {sum(ts)}")
+            expected = str(want)
+        if problems:
+            claimed = sum(terms[-1])
+            return Verdict(**base, verdict="wrong", expected_latex=expected, message="; ".join(problems),
+                           counterexample={"point": {"layers": layers_txt}, "claimed": claimed,
+                                           "actual": truth["total"] if what in ("per-layer", "total") else truth[what]},
+                           method="count")
+        return Verdict(**base, verdict="correct", expected_latex=expected, method="count",
+                       message=f"{layers_txt}: {expected}")
+
+
+def _decimals(text: str) -> int | None:
+    m = re.fullmatch(r"\s*-?[0-9]+(?:\.([0-9]+))?\s*", text)
+    if not m:
+        return None
+    return len(m.group(1) or "")
+
+
+def _num_latex(v: float) -> str:
+    return str(_fmt(v))
+
+
+def _symbol_from_name(clean: str):
+    """x_1, x_i1, y_1, yhat_1, w^2_11, w_2_1_1, b_21, O_11 -> symbol."""
+    name = nt.parse(clean)
+    if name:
+        return name.symbol
+    m = re.fullmatch(r"x_i?([0-9]+)", clean)
+    if m:
+        return nt.feature(int(m.group(1)))
+    m = re.fullmatch(r"(y|yhat|haty)_([0-9]+)", clean)
+    if m:
+        return (nt.target if m.group(1) == "y" else nt.prediction)(int(m.group(2)))
+    m = re.fullmatch(r"w\^([0-9]+)_([0-9])([0-9])", clean) or re.fullmatch(r"w_([0-9])([0-9])\^([0-9]+)", clean)
+    if m:
+        g = m.groups()
+        k, i, j = (g[0], g[1], g[2]) if clean.startswith("w^") else (g[2], g[0], g[1])
+        return nt.weight(int(k), int(i), int(j))
+    m = re.fullmatch(r"([bO])_([0-9])([0-9])", clean)
+    if m:
+        return (nt.bias if m.group(1) == "b" else nt.output)(int(m.group(2)), int(m.group(3)))
+    return None

@@ -1,0 +1,843 @@
+r"""Reading hand-written LaTeX: files into equations, equations into SymPy, names kept as names.
+
+SymPy's LaTeX parser (ANTLR backend, ``strict=True``) does the arithmetic; this module does
+everything it cannot: the notes' indexed names, derivative fractions and layout.
+
+The pre-pass, per equation
+--------------------------
+1. **Layout** is dropped: ``\boxed{X}`` → X, ``\underbrace{X}_{...}`` → X, ``\left( \right)``,
+   ``\therefore``, ``\textcircled{1}``/①, ``\quad``, ``\space``, ``&``, ``\\``, aligned
+   environments, a trailing ``,`` or ``.``.  Unicode ``ŷ ∂ · × σ γ θ ω`` become LaTeX.
+2. **Relations** split the equation at top level: ``=``, ``\rightarrow``/``\to`` (the
+   notes' "→ result"), ``\approx`` (a rounded number), ``\leftarrow`` (an update rule).
+3. **Derivative fractions** ``\frac{\partial A}{\partial B}``, ``\frac{\partial (E)}{\partial B}``
+   and ``\frac{\partial}{\partial B}(E)`` become one alias each (SymPy would read ∂ as a
+   symbol); E is parsed on its own.  A denominator without ``\partial`` is accepted with a
+   warning.
+4. **Indexed names** become aliases ``\mathit{zz..}`` (letters only) so the parser sees one
+   symbol: ``w^2_{11}``, ``w_{11}^2`` and ``w^{2}_{11}`` are all w^2_11 (a later ``^`` on a
+   weight is a power: ``{w^{2}_{11}}^{2}``); ``b_{21}``; ``O_{11}``/``o_{11}`` (O of the
+   last layer is ŷ); ``x_{i1}``/``x_1``; ``y``/``y_j``; ``\hat{y}``/``\hat{y}_j``; ``z_{kj}``;
+   ``\delta_{kj}``; ``L``.  A name that is not in the network (``w^i_{11}``, ``w^2_{12}`` in a
+   2-2-1 net, ``\gamma``, ``\theta_{11}``, ``\omega^1_{12}``) is collected with the nearest
+   names it may have meant; the equation then gets an ``error`` verdict.
+5. SymPy parses each segment; the aliases are mapped back with ``xreplace``.  A parse error
+   is reported with its column in the ORIGINAL text.  Whatever the parser would read as
+   something else is refused with a message: ``\sum_i`` without limits, ``in_j``,
+   ``g'(...)``, ``\triangle_i``, ``\text{...}`` outside the delta-rule syntax
+   (:mod:`backprop.verify.delta_rule`), and any symbol the network does not have.
+
+User text is never given to ``eval``, ``exec``, ``sympify`` or ``parse_expr``.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+
+import sympy
+
+from backprop.derive import notation as nt
+from backprop.derive.activations import ACTIVATIONS
+from backprop.derive.spec import Spec
+
+
+class InputError(Exception):
+    """One equation cannot be checked: the message says where (column in the original)."""
+
+    def __init__(self, message: str, column: int | None = None, suggestions=()):
+        super().__init__(message)
+        self.message = message
+        self.column = column
+        self.suggestions = list(suggestions)
+
+
+# ---------------------------------------------------------------------------------------------
+# Text with a map back to the original columns
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Text:
+    """A string and, for every character, the column it came from in the original."""
+
+    s: str
+    origin: list[int]
+
+    @classmethod
+    def of(cls, s: str, start: int = 0) -> "Text":
+        return cls(s, list(range(start, start + len(s) + 1)))
+
+    def col(self, i: int) -> int:
+        return self.origin[min(max(i, 0), len(self.s))]
+
+    def slice(self, a: int, b: int) -> "Text":
+        return Text(self.s[a:b], self.origin[a:b] + [self.col(b)])
+
+    def edit(self, edits: list[tuple[int, int, str]]) -> "Text":
+        """Apply non-overlapping (start, end, replacement) edits; new characters point at
+        the start of the text they replace."""
+        out, origin, pos = [], [], 0
+        for a, b, rep in sorted(edits):
+            out.append(self.s[pos:a])
+            origin.extend(self.origin[pos:a])
+            out.append(rep)
+            origin.extend([self.col(a)] * len(rep))
+            pos = b
+        out.append(self.s[pos:])
+        origin.extend(self.origin[pos:len(self.s)])
+        origin.append(self.col(len(self.s)))
+        return Text("".join(out), origin)
+
+    def sub(self, pattern: str, repl) -> "Text":
+        edits = []
+        for m in re.finditer(pattern, self.s):
+            edits.append((m.start(), m.end(), repl(m) if callable(repl) else repl))
+        return self.edit(edits) if edits else self
+
+    def strip(self) -> "Text":
+        a = len(self.s) - len(self.s.lstrip())
+        b = len(self.s.rstrip())
+        return self.slice(a, b)
+
+
+def group_end(s: str, i: int) -> int:
+    """Index just after the group opened at s[i] ('{' or '('), or -1 when it never closes."""
+    pairs = {"{": "}", "(": ")", "[": "]"}
+    opener, closer = s[i], pairs[s[i]]
+    depth, j = 0, i
+    while j < len(s):
+        c = s[j]
+        if c == "\\" and j + 1 < len(s) and s[j + 1] in "{}":
+            j += 2
+            continue
+        if c == opener:
+            depth += 1
+        elif c == closer:
+            depth -= 1
+            if depth == 0:
+                return j + 1
+        j += 1
+    return -1
+
+
+def check_balanced(t: Text) -> None:
+    """Unbalanced braces or parentheses, reported at the column of the culprit."""
+    stack = []
+    closers = {"}": "{", ")": "(", "]": "["}
+    s = t.s
+    for i, c in enumerate(s):
+        if c == "\\" and i + 1 < len(s) and s[i + 1] in "{}":
+            continue
+        if i > 0 and s[i - 1] == "\\" and c in "{}":
+            continue
+        if c in "{([":
+            stack.append((c, i))
+        elif c in closers:
+            if not stack or stack[-1][0] != closers[c]:
+                raise InputError(f"unparsable LaTeX: unmatched '{c}' at column {t.col(i) + 1}", t.col(i))
+            stack.pop()
+    if stack:
+        c, i = stack[-1]
+        raise InputError(f"unparsable LaTeX: '{c}' at column {t.col(i) + 1} is never closed", t.col(i))
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 1: layout
+# ---------------------------------------------------------------------------------------------
+UNICODE = {
+    "ŷ": r"\hat{y}", "∂": r"\partial ", "·": r"\cdot ", "×": r"\times ", "σ": r"\sigma ",
+    "γ": r"\gamma ", "θ": r"\theta ", "ω": r"\omega ", "Δ": r"\Delta ", "δ": r"\delta ",
+    "α": r"\alpha ", "η": r"\eta ", "−": "-", "²": "^2", "∴": " ", "→": r"\rightarrow ",
+    "←": r"\leftarrow ", "≈": r"\approx ", "Σ": r"\sum ", "⊙": r"\odot ",
+    **{chr(0x2460 + n): " " for n in range(20)},  # ① ② ...
+}
+
+
+def _unwrap(t: Text, command: str, drop_subscript: bool = False) -> Text:
+    r"""``\command{X}`` → X (and, for \underbrace, its ``_{...}`` label dropped)."""
+    while True:
+        m = re.search(re.escape(command) + r"\s*\{", t.s)
+        if not m:
+            return t
+        open_i = m.end() - 1
+        close = group_end(t.s, open_i)
+        if close < 0:
+            raise InputError(f"unparsable LaTeX: {command}{{ at column {t.col(m.start()) + 1} is never closed",
+                             t.col(m.start()))
+        edits = [(m.start(), open_i + 1, " "), (close - 1, close, " ")]
+        if drop_subscript:
+            rest = re.match(r"\s*_\s*", t.s[close:])
+            if rest:
+                k = close + rest.end()
+                if k < len(t.s) and t.s[k] == "{":
+                    end = group_end(t.s, k)
+                    if end > 0:
+                        edits.append((close, end, " "))
+                elif k < len(t.s):
+                    edits.append((close, k + 1, " "))
+        t = t.edit(edits)
+
+
+def clean_layout(t: Text) -> Text:
+    t = t.sub("|".join(map(re.escape, UNICODE)), lambda m: UNICODE[m.group()])
+    t = t.sub(r"\\textcircled\s*\{[^{}]*\}", " ")
+    t = t.sub(r"\\(?:begin|end)\s*\{(?:aligned|align\*?|equation\*?|split|gathered)\}", " ")
+    t = _unwrap(t, r"\boxed")
+    t = _unwrap(t, r"\underbrace", drop_subscript=True)
+    t = _unwrap(t, r"\displaystyle")
+    t = t.sub(r"\\left\s*\.|\\right\s*\.", " ")
+    t = t.sub(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)(?![a-zA-Z])", " ")
+    t = t.sub(r"\\(?:therefore|quad|qquad|space|displaystyle)(?![a-zA-Z])|\\[,;!: ]|&|\\\\|~", " ")
+    t = t.strip()
+    while t.s and t.s[-1] in ",.;":
+        t = t.slice(0, len(t.s) - 1).strip()
+    return t
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 2: relations
+# ---------------------------------------------------------------------------------------------
+RELATIONS = {"=": "=", r"\rightarrow": "=", r"\to": "=", r"\Rightarrow": "=", r"\approx": "≈",
+             r"\leftarrow": "←", r"\gets": "←"}
+_REL = re.compile(r"\\rightarrow(?![a-zA-Z])|\\Rightarrow(?![a-zA-Z])|\\to(?![a-zA-Z])|"
+                  r"\\approx(?![a-zA-Z])|\\leftarrow(?![a-zA-Z])|\\gets(?![a-zA-Z])|=")
+
+
+def split_relations(t: Text) -> list[tuple[str, Text]]:
+    """[(relation, segment)] with relation '' for the first segment."""
+    depth, cuts, i, s = 0, [], 0, t.s
+    while i < len(s):
+        c = s[i]
+        if c in "{([":
+            depth += 1
+        elif c in "})]":
+            depth -= 1
+        elif depth == 0:
+            m = _REL.match(s, i)
+            if m:
+                cuts.append((m.start(), m.end(), RELATIONS[m.group()]))
+                i = m.end()
+                continue
+        i += 1
+    out, pos, rel = [], 0, ""
+    for a, b, r in cuts:
+        out.append((rel, t.slice(pos, a).strip()))
+        pos, rel = b, r
+    out.append((rel, t.slice(pos, len(s)).strip()))
+    for k, (r, seg) in enumerate(out):
+        if not seg.s:
+            col = seg.col(0)
+            raise InputError(f"unparsable LaTeX: nothing {'before' if k == 0 else 'after'} the "
+                             f"relation at column {col + 1}", col)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 3-4: names and derivative fractions
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Loss:
+    """The loss L as a name in an equation."""
+
+    def __repr__(self):
+        return "L"
+
+
+LOSS = Loss()
+
+
+@dataclass
+class Derivative:
+    r"""∂num/∂den as written: ``num`` is a network name (a symbol or LOSS) or, for
+    \frac{\partial (E)}{\partial B}, ``expr`` holds E (parsed) and ``num`` is None."""
+
+    num: object
+    den: sympy.Symbol
+    expr: sympy.Expr | None = None
+    text: str = ""
+    column: int = 0
+    warning: str = ""
+
+
+@dataclass
+class Unknown:
+    """A name that is not in the network, with the names it may have meant."""
+
+    text: str
+    column: int
+    suggestions: list[str] = field(default_factory=list)
+    why: str = ""
+
+
+# stem tokens: (regex, stem id)
+_STEM = re.compile(
+    r"\\(?:hat|widehat)\s*\{\s*y\s*\}|\\hat\s+y(?![a-zA-Z])|\\(?:gamma|theta|omega|delta|Delta|triangle|"
+    r"epsilon|varepsilon|phi|psi|mu|nu|lambda|beta|alpha|eta|rho|tau|xi|pi|Omega|Theta)(?![a-zA-Z])|"
+    r"\\[a-zA-Z]+|[A-Za-z]"
+)
+_NAMED_STEMS = {"w": "w", "W": "W", "b": "b", "O": "O", "o": "O", "x": "x", "y": "y", "z": "z",
+                "L": "L", r"\delta": "delta"}
+#: Letters that look like a network name: what the notes wrote for what they meant.
+LOOKALIKE = {r"\gamma": "y", r"\theta": "O", r"\omega": "w", r"\Omega": "w", r"\Theta": "O", "W": "w",
+             r"\alpha": "a"}
+_GREEK_STEMS = {r"\gamma", r"\theta", r"\omega", r"\delta", r"\Omega", r"\Theta"}
+_FUNCTIONS = {r"\sigma", r"\tanh", r"\exp", r"\log", r"\ln", r"\max", r"\theta"}
+_COMMANDS_OK = {r"\frac", r"\partial", r"\cdot", r"\times", r"\sqrt", r"\sigma", r"\tanh", r"\exp",
+                r"\log", r"\ln", r"\max", r"\min", r"\prime", r"\mathit", r"\left", r"\right", r"\hat",
+                r"\eta"}
+
+
+def _script(s: str, i: int) -> tuple[str, int] | None:
+    """The group after a ^ or _ at s[i-1]: ('11', end) for {11}, 2 for a bare digit."""
+    while i < len(s) and s[i] == " ":
+        i += 1
+    if i >= len(s):
+        return None
+    if s[i] == "{":
+        end = group_end(s, i)
+        if end < 0:
+            return None
+        return s[i + 1:end - 1].strip(), end
+    m = re.match(r"\\[a-zA-Z]+|.", s[i:])
+    return m.group(), i + m.end()
+
+
+def _indices(content: str) -> tuple[int, ...] | None:
+    """'11' -> (1, 1); '1,10' -> (1, 10); anything with letters -> None."""
+    content = content.replace(" ", "")
+    if "," in content:
+        parts = content.split(",")
+        return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else None
+    return tuple(int(c) for c in content) if content.isdigit() else None
+
+
+@dataclass
+class NameSpace:
+    """What names mean in one network: symbols, and all spellings for suggestions."""
+
+    spec: Spec
+
+    def __post_init__(self):
+        self.depth = self.spec.depth
+        self.single = self.spec.n_outputs == 1
+        names: dict[str, sympy.Symbol] = {}
+        L = self.spec.layers
+        for k in range(1, self.depth + 1):
+            for j in range(1, L[k] + 1):
+                for i in range(1, L[k - 1] + 1):
+                    names[f"w^{k}_{i}{j}" if max(i, j) < 10 else f"w^{k}_{i},{j}"] = nt.weight(k, i, j)
+                if self.spec.bias:
+                    names[f"b_{k}{j}"] = nt.bias(k, j)
+                if k < self.depth:
+                    names[f"O_{k}{j}"] = nt.output(k, j)
+        for j in range(1, L[0] + 1):
+            names[f"x_i{j}"] = nt.feature(j)
+        for j in range(1, L[-1] + 1):
+            names["y" if self.single else f"y_{j}"] = nt.target(j)
+            names["ŷ" if self.single else f"ŷ_{j}"] = nt.prediction(j)
+            names[f"O_{self.depth}{j}"] = nt.prediction(j)
+        self.names = names
+
+    def suggest_weight(self, layer: str, ij: str) -> list[str]:
+        """Weights matching the most of (layer, i, j) as written; letters match anything."""
+        want = [layer.strip(), *(list(ij.replace(",", "").replace(" ", "")) + ["", ""])[:2]]
+        scored = []
+        for n, sym in self.names.items():
+            name = nt.parse(sym)
+            if name.kind != "w" or not n.startswith("w"):
+                continue
+            have = [str(v) for v in name.indices]
+            score = sum(1 for a, b in zip(want, have) if a == b)
+            wild = sum(1 for a in want if not a.isdigit())
+            scored.append((-(score + wild), -score, n))
+        scored.sort()
+        best = scored[0][0] if scored else 0
+        return [n for sc, _, n in scored if sc == best][:4] or [n for *_, n in scored[:3]]
+
+    def suggest(self, stem: str, idx_text: str, written: str) -> list[str]:
+        """Nearest names: the lookalike letter with the same indices first, then difflib."""
+        out: list[str] = []
+        base = LOOKALIKE.get(stem, stem.lstrip("\\"))
+        digits = re.sub(r"[^0-9]", "", idx_text)
+        if base == "y":
+            out += [n for n in self.names if n.startswith("y")]
+        for n in self.names:
+            n_digits = re.sub(r"[^0-9]", "", n.split("^")[-1] if base != "w" else n)
+            if n[0] == base and digits and (n_digits.endswith(digits) or digits.endswith(n_digits[-2:])):
+                out.append(n)
+        if not digits:
+            out += [n for n in self.names if n.startswith(base)][:4]
+        plain = re.sub(r"[{}\\ ]", "", written).replace("omega", "w").replace("theta", "O").replace("gamma", "y")
+        out += difflib.get_close_matches(plain, list(self.names), n=4, cutoff=0.5)
+        seen: list[str] = []
+        for n in out:
+            if n not in seen:
+                seen.append(n)
+        return seen[:4]
+
+    def exists(self, sym: sympy.Symbol) -> bool:
+        return sym in self.names.values()
+
+
+class Aliases:
+    """alias symbol name (letters only) -> what it stands for."""
+
+    def __init__(self):
+        self.table: dict[str, object] = {}
+
+    def new(self, obj) -> str:
+        n = len(self.table)
+        letters = ""
+        while True:
+            letters = chr(ord("a") + n % 26) + letters
+            n //= 26
+            if n == 0:
+                break
+        name = "zzq" + letters
+        self.table[name] = obj
+        return name
+
+
+class Reader:
+    """Turns one equation's LaTeX into SymPy segments for one network."""
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.ns = NameSpace(spec)
+
+    # -- names ---------------------------------------------------------------------------
+    def _name(self, stem_tok: str, scripts: list[tuple[str, str]], written: str, col: int):
+        """A network symbol, LOSS, or Unknown; plus how many scripts it used."""
+        stem = "yhat" if stem_tok.startswith(r"\hat") or stem_tok.startswith(r"\widehat") else \
+            _NAMED_STEMS.get(stem_tok, stem_tok)
+        subs = [c for k, c in scripts if k == "_"]
+        sups = [c for k, c in scripts if k == "^"]
+        used = 0
+        L = self.spec.layers
+        sym = None
+        idx_text = ""
+        if stem == "w":
+            # layer from the first ^, ij from the first _, in either order
+            first_two = scripts[:2]
+            kinds = sorted(k for k, _ in first_two)
+            if kinds == ["^", "_"]:
+                used = 2
+                layer = next(c for k, c in first_two if k == "^")
+                ij = next(c for k, c in first_two if k == "_")
+                idx_text = ij + layer
+                k_ = _indices(layer)
+                ij_ = _indices(ij)
+                if k_ and len(k_) == 1 and ij_ and len(ij_) == 2:
+                    sym = nt.weight(k_[0], *ij_)
+                if sym is None or not self.ns.exists(sym):
+                    return Unknown(written, col, self.ns.suggest_weight(layer, ij), ""), used
+            else:
+                used = len([1 for k, _ in scripts[:1] if k == "_"])
+                return Unknown(written, col, self.ns.suggest_weight("", subs[0] if subs else ""),
+                               "a weight needs a layer and two indices: w^{k}_{ij}"), used
+        elif stem in ("b", "O", "z", "delta"):
+            if scripts and scripts[0][0] == "_":
+                used = 1
+                idx = _indices(scripts[0][1])
+                idx_text = scripts[0][1]
+                if idx and len(idx) == 2:
+                    k, j = idx
+                    if stem == "b":
+                        sym = nt.bias(k, j)
+                    elif stem == "O":
+                        sym = nt.output(k, j, self.spec.depth) if 1 <= k <= self.spec.depth else None
+                    elif stem == "z":
+                        sym = nt.preactivation(k, j) if 1 <= k <= self.spec.depth and j <= L[k] else None
+                        if sym is not None:
+                            return sym, used
+                    else:
+                        sym = nt.delta(k, j) if 1 <= k <= self.spec.depth and j <= L[k] else None
+                        if sym is not None:
+                            return sym, used
+        elif stem == "x":
+            if scripts and scripts[0][0] == "_":
+                used = 1
+                content = scripts[0][1].replace(" ", "")
+                idx_text = content
+                m = re.fullmatch(r"(?:[a-z]|[0-9],?)?([0-9]+)", content)
+                if m and (len(content) > 1 or content.isdigit()):
+                    j = int(m.group(1)) if not content.isdigit() or len(content) == 1 else int(content[-1])
+                    sym = nt.feature(j)
+        elif stem in ("y", "yhat"):
+            maker = nt.target if stem == "y" else nt.prediction
+            if scripts and scripts[0][0] == "_":
+                used = 1
+                idx = _indices(scripts[0][1])
+                idx_text = scripts[0][1]
+                if idx and len(idx) == 1:
+                    sym = maker(idx[0])
+            elif self.ns.single:
+                sym = maker(1)
+            else:
+                return Unknown(written, col, self.ns.suggest(stem[0] if stem == "y" else "ŷ", "", written),
+                               f"the network has {L[-1]} outputs: write {stem}_1 ... with an index"), 0
+        elif stem == "L":
+            if scripts and scripts[0][0] == "_":
+                return Unknown(written, col, ["L"], "the loss is L, without an index"), 1
+            return LOSS, 0
+        else:  # gamma, theta, omega, ... : not a network name
+            used = 1 if scripts and scripts[0][0] == "_" else 0
+            if stem in (r"\omega", r"\Omega", "W") and len(scripts) >= 2:
+                used = 2
+            shown = written
+            return Unknown(shown, col, self.ns.suggest(stem, "".join(c for _, c in scripts[:used]), written),
+                           ""), used
+        if sym is None or not self.ns.exists(sym):
+            return Unknown(written, col, self.ns.suggest(stem if stem != "yhat" else "ŷ", idx_text, written),
+                           ""), used
+        return sym, used
+
+    def _scan_name(self, s: str, i: int):
+        """At s[i] a stem token: (token, scripts [(kind, content, end)], end)."""
+        m = _STEM.match(s, i)
+        tok = re.sub(r"\s+", "", m.group())
+        tok = r"\hat" if tok.startswith(r"\hat") or tok.startswith(r"\widehat") else tok
+        j = m.end()
+        scripts = []
+        while True:
+            k = j
+            while k < len(s) and s[k] == " ":
+                k += 1
+            if k < len(s) and s[k] in "^_":
+                sc = _script(s, k + 1)
+                if sc is None:
+                    break
+                scripts.append((s[k], sc[0], sc[1]))
+                j = sc[1]
+            else:
+                break
+        return tok, scripts, m.end()
+
+    def replace_names(self, t: Text, aliases: Aliases, unknowns: list[Unknown], mode: str = "") -> Text:
+        """Every network name -> \\mathit{alias}; derivative fractions too (recursively)."""
+        s = t.s
+        edits = []
+        i = 0
+        while i < len(s):
+            if s.startswith(r"\frac", i) and re.match(r"\\frac\s*\{\s*\\partial", s[i:]):
+                end, alias = self._derivative(t, i, aliases, unknowns)
+                edits.append((i, end, rf" \mathit{{{alias}}} "))
+                i = end
+                continue
+            m = _STEM.match(s, i)
+            if not m:
+                i += 1
+                continue
+            tok = re.sub(r"\s+", "", m.group())
+            if tok.startswith("\\") and not tok.startswith(r"\hat") and not tok.startswith(r"\widehat"):
+                if tok in (r"\text", r"\mathrm", r"\operatorname", r"\mathbf", r"\textbf", r"\mathbb"):
+                    raise InputError(f"{tok}{{...}} at column {t.col(i) + 1} cannot be checked: write the "
+                                     "quantity as a formula", t.col(i))
+                if tok == r"\sum":
+                    nxt = re.match(r"\\sum\s*_\s*(\{[^{}]*\}|[a-zA-Z])", s[i:])
+                    if not nxt or "=" not in nxt.group(1):
+                        raise InputError(
+                            rf"\sum at column {t.col(i) + 1} has no limits: write the sum out term by term "
+                            r"(or \sum_{i=1}^{2}); only the delta-rule syntax reads \sum_i", t.col(i))
+                if tok in (r"\triangle", r"\Delta"):
+                    raise InputError(
+                        f"{tok} at column {t.col(i) + 1} belongs to the delta rule: write the update as "
+                        r"W_{j,i} \leftarrow W_{j,i} + \alpha a_j \Delta_i (see backprop verify --help)", t.col(i))
+                if tok == r"\theta" and re.match(r"\\theta\s*\(", s[i:]):
+                    i = m.end()
+                    continue  # θ(u): the step function, as SymPy prints Heaviside
+                if tok not in _GREEK_STEMS:
+                    i = m.end()
+                    continue
+            if not tok.startswith("\\") and tok not in _NAMED_STEMS and tok not in ("W",):
+                # a plain letter outside the vocabulary: in_j, g'(..), Err_i, or a stray symbol
+                word = re.match(r"[A-Za-z]+", s[i:]).group()
+                if word in ("in", "Err") and re.match(r"[A-Za-z]+\s*_", s[i:]):
+                    raise InputError(f"{word}_... at column {t.col(i) + 1} belongs to the delta rule "
+                                     "(see backprop verify --help); it has no meaning in a derivative", t.col(i))
+                if re.match(r"g\s*(?:'|\^\s*\{?\s*(?:\\prime|1)\s*\}?)\s*\(", s[i:]):
+                    raise InputError(f"g'(...) at column {t.col(i) + 1} does not say which activation: "
+                                     r"write it out (\sigma(z)(1-\sigma(z)), O_{11}(1 - O_{11}), 1)", t.col(i))
+                i += 1
+                continue
+            tok_, scripts, stem_end = self._scan_name(s, i)
+            col = t.col(i)
+            sc = [(k, c) for k, c, _ in scripts]
+            probe_end = scripts[-1][2] if scripts else stem_end
+            obj, used = self._name(tok_, sc, s[i:probe_end].strip(), col)
+            end = scripts[used - 1][2] if used else stem_end
+            if isinstance(obj, Unknown):
+                obj.text = s[i:end].strip()
+                unknowns.append(obj)
+            alias = aliases.new(obj)
+            edits.append((i, end, rf" \mathit{{{alias}}}"))
+            i = end
+        return t.edit(edits)
+
+    def _derivative(self, t: Text, i: int, aliases: Aliases, unknowns: list[Unknown]) -> tuple[int, str]:
+        s = t.s
+        open_num = s.index("{", i)
+        end_num = group_end(s, open_num)
+        m = re.match(r"\s*\{", s[end_num:])
+        if end_num < 0 or not m:
+            raise InputError(f"unparsable LaTeX: \\frac at column {t.col(i) + 1} needs two groups", t.col(i))
+        open_den = end_num + m.end() - 1
+        end_den = group_end(s, open_den)
+        if end_den < 0:
+            raise InputError(f"unparsable LaTeX: '{{' at column {t.col(open_den) + 1} is never closed",
+                             t.col(open_den))
+        num = t.slice(open_num + 1, end_num - 1).strip()
+        den = t.slice(open_den + 1, end_den - 1).strip()
+        num = num.slice(len(re.match(r"\\partial\s*", num.s).group()), len(num.s)).strip()
+        warning = ""
+        dm = re.match(r"\\partial\s*", den.s)
+        if dm:
+            den = den.slice(dm.end(), len(den.s)).strip()
+        else:
+            warning = (rf"the denominator of \frac at column {t.col(i) + 1} has no \partial: "
+                       rf"\frac{{\partial ...}}{{\partial {den.s}}} is meant")
+        end = end_den
+        # the denominator: one name
+        den_unknowns: list[Unknown] = []
+        den_sym = self._single_name(den, aliases, den_unknowns)
+        unknowns.extend(den_unknowns)
+        if den_sym is None and not den_unknowns:
+            raise InputError(f"the derivative at column {t.col(i) + 1} is with respect to '{den.s}': "
+                             "expected one name (w^{2}_{11}, b_{21}, O_{11}, \\hat{y})", t.col(i))
+        if not num.s:  # operator form \frac{\partial}{\partial B} (E)
+            rest = re.match(r"\s*", s[end_den:])
+            k = end_den + rest.end()
+            if k >= len(s) or s[k] != "(":
+                raise InputError(rf"\frac{{\partial}}{{\partial {den.s}}} at column {t.col(i) + 1} must be "
+                                 "followed by a parenthesised expression", t.col(i))
+            close = group_end(s, k)
+            if close < 0:
+                raise InputError(f"unparsable LaTeX: '(' at column {t.col(k) + 1} is never closed", t.col(k))
+            inner = t.slice(k + 1, close - 1)
+            end = close
+            expr = self.parse_segment(inner, aliases, unknowns)
+            obj = Derivative(None, den_sym, expr, s[i:end], t.col(i), warning)
+            return end, aliases.new(obj)
+        num_unknowns: list[Unknown] = []
+        single = self._single_name(num, aliases, num_unknowns)
+        if single is not None or num_unknowns and len(num_unknowns) == 1 and self._is_one_name(num):
+            unknowns.extend(num_unknowns)
+            obj = Derivative(single, den_sym, None, s[i:end], t.col(i), warning)
+            return end, aliases.new(obj)
+        expr = self.parse_segment(num, aliases, unknowns)
+        obj = Derivative(None, den_sym, expr, s[i:end], t.col(i), warning)
+        return end, aliases.new(obj)
+
+    def _is_one_name(self, t: Text) -> bool:
+        m = _STEM.match(t.s, 0)
+        if not m:
+            return False
+        tok, scripts, stem_end = self._scan_name(t.s, 0)
+        end = scripts[-1][2] if scripts else stem_end
+        return not t.s[end:].strip()
+
+    def _single_name(self, t: Text, aliases: Aliases, unknowns: list[Unknown]):
+        """The network symbol (or LOSS) when ``t`` is exactly one name, else None."""
+        if not self._is_one_name(t):
+            return None
+        tok, scripts, stem_end = self._scan_name(t.s, 0)
+        sc = [(k, c) for k, c, _ in scripts]
+        obj, used = self._name(tok, sc, t.s.strip(), t.col(0))
+        if used != len(scripts) and not isinstance(obj, Unknown):
+            return None
+        if isinstance(obj, Unknown):
+            unknowns.append(obj)
+            return None
+        return obj
+
+    # -- parsing ---------------------------------------------------------------------------
+    def parse_segment(self, t: Text, aliases: Aliases, unknowns: list[Unknown]) -> sympy.Expr:
+        """One side of a relation as SymPy, aliases mapped back (Derivative and LOSS stay as
+        alias symbols; see :func:`alias_objects`)."""
+        from sympy.parsing.latex import parse_latex
+        from sympy.parsing.latex.errors import LaTeXParsingError
+
+        replaced = self.replace_names(t, aliases, unknowns)
+        if unknowns:
+            return sympy.S.Zero  # the caller reports them; nothing to parse
+        text = replaced.s
+        # primes: \sigma'(u) and \sigma^{\prime}(u) both mean the sigmoid's derivative
+        text_t = replaced.sub(r"\\sigma\s*(?:'|\^\s*\{?\s*\\prime\s*\}?)", r"\mathit{sigmaprime}")
+        text = text_t.s
+        try:
+            expr = parse_latex(text, strict=True, backend="antlr")
+        except LaTeXParsingError as exc:
+            msg = str(exc).splitlines()
+            caret = msg[-1].find("^") if msg and "^" in msg[-1] else None
+            col = text_t.col(caret) if caret is not None and caret >= 0 else t.col(0)
+            first = msg[0] if msg else "syntax error"
+            raise InputError(f"unparsable LaTeX at column {col + 1} (near '{_near(t, col)}'): {first}", col) \
+                from None
+        except Exception as exc:  # the ANTLR runtime raises other types on odd input
+            raise InputError(f"unparsable LaTeX at column {t.col(0) + 1}: {type(exc).__name__}: {exc}",
+                             t.col(0)) from None
+        if isinstance(expr, sympy.core.relational.Relational):
+            raise InputError(f"unparsable LaTeX at column {t.col(0) + 1}: a relation inside a term", t.col(0))
+        return self._finish(expr, t, aliases)
+
+    def _finish(self, expr, t: Text, aliases: Aliases) -> sympy.Expr:
+        """Map aliases back, give functions their meaning, refuse stray symbols."""
+        from sympy.core.function import AppliedUndef
+
+        rep = {}
+        for f in expr.atoms(AppliedUndef):
+            name = f.func.__name__
+            args = f.args
+            if name == "sigma" and len(args) == 1:
+                rep[f] = 1 / (1 + sympy.exp(-args[0]))
+            elif name == "sigmaprime" and len(args) == 1 or name == "sigma'" and len(args) == 1:
+                s_ = 1 / (1 + sympy.exp(-args[0]))
+                rep[f] = s_ * (1 - s_)
+            elif name == "theta" and len(args) in (1, 2):
+                rep[f] = sympy.Heaviside(*args)
+            else:
+                raise InputError(f"function {name}(...) in '{t.s}' is not defined: write the activation out "
+                                 r"(\sigma(z), \tanh(z), O_{11}(1 - O_{11}))", t.col(0))
+        expr = expr.xreplace(rep) if rep else expr
+        for f in list(expr.atoms(sympy.Function)):
+            if type(f).__name__ in ("Max", "Min", "max", "min") and not isinstance(f, (sympy.Max, sympy.Min)):
+                expr = expr.xreplace({f: sympy.Max(*f.args)})
+        for sym in sorted(expr.free_symbols, key=str):
+            if sym.name in aliases.table or sym.name == "e":
+                continue
+            pos = _find_letter(t.s, sym.name)
+            col = t.col(pos) if pos is not None else t.col(0)
+            hint = {"n": " (the learning rate is \\eta)", "partial": " (use \\frac{\\partial A}{\\partial B})",
+                    "sigma": r" (\sigma needs an argument: \sigma(z))"}.get(sym.name, "")
+            raise InputError(f"symbol '{sym.name}' at column {col + 1} is not in the "
+                             f"{'-'.join(map(str, self.spec.layers))} network{hint}", col,
+                             difflib.get_close_matches(sym.name, list(NameSpace(self.spec).names), n=3, cutoff=0.3))
+        mapping = {}
+        for sym in expr.free_symbols:
+            if sym.name == "e":
+                mapping[sym] = sympy.E
+            else:
+                obj = aliases.table[sym.name]
+                if isinstance(obj, sympy.Symbol) and nt.parse(obj) and nt.parse(obj).kind == "z":
+                    from backprop.derive.network import Network
+                    k, j = nt.parse(obj).indices
+                    mapping[sym] = Network(self.spec).z(k, j)
+                elif isinstance(obj, sympy.Symbol):
+                    mapping[sym] = obj
+                # LOSS and Derivative aliases stay: the checker gives them values
+        return expr.xreplace(mapping)
+
+
+def _near(t: Text, col: int) -> str:
+    """A few characters of the original around a column (for error messages)."""
+    for i, c in enumerate(t.origin):
+        if c >= col:
+            return t.s[max(0, i - 6):i + 6].strip() or t.s[:12]
+    return t.s[-12:]
+
+
+def _find_letter(s: str, name: str) -> int | None:
+    m = re.search(r"(?<![\\A-Za-z])" + re.escape(name) + r"(?![A-Za-z])", s)
+    return m.start() if m else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Files: equations and directives
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Equation:
+    """One equation of an input: its text, where it is, and the directives in force."""
+
+    index: int
+    source: str
+    line: int
+    column: int = 0
+    where: str = ""
+    at: dict | None = None  # numeric context from '% at:'
+    count: str | None = None  # '% count:' argument for this equation
+    mode: str = ""  # 'delta' for the delta-rule syntax
+
+
+@dataclass
+class Document:
+    equations: list[Equation]
+    spec_directive: str | None = None
+
+
+_DIRECTIVE = re.compile(r"^\s*%\s*(spec|at|count|where|mode)\s*:\s*(.*?)\s*$")
+
+
+def split_document(text: str) -> Document:
+    """Equations of a file: ``$$...$$`` blocks, ``$...$`` inline maths, or one per line.
+    Lines starting with % are comments, except the directives (see the package docstring)."""
+    eqs: list[Equation] = []
+    spec_directive = None
+    at: dict | None = None
+    pending: dict = {}
+    block: list[str] | None = None
+    block_line = 0
+
+    def add(src: str, line: int, col: int = 0):
+        src = src.strip()
+        if not src:
+            return
+        eqs.append(Equation(len(eqs) + 1, src, line, col, where=pending.pop("where", ""), at=at,
+                            count=pending.pop("count", None), mode=pending.pop("mode", "")))
+
+    for n, raw in enumerate(text.splitlines(), start=1):
+        m = _DIRECTIVE.match(raw)
+        if m and block is None:
+            key, val = m.groups()
+            if key == "spec":
+                spec_directive = val
+            elif key == "at":
+                at = None if val in ("", "off", "none") else {"text": val, "line": n}
+            else:
+                pending[key] = val
+            continue
+        line = re.sub(r"(?<!\\)%.*$", "", raw)
+        if block is not None:
+            if "$$" in line:
+                head, _, tail = line.partition("$$")
+                block.append(head)
+                add(" ".join(block), block_line)
+                block = None
+                line = tail
+            else:
+                block.append(line)
+                continue
+        if not line.strip():
+            continue
+        if "$$" in line:
+            parts = line.split("$$")
+            # parts alternate outside/inside; an odd count of $$ leaves a block open
+            for k, part in enumerate(parts):
+                if k % 2 == 1:
+                    if k == len(parts) - 1:
+                        block, block_line = [part], n
+                    else:
+                        add(part, n, len("$$".join(parts[:k])) + 2)
+            continue
+        if "$" in line.replace(r"\$", ""):
+            for mm in re.finditer(r"(?<!\\)\$(.+?)(?<!\\)\$", line):
+                add(mm.group(1), n, mm.start(1))
+            continue
+        add(line, n)
+    if block is not None:
+        raise InputError(f"a $$ block opened on line {block_line} is never closed")
+    return Document(eqs, spec_directive)
+
+
+def parse_spec_directive(text: str) -> Spec:
+    """'layers=2-2-1 activations=linear loss=se [bias=false]' -> Spec."""
+    from backprop.derive import UserError, make_spec
+
+    fields = dict(re.findall(r"(\w+)\s*=\s*([^\s]+)", text))
+    unknown = set(fields) - {"layers", "activations", "loss", "bias"}
+    if unknown or "layers" not in fields:
+        raise UserError(f"'% spec: {text}' should read '% spec: layers=2-2-1 activations=linear loss=se'")
+    bias = fields.get("bias", "true").lower() not in ("false", "no", "0", "off")
+    return make_spec(fields["layers"], fields.get("activations", "linear"), fields.get("loss", "se"), bias=bias)
+
+
+def activation_names() -> list[str]:
+    return sorted(ACTIVATIONS)
