@@ -237,8 +237,10 @@ def _loadtxt(path: Path, header, used: list[int], dtype: str) -> np.ndarray:
     return block
 
 
-def _diagnose(path: Path, header: list[str], used: list[int], check_values: bool = True) -> None:
-    """Walk the file with the csv module and raise on the first ragged row or bad cell."""
+def _diagnose(path: Path, header: list[str], used: list[int], check_values: bool = True,
+              labels: bool = False) -> None:
+    """Walk the file with the csv module and raise on the first ragged row or bad cell
+    (with ``labels``, the used cells may be text and only an empty one is bad)."""
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
         reader = csv.reader(fh)
         next(reader, None)
@@ -258,6 +260,8 @@ def _diagnose(path: Path, header: list[str], used: list[int], check_values: bool
                 col = f"{where}, column {header[i]!r}"
                 if not cell:
                     raise UserError(f"{col}: empty cell; fill it in or drop the row")
+                if labels:
+                    continue
                 try:
                     value = float(cell)
                 except ValueError:
@@ -275,7 +279,7 @@ def _read_labels(ds: Dataset, path: Path, header, col: int, loss: str, dtype: st
     raw = np.char.strip(raw.reshape(-1))
     empty = np.flatnonzero(raw == "")
     if len(empty):
-        _diagnose(path, header, [col])
+        _diagnose(path, header, [col], labels=True)
     lexical, index = np.unique(raw, return_inverse=True)
     classes = _sort_labels([str(c) for c in lexical])
     order = {c: i for i, c in enumerate(classes)}

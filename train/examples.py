@@ -52,7 +52,7 @@ EXAMPLES: dict[str, Example] = {
     e.name: e
     for e in [
         Example("notes-iq-cgpa", "package", "IQ, CGPA -> package (LPA): 3 students"),
-        Example("notes-iq-gpa", "salary", "IQ, GPA -> salary (lakh): 3 students, η = 0.1 in the notes"),
+        Example("notes-iq-gpa", "salary", "IQ, GPA -> salary (lakh): 3 students", lr=0.1),
         Example("notes-cgpa-resume", "salary", "CGPA, resume score -> salary (LPA): 4 students"),
     ]
 }
