@@ -105,6 +105,10 @@ def format_table(runs: list[Run]) -> str:
 def verdict(run: Run) -> str:
     """One line: does this run vanish (first layer ≥ 10× smaller than the last)?"""
     r = run.ratio
+    top = max(run.history.grad_norms[0])
+    if top < 1e-6:
+        return (f"{run.activation} + {run.init}: every layer's gradient is tiny (at most {top:.1e}): "
+                "weights this small pass no signal — vanishing everywhere")
     if r < 0.1:
         return (f"{run.activation} + {run.init}: layer 1 gets {1 / r:.3g}× less gradient than the "
                 "last layer — vanishing")
