@@ -12,8 +12,9 @@ LaTeX as people type it (see :mod:`backprop.verify.latex_input`): one equation p
 start with ``%`` are comments, except these directives:
 
 ``% spec: layers=2-2-1 activations=linear loss=se [bias=false]``
-    the network the file is checked against (command-line flags win over it; without
-    either, the notes' 2-2-1 linear network with loss (y - ŷ)²).
+    the network the equations below it are checked against, until the next ``% spec:``
+    (command-line flags win over every one; without either, the notes' 2-2-1 linear
+    network with loss (y - ŷ)²).  A new ``% spec:`` also ends a ``% at:`` context.
 ``% where: <text>``
     a label for the next equation (shown in reports: "note 2, ④").
 ``% at: x_1=80 x_2=8 y=5 w=1 b=0 [yhat=17] [O_11=3]``
@@ -59,12 +60,32 @@ def check_document(text: str, name: str = "<input>", spec: Spec | None = None) -
         doc = split_document(text)
     except InputError as exc:
         raise UserError(f"{name}: {exc.message}") from None
-    if spec is None:
-        spec = parse_spec_directive(doc.spec_directive) if doc.spec_directive else Spec(**NOTES_2_2_1)
     if not doc.equations:
         raise UserError(f"{name}: no equation found (one per line, or $...$ / $$...$$)")
-    checker = Checker(spec)
-    return FileReport(name, spec, [checker.check(eq) for eq in doc.equations])
+    checkers: dict = {}
+
+    def checker_for(eq) -> Checker:
+        key = None if spec is not None else eq.spec_text
+        if key not in checkers:
+            if spec is not None:
+                checkers[key] = Checker(spec)
+            elif key:
+                try:
+                    checkers[key] = Checker(parse_spec_directive(key))
+                except UserError as exc:
+                    raise UserError(f"{name}, line {eq.line}: {exc}") from None
+            else:
+                checkers[key] = Checker(Spec(**NOTES_2_2_1))
+        return checkers[key]
+
+    verdicts = []
+    for eq in doc.equations:
+        c = checker_for(eq)
+        v = c.check(eq)
+        v.spec = c.spec.describe()
+        verdicts.append(v)
+    first = checker_for(doc.equations[0]).spec
+    return FileReport(name, first, verdicts)
 
 
 def verify_text(text: str, spec: Spec | None = None, name: str = "<input>") -> Report:

@@ -64,6 +64,7 @@ class Verdict:
     method: str = ""
     suggestions: list[str] = field(default_factory=list)
     column: int | None = None
+    spec: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -129,6 +130,7 @@ class Checker:
             exprs.append(self.reader.parse_segment(seg, aliases, found))
             unknowns.extend(found)
         if unknowns:
+            unknowns.sort(key=lambda x: x.column)
             u = unknowns[0]
             others = "".join(f"; also {o.text} (column {o.column + 1})" for o in unknowns[1:])
             sugg = ", ".join(u.suggestions) or "no close name"
@@ -439,11 +441,15 @@ class Checker:
         num, den = sympy.fraction(ratio)
         found = []
         for f in g.chain[0]:
-            for part in sympy.Mul.make_args(sympy.factor(f.value)):
+            lacking = []
+            for part in sympy.Mul.make_args(f.value):
                 if part.is_number:
                     continue
-                if sympy.cancel(den / part).is_polynomial() and not sympy.fraction(sympy.cancel(den / part))[1].free_symbols:
-                    found.append(f"{self.latex(part)} of {self.frac(f.numerator, f.denominator)}")
+                if not sympy.fraction(sympy.cancel(den / part))[1].free_symbols:
+                    lacking.append(part)
+            if lacking:
+                missing = sympy.Mul(*lacking)
+                found.append(f"{self.latex(missing)} of {self.frac(f.numerator, f.denominator)}")
         if found:
             return "missing " + ", ".join(found)
         return f"the claim is the truth times {self.latex(ratio)}"

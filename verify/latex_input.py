@@ -385,16 +385,23 @@ class Aliases:
         self.table: dict[str, object] = {}
 
     def new(self, obj) -> str:
-        n = len(self.table)
-        letters = ""
-        while True:
-            letters = chr(ord("a") + n % 26) + letters
-            n //= 26
-            if n == 0:
-                break
-        name = "zzq" + letters
+        name = alias_name(len(self.table), "zzq")
         self.table[name] = obj
         return name
+
+
+#: Alias letters: no d (the lexer reads "dx" as a differential) and no e (Euler's number).
+_ALIAS_LETTERS = "abcfghjkmnpqrstuvwxyz"
+
+
+def alias_name(n: int, prefix: str) -> str:
+    """A letters-only name SymPy's LaTeX lexer reads as one symbol inside \\mathit{}."""
+    letters = ""
+    while True:
+        letters = _ALIAS_LETTERS[n % len(_ALIAS_LETTERS)] + letters
+        n //= len(_ALIAS_LETTERS)
+        if n == 0:
+            return prefix + letters
 
 
 class Reader:
@@ -755,6 +762,7 @@ class Equation:
     at: dict | None = None  # numeric context from '% at:'
     count: str | None = None  # '% count:' argument for this equation
     mode: str = ""  # 'delta' for the delta-rule syntax
+    spec_text: str | None = None  # the '% spec:' in force
 
 
 @dataclass
@@ -771,6 +779,7 @@ def split_document(text: str) -> Document:
     Lines starting with % are comments, except the directives (see the package docstring)."""
     eqs: list[Equation] = []
     spec_directive = None
+    spec_text: list = [None]
     at: dict | None = None
     pending: dict = {}
     block: list[str] | None = None
@@ -781,14 +790,17 @@ def split_document(text: str) -> Document:
         if not src:
             return
         eqs.append(Equation(len(eqs) + 1, src, line, col, where=pending.pop("where", ""), at=at,
-                            count=pending.pop("count", None), mode=pending.pop("mode", "")))
+                            count=pending.pop("count", None), mode=pending.pop("mode", ""),
+                            spec_text=spec_text[0]))
 
     for n, raw in enumerate(text.splitlines(), start=1):
         m = _DIRECTIVE.match(raw)
         if m and block is None:
             key, val = m.groups()
             if key == "spec":
-                spec_directive = val
+                spec_directive = spec_directive or val
+                spec_text[0] = val
+                at = None
             elif key == "at":
                 at = None if val in ("", "off", "none") else {"text": val, "line": n}
             else:

@@ -56,15 +56,18 @@ class Report:
             for v in f.verdicts:
                 d = v.as_dict()
                 d["file"] = f.name
-                d["spec"] = f.spec.describe()
                 out.append(d)
         return out
 
     def text(self) -> str:
         lines = []
         for f in self.files:
-            lines.append(f"{f.name}: {f.spec.describe()}")
+            lines.append(f"{f.name}:")
+            spec = None
             for v in f.verdicts:
+                if v.spec != spec:
+                    spec = v.spec
+                    lines.append(f"  network: {spec}")
                 where = f" ({v.where})" if v.where else ""
                 lines.append(f"  [{v.index}] line {v.line}{where}: {v.verdict.upper()}")
                 lines.append(f"      {v.source}")
