@@ -164,7 +164,8 @@ def step(spec: Spec, x, y, lr: float, params: dict[str, np.ndarray]) -> dict:
     updated = {name: value.copy() for name, value in params.items()}
     trainer.sgd_step(updated, X, Y, lr)
     return {"trainer": trainer, "params": params, "nodes": nodes, "loss": loss, "grads": grads,
-            "updated": updated, "output": nodes[f"O{spec.depth}"][0]}
+            "updated": updated, "output": nodes[f"O{spec.depth}"][0],
+            "loss_after": trainer.loss(updated, X, Y)}
 
 
 # -- output -------------------------------------------------------------------------------------
@@ -221,6 +222,7 @@ def as_text(spec: Spec, derivation, x, y, lr: float, result: dict, values: dict)
         old, grad = float(result["params"][name][index]), float(result["grads"][name][index])
         new = float(result["updated"][name][index])
         lines.append(f"  {g.name} = {fmt(old)} - {fmt(lr)} × {fmt(grad)} = {fmt(new)}")
+    lines += ["", f"Loss on this row after the update: {fmt(result['loss_after'])} (before: {fmt(result['loss'])})"]
     return lines, problems
 
 
