@@ -35,7 +35,7 @@ def test_loss_goes_down_and_every_output_is_written(cli, students, tmp_path):
                            "--lr", "0.01", "--seed", "0", "--params-out", str(p),
                            "--history", str(h), "--plot", str(png))
     assert status == 0, err
-    assert "minibatch GD, batch size 2, 3 update(s)/epoch" in out
+    assert "minibatch GD, batch size 2, 3 updates/epoch" in out
     assert f"wrote {p}" in out and f"wrote {png}" in out
     params = json.loads(p.read_text())
     assert set(params) == {"W1", "b1", "W2", "b2"}
@@ -95,6 +95,13 @@ def test_gd_variants_make_the_expected_number_of_updates(cli, students):
     assert summary(cli, *args, "--gd", "batch")["updates_per_epoch"] == 1
     assert summary(cli, *args, "--gd", "sgd")["updates_per_epoch"] == 5
     assert summary(cli, *args, "--gd", "minibatch", "--batch-size", "2")["updates_per_epoch"] == 3
+
+
+def test_batch_size_means_minibatch_and_clashes_with_batch_or_sgd(cli, students):
+    args = ["train", "--data", str(students), "--target", "package", "--standardise", "--epochs", "2"]
+    assert summary(cli, *args, "--batch-size", "2")["gd"] == "minibatch"
+    status, _, err = cli(*args, "--gd", "sgd", "--batch-size", "2")
+    assert status == 2 and "--batch-size only applies to --gd minibatch" in err
 
 
 def test_resume_continues_from_saved_parameters(cli, students, tmp_path):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import runner
+from .progress import seconds
 
 VARIANTS = ("batch", "sgd", "minibatch")
 
@@ -106,14 +107,7 @@ def _fmt_epochs(e) -> str:
 
 
 def _fmt_s(t) -> str:
-    """Seconds in the unit that keeps three significant digits readable: µs, ms or s."""
-    if t is None:
-        return "—"
-    if t < 1e-3:
-        return f"{t * 1e6:.3g} µs"
-    if t < 1:
-        return f"{t * 1e3:.3g} ms"
-    return f"{t:.3g} s"
+    return seconds(t)
 
 
 def format_table(rows: list[Row], target: float) -> str:

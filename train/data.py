@@ -120,8 +120,7 @@ def load_csv(path: str | Path, target, features=None, loss: str = "se",
 
     labels = loss in CLASSIFICATION_LOSSES and len(targets) == 1
     numeric = feats + ([] if labels else targets)
-    _check_shape(raw, path, header, [columns[c] for c in numeric])
-    n_data = _count_rows(raw)
+    n_data = _check_shape(raw, path, header, [columns[c] for c in numeric])
     if n_data == 0:
         raise UserError(f"{name} has a header row but no data rows")
 
@@ -201,26 +200,25 @@ def _blank(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return (length == 0) | cr_only
 
 
-def _count_rows(raw: bytes) -> int:
+def _check_shape(raw: bytes, path: Path, header: list[str], used: list[int]) -> int:
+    """Every non-blank line has as many cells as the header (one vectorised pass).
+
+    Returns the number of data rows (non-blank lines after the header)."""
     buf, starts, ends = _line_spans(raw)
-    return int((~_blank(buf, starts, ends))[1:].sum())
-
-
-def _check_shape(raw: bytes, path: Path, header: list[str], used: list[int]) -> None:
-    """Every non-blank line has as many cells as the header (one vectorised pass)."""
+    filled = ~_blank(buf, starts, ends)
     if b'"' in raw:  # quoted cells may contain commas: count cells the slow, exact way
         _diagnose(path, header, used, check_values=False)
-        return
-    buf, starts, ends = _line_spans(raw)
+        return int(filled[1:].sum())
     commas = np.flatnonzero(buf == 44)
     cells = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
-    bad = (cells != len(header)) & ~_blank(buf, starts, ends)
+    bad = (cells != len(header)) & filled
     bad[0] = False
     if bad.any():
         line = int(np.argmax(bad))  # 0-based line index, so the file line is line + 1
-        data_row = int((~_blank(buf, starts, ends))[1:line + 1].sum())
+        data_row = int(filled[1:line + 1].sum())
         raise UserError(f"{path} line {line + 1} (data row {data_row}): {cells[line]} cells but the "
                         f"header has {len(header)} columns; every row needs one value per column")
+    return int(filled[1:].sum())
 
 
 def _loadtxt(path: Path, header, used: list[int], dtype: str) -> np.ndarray:

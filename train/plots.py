@@ -12,10 +12,12 @@ import math
 from backprop.derive.errors import UserError
 
 from . import files
+from .progress import plural
 
 INSTALL_HINT = "plots need matplotlib: pip install 'backprop[plot]'"
 
 #: One colour per GD variant / layer, colour-blind safe (Okabe–Ito).
+STYLES = ["-", "--", ":", "-."]
 COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 
 
@@ -55,22 +57,32 @@ def plot_training(hist, path, title: str = "", force: bool = False):
     fig, axes = new_figure(6.4 * panels if panels == 1 else 11, 4.2, 1, panels)
     ax = axes[0][0]
     epochs = range(len(hist.losses))
-    ax.plot(epochs, hist.losses, color=COLOURS[0], lw=1.8, label="loss over all rows")
+    marker = "o" if len(hist.losses) <= 30 else None
+    ax.plot(epochs, hist.losses, color=COLOURS[0], lw=1.8, marker=marker, ms=3)
     _log_scale_if_wide(ax, hist.losses)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
-    ax.set_title(f"loss per epoch ({hist.gd}, {hist.updates_per_epoch} update(s)/epoch)")
+    ax.set_title(f"loss per epoch ({hist.gd}, {plural(hist.updates_per_epoch, 'update')}/epoch)")
     ax.grid(alpha=0.3)
     if hist.weights:
         ax2 = axes[0][1]
         columns = list(zip(*hist.weights))
-        for n, (name, values) in enumerate(zip(hist.weight_names, columns)):
+        per_weight_legend = len(columns) <= 8
+        seen_layers = set()
+        for name, values in zip(hist.weight_names, columns):
             k, ij = name[2:].split("_")
-            ax2.plot(epochs, values, lw=1.2, color=COLOURS[(int(k) - 1) % len(COLOURS)],
-                     alpha=0.85, label=f"$w^{{{k}}}_{{{ij}}}$" if n < 12 else None)
+            nth = sum(1 for other in hist.weight_names[: hist.weight_names.index(name)]
+                      if other.startswith(f"w^{k}_"))
+            if per_weight_legend:
+                label = f"$w^{{{k}}}_{{{ij}}}$"
+            else:
+                label = None if k in seen_layers else f"layer {k}"
+                seen_layers.add(k)
+            ax2.plot(epochs, values, lw=1.3, color=COLOURS[(int(k) - 1) % len(COLOURS)],
+                     ls=STYLES[nth % len(STYLES)], marker=marker, ms=3, alpha=0.9, label=label)
         ax2.set_xlabel("epoch")
         ax2.set_ylabel("weight value")
-        ax2.set_title("weights per epoch (colour = layer)")
+        ax2.set_title("weights per epoch (colour = layer; flat = not learning)")
         ax2.grid(alpha=0.3)
         ax2.legend(fontsize=7, ncol=2, loc="best")
     if title:
@@ -85,7 +97,7 @@ def plot_compare(runs: dict, path, title: str = "", force: bool = False):
     values = []
     for n, (name, hist) in enumerate(runs.items()):
         colour = COLOURS[n % len(COLOURS)]
-        label = f"{name} ({hist.updates_per_epoch} update{'s' if hist.updates_per_epoch != 1 else ''}/epoch)"
+        label = f"{name} ({plural(hist.updates_per_epoch, 'update')}/epoch)"
         by_epoch.plot(range(len(hist.losses)), hist.losses, color=colour, lw=1.6, label=label)
         by_time.plot([0.0] + list(hist.seconds), hist.losses, color=colour, lw=1.6, label=name)
         values += hist.losses

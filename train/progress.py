@@ -71,6 +71,22 @@ def _isatty(stream) -> bool:
         return False
 
 
+def seconds(t: float | None) -> str:
+    """A short time in the unit that keeps it readable: 24.4 µs, 4.89 ms, 1.64 s."""
+    if t is None:
+        return "—"
+    if t < 1e-3:
+        return f"{t * 1e6:.3g} µs"
+    if t < 1:
+        return f"{t * 1e3:.3g} ms"
+    return f"{t:.3g} s"
+
+
+def plural(n: int, word: str) -> str:
+    """'1 update', '4 updates'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.0f}s"

@@ -26,7 +26,7 @@ import numpy as np
 from backprop.derive.errors import UserError
 from backprop.train import examples, files, runner
 from backprop.train.data import Dataset, accuracy, load_csv
-from backprop.train.progress import Progress
+from backprop.train.progress import Progress, plural, seconds
 
 from ..common import add_spec_arguments, print_json, spec_from_args
 
@@ -129,6 +129,11 @@ def check_fits(spec, ds: Dataset) -> None:
 def settings(args, ex) -> dict:
     """Run settings: flags first, then the example's (the notes'), then the defaults."""
     out = {}
+    gd = getattr(args, "gd", None)
+    if getattr(args, "batch_size", None) is not None:
+        if gd in ("batch", "sgd"):
+            raise UserError(f"--batch-size only applies to --gd minibatch, not --gd {gd}")
+        args.gd = "minibatch"
     for key in ("epochs", "lr", "gd", "init"):
         value = getattr(args, key, None)
         if value is None and ex is not None:
@@ -199,10 +204,10 @@ def _text(s: dict, ds: Dataset, P: np.ndarray) -> str:
         f"-> {', '.join(s['targets'])}",
         f"run:     {s['gd']} GD"
         + (f", batch size {s['batch_size']}" if s["batch_size"] else "")
-        + f", {s['updates_per_epoch']} update(s)/epoch, η = {s['lr']:g}, {s['epochs']} epochs, "
+        + f", {plural(s['updates_per_epoch'], 'update')}/epoch, η = {s['lr']:g}, {s['epochs']} epochs, "
         f"init {s['init']}" + (f", seed {s['seed']}" if s["seed"] is not None else ""),
-        f"loss:    {s['loss_initial']:.6g} -> {s['loss_final']:.6g} in {s['seconds']:.3g} s "
-        f"({s['seconds'] / s['epochs'] * 1e3:.3g} ms/epoch)",
+        f"loss:    {s['loss_initial']:.6g} -> {s['loss_final']:.6g} in {seconds(s['seconds'])} "
+        f"({seconds(s['seconds'] / s['epochs'])}/epoch)",
     ]
     if s["accuracy"] is not None:
         lines.append(f"accuracy: {s['accuracy']:.1%}")
