@@ -260,3 +260,28 @@ def test_params_json_round_trips_through_the_runner(students):
     again = runner.params_from_json(json.loads(json.dumps(runner.params_to_json(params))), spec)
     for key in params:
         np.testing.assert_array_equal(again[key], params[key])
+
+
+@pytest.fixture
+def cli(capsys):
+    """``backprop ARGS`` in-process: (exit status, stdout, stderr); this file's own copy."""
+    from backprop.cli.main import main
+
+    def run(*args):
+        status = main(list(args))
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return run
+
+
+def test_outputs_get_ordinary_permissions(cli, students, tmp_path):
+    p = tmp_path / "p.json"
+    old = os.umask(0o022)
+    try:
+        status, _, err = cli("train", "--data", str(students), "--target", "package",
+                             "--standardise", "--epochs", "2", "--params-out", str(p))
+    finally:
+        os.umask(old)
+    assert status == 0, err
+    assert p.stat().st_mode & 0o777 == 0o644

@@ -61,3 +61,16 @@ def test_diverging_variant_is_reported_not_fatal():
 def test_rows_and_data_are_exclusive(cli, tmp_path):
     status, _, err = cli("compare-gd", "--rows", "10", "--example", "notes-iq-cgpa")
     assert status == 2 and "--rows" in err
+
+
+@pytest.fixture
+def cli(capsys):
+    """``backprop ARGS`` in-process: (exit status, stdout, stderr); this file's own copy."""
+    from backprop.cli.main import main
+
+    def run(*args):
+        status = main(list(args))
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return run

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,18 @@ def preflight(paths, force: bool = False) -> None:
 
 
 def write(path, data, force: bool = False) -> Path:
+    """Atomic write, then the permissions a plain ``open()`` would have given (the temporary
+    file behind the rename is created 0600, which would hide plots from everyone else)."""
     from backprop.cli.common import write_atomic  # the one atomic writer of the project
-    return write_atomic(path, data, force=force)
+    path = write_atomic(path, data, force=force)
+    os.chmod(path, 0o666 & ~_umask())
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path, obj, force: bool = False) -> Path:
