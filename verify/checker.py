@@ -132,7 +132,12 @@ class Checker:
         if unknowns:
             unknowns.sort(key=lambda x: x.column)
             u = unknowns[0]
-            others = "".join(f"; also {o.text} (column {o.column + 1})" for o in unknowns[1:])
+            seen = {u.text}
+            others = ""
+            for o in unknowns[1:]:
+                if o.text not in seen:
+                    seen.add(o.text)
+                    others += f"; also {o.text} (column {o.column + 1})"
             sugg = ", ".join(u.suggestions) or "no close name"
             why = f" ({u.why})" if u.why else ""
             raise InputError(f"{u.text} at column {u.column + 1} is not in the "
@@ -363,9 +368,13 @@ class Checker:
                 if cx is not None:
                     shown = "L" if numerator is LOSS else self.printer.text(numerator)
                     right = self.net.loss if numerator is LOSS else self._definition_of(numerator)
+                    extra = ""
+                    if numerator is not LOSS and numerator in inner.free_symbols:
+                        extra = (f"; it contains {shown} itself (O_{self.net.depth}1 is ŷ in the "
+                                 f"{'-'.join(map(str, self.spec.layers))} network)")
                     raise _Wrong(parameter=parameter, expected_latex=self.latex(right), counterexample=cx,
                                  message=f"segment {n} differentiates {self.printer.text(inner)}, which is not "
-                                         f"{shown} = {self.printer.text(right)}",
+                                         f"{shown} = {self.printer.text(right)}{extra}",
                                  method="numeric")
             cx, method = self.compare(claim, truth, eq.source)
             if cx is not None:
@@ -480,7 +489,11 @@ class Checker:
                 tol_ok = decimals is not None and abs(v - head) <= 0.5 * 10 ** (-decimals) + 1e-12 \
                     or decimals is None and abs(v - head) <= 0.01 * max(1, abs(head))
             if not tol_ok:
-                msg = f"segment {n} ({text}) is {_fmt(v)}, but the left side is {_fmt(head)}"
+                left = seg_texts[0]
+                msg = f"at this point {left} = {_fmt(head)}, not {text}" if text.strip() != str(_fmt(v)) else \
+                    f"at this point {left} = {_fmt(head)}, not {_fmt(v)}"
+                if text.strip() != str(_fmt(v)):
+                    msg += f" (segment {n}, {text}, is {_fmt(v)})"
                 if rel == "=" and decimals is not None and round(head, decimals) == round(v, decimals):
                     msg += rf"; {text} is {_fmt(head)} rounded: write \approx {text} if rounding is meant"
                 raise _Wrong(expected_latex=_num_latex(head), counterexample={

@@ -488,10 +488,11 @@ class Reader:
             return LOSS, 0
         else:  # gamma, theta, omega, ... : not a network name
             used = 1 if scripts and scripts[0][0] == "_" else 0
-            if stem in (r"\omega", r"\Omega", "W") and len(scripts) >= 2:
-                used = 2
-            shown = written
-            return Unknown(shown, col, self.ns.suggest(stem, "".join(c for _, c in scripts[:used]), written),
+            if stem in (r"\omega", r"\Omega", "W") and sorted(k for k, _ in scripts[:2]) == ["^", "_"]:
+                layer = next(c for k, c in scripts[:2] if k == "^")
+                ij = next(c for k, c in scripts[:2] if k == "_")
+                return Unknown(written, col, self.ns.suggest_weight(layer, ij), ""), 2
+            return Unknown(written, col, self.ns.suggest(stem, "".join(c for _, c in scripts[:used]), written),
                            ""), used
         if sym is None or not self.ns.exists(sym):
             return Unknown(written, col, self.ns.suggest(stem if stem != "yhat" else "ŷ", idx_text, written),
@@ -561,8 +562,10 @@ class Reader:
                 if word in ("in", "Err") and re.match(r"[A-Za-z]+\s*_", s[i:]):
                     raise InputError(f"{word}_... at column {t.col(i) + 1} belongs to the delta rule "
                                      "(see backprop verify --help); it has no meaning in a derivative", t.col(i))
-                if re.match(r"g\s*(?:'|\^\s*\{?\s*(?:\\prime|1)\s*\}?)\s*\(", s[i:]):
-                    raise InputError(f"g'(...) at column {t.col(i) + 1} does not say which activation: "
+                gm = re.match(r"g\s*(?:'|\^\s*\{?\s*(?:\\prime|1)\s*\}?)\s*\((\s*in\s*_)?", s[i:])
+                if gm:
+                    where = " (g'(in_j) belongs to the delta rule, see backprop verify --help)" if gm.group(1) else ""
+                    raise InputError(f"g'(...) at column {t.col(i) + 1} does not say which activation{where}: "
                                      r"write it out (\sigma(z)(1-\sigma(z)), O_{11}(1 - O_{11}), 1)", t.col(i))
                 i += 1
                 continue
@@ -675,6 +678,8 @@ class Reader:
         except LaTeXParsingError as exc:
             msg = str(exc).splitlines()
             caret = msg[-1].find("^") if msg and "^" in msg[-1] else None
+            if caret is None or caret < 0:
+                caret = _guess_column(text)
             col = text_t.col(caret) if caret is not None and caret >= 0 else t.col(0)
             first = msg[0] if msg else "syntax error"
             raise InputError(f"unparsable LaTeX at column {col + 1} (near '{_near(t, col)}'): {first}", col) \
@@ -732,6 +737,19 @@ class Reader:
                     mapping[sym] = obj
                 # LOSS and Derivative aliases stay: the checker gives them values
         return expr.xreplace(mapping)
+
+
+def _guess_column(text: str) -> int | None:
+    """Where a position-less parse error ('Invalid LaTeX') most likely is: an operator
+    right after another, or one at either end."""
+    m = re.search(r"[-+*/^_=]\s*([+*/^_=])", text)
+    if m:
+        return m.start(1)
+    m = re.search(r"(\\cdot|\\times|[-+*/^_])\s*$", text)
+    if m:
+        return m.start(1)
+    m = re.match(r"\s*([*/^_+=]|\\cdot|\\times)", text)
+    return m.start(1) if m else None
 
 
 def _near(t: Text, col: int) -> str:
