@@ -8,7 +8,7 @@ differs from ``NumPyPrinter``:
   builds the import block from it, refusing anything but NumPy (trainers stand alone);
 * ``strict`` is on: a node without a print method stops generation instead of emitting
   half-printed code;
-* readable array forms: ``Heaviside`` -> ``np.heaviside``, ``Max``/``Min`` ->
+* readable array forms: ``Heaviside`` -> ``np.heaviside``, ``Abs`` -> ``np.abs``, ``Max``/``Min`` ->
   ``np.maximum``/``np.minimum``, a ``Piecewise`` -> nested ``np.where``, relations infix
   (``Z > 0``), and the row-wise nodes of :mod:`~backprop.codegen.forms` as methods
   (``(d*O).sum(axis=1, keepdims=True)``);
@@ -49,6 +49,9 @@ class BackpropPrinter(NumPyPrinter):
     def _print_Heaviside(self, expr):
         x, h0 = (expr.args + (sympy.S.Half,))[:2]
         return f"{self._np('heaviside')}({self._print(x)}, {self._print(h0)})"
+
+    def _print_Abs(self, expr):
+        return f"{self._np('abs')}({self._print(expr.args[0])})"
 
     def _nested(self, func: str, args) -> str:
         first, *rest = args

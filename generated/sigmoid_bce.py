@@ -62,7 +62,7 @@ def tanh_derivative(O):
 
 def sigmoid(Z):
     """sigmoid: logistic σ(z) = 1/(1+e^-z)."""
-    return np.exp(-np.logaddexp(0, -Z))
+    return (1/2)*np.tanh((1/2)*Z) + 1/2
 
 
 def sigmoid_derivative(O):

@@ -43,6 +43,22 @@ def test_printer_exact(expr, text):
     assert BackpropPrinter().doprint(expr) == text
 
 
+@pytest.mark.parametrize("activation, text", [
+    ("sigmoid", "(1/2)*np.tanh((1/2)*Z) + 1/2"),
+    ("softplus", "np.log1p(np.exp(-np.abs(Z))) + np.maximum(0, Z)"),
+])
+def test_fast_stable_forms_equal_the_table_forms(activation, text):
+    """The forward forms the trainer prints: same values as the table's, finite at ±1000."""
+    piece = forms.layer_pieces(make_spec("2-2", activation, "se"))[0]
+    assert print_numpy(piece.forward, {forms.z: "Z"}) == text
+    table = sympy.lambdify(forms.z, ACTIVATIONS[activation].stable(forms.z), "numpy")
+    fast = sympy.lambdify(forms.z, piece.forward, "numpy")
+    z = np.concatenate([np.linspace(-30, 30, 601), [-1000.0, -700.0, 700.0, 1000.0]])
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(fast(z), table(z), rtol=1e-12, atol=1e-15)
+
+
 def test_printer_records_imports_and_refuses_foreign_modules():
     p = BackpropPrinter()
     p.doprint(sympy.tanh(Z))
