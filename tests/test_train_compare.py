@@ -42,6 +42,7 @@ def test_compare_text_output_is_a_markdown_table(cli):
     assert lines[3].startswith("| batch ") and "| 200 " in lines[3]
     assert "minibatch | 32 " in lines[5] and "| 7 " in lines[5]  # ceil(200/32) updates
     assert sum(line.startswith('"') for line in lines) == 2
+    assert lines[-1].startswith("the middle ground: mini-batch (batch size 32)")
 
 
 def test_diverging_variant_is_reported_not_fatal():

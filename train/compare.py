@@ -99,6 +99,14 @@ def verdicts(rows: list[Row], target: float) -> list[str]:
         f'{"TRUE" if in_time else "FALSE"} here — to reach loss {target:.4g} (the worst final '
         f"loss, which all three reached) SGD took {_fmt_epochs(se)} ({_fmt_s(ss)}), batch "
         f"{_fmt_epochs(be)} ({_fmt_s(bs)}).")
+    m = by.get("minibatch")
+    if m is not None and m.diverged_at is None and m.seconds_to_target is not None:
+        times = {r.variant: r.seconds_to_target for r in rows if r.seconds_to_target is not None}
+        fastest = min(times, key=times.get)
+        out.append(
+            f"the middle ground: mini-batch (batch size {m.batch_size}) reached it in "
+            f"{_fmt_epochs(m.epochs_to_target)} ({_fmt_s(m.seconds_to_target)}); fastest in wall "
+            f"time here: {fastest}.")
     return out
 
 

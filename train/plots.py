@@ -98,8 +98,11 @@ def plot_compare(runs: dict, path, title: str = "", force: bool = False):
     for n, (name, hist) in enumerate(runs.items()):
         colour = COLOURS[n % len(COLOURS)]
         label = f"{name} ({plural(hist.updates_per_epoch, 'update')}/epoch)"
-        by_epoch.plot(range(len(hist.losses)), hist.losses, color=colour, lw=1.6, label=label)
-        by_time.plot([0.0] + list(hist.seconds), hist.losses, color=colour, lw=1.6, label=name)
+        marker = "o" if len(hist.losses) <= 30 else None
+        by_epoch.plot(range(len(hist.losses)), hist.losses, color=colour, lw=1.6, label=label,
+                      marker=marker, ms=3)
+        by_time.plot([0.0] + list(hist.seconds), hist.losses, color=colour, lw=1.6, label=name,
+                     marker=marker, ms=3)
         values += hist.losses
     for ax in (by_epoch, by_time):
         _log_scale_if_wide(ax, values)

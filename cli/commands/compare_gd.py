@@ -58,7 +58,7 @@ def run(args) -> int:
             raise UserError("--rows makes regression data; use --loss se/mse or give --data")
         X, Y = compare.synthetic(args.rows, spec.n_inputs, spec.n_outputs, seed=args.seed or 0)
         ds = from_arrays(X.astype(args.dtype), Y.astype(args.dtype),
-                         source=f"synthetic ({args.rows} rows)")
+                         source="synthetic regression data")
         ex = None
     else:
         spec, ds, ex = network_and_data(args)
