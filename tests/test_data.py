@@ -101,6 +101,11 @@ def test_bad_csv_through_the_cli_exits_2_with_one_line(tmp_path, cli, case):
     assert words[0] in err
 
 
+def test_text_in_a_regression_target_points_to_classification(tmp_path):
+    with pytest.raises(UserError, match="'yes' is not a number; fix the cell, for class labels use --loss bce or cce"):
+        load_csv(write(tmp_path, "x,placed\n1,yes\n"), "placed")
+
+
 def test_missing_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         load_csv(tmp_path / "nope.csv", "y")

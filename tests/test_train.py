@@ -285,3 +285,17 @@ def test_outputs_get_ordinary_permissions(cli, students, tmp_path):
         os.umask(old)
     assert status == 0, err
     assert p.stat().st_mode & 0o777 == 0o644
+
+
+def test_grad_norms_go_to_history_plot_and_summary(cli, tmp_path):
+    h, png = tmp_path / "h.csv", tmp_path / "g.png"
+    status, out, err = cli("train", "--example", "notes-iq-cgpa", "--layers", "2-4-4-1",
+                           "--activations", "sigmoid,sigmoid,linear", "--init", "glorot",
+                           "--epochs", "5", "--seed", "0", "--grad-norms", "--history", str(h),
+                           "--plot", str(png))
+    assert status == 0, err
+    assert "‖∂L/∂W‖: W1: " in out and "W3: " in out
+    lines = h.read_text().splitlines()
+    assert lines[0] == "epoch,loss,seconds,grad_norm_W1,grad_norm_W2,grad_norm_W3"
+    assert len(lines) == 7 and all(len(line.split(",")) == 6 for line in lines)
+    assert png.read_bytes()[:8] == PNG

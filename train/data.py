@@ -124,7 +124,8 @@ def load_csv(path: str | Path, target, features=None, loss: str = "se",
     if n_data == 0:
         raise UserError(f"{name} has a header row but no data rows")
 
-    block = _loadtxt(path, header, [columns[c] for c in numeric], dtype)
+    block = _loadtxt(path, header, [columns[c] for c in numeric], dtype,
+                     targets={columns[c] for c in targets})
     X = block[:, : len(feats)]
     ds = Dataset(X=np.ascontiguousarray(X), Y=np.empty((len(X), 0), dtype), features=feats,
                  targets=targets, source=name)
@@ -221,22 +222,22 @@ def _check_shape(raw: bytes, path: Path, header: list[str], used: list[int]) -> 
     return int(filled[1:].sum())
 
 
-def _loadtxt(path: Path, header, used: list[int], dtype: str) -> np.ndarray:
+def _loadtxt(path: Path, header, used: list[int], dtype: str, targets=frozenset()) -> np.ndarray:
     """Parse the used columns as floats; on any problem name the first bad cell."""
     try:
         block = np.loadtxt(path, delimiter=",", skiprows=1, usecols=used, dtype=dtype, ndmin=2,
                            encoding="utf-8", comments=None, quotechar='"')
     except (ValueError, UnicodeDecodeError) as exc:
-        _diagnose(path, header, used)
+        _diagnose(path, header, used, targets=targets)
         raise UserError(f"{path}: cannot read the numbers: {exc}") from None
     if not np.isfinite(block).all():
-        _diagnose(path, header, used)
+        _diagnose(path, header, used, targets=targets)
         raise UserError(f"{path}: some value is not a finite number")
     return block
 
 
 def _diagnose(path: Path, header: list[str], used: list[int], check_values: bool = True,
-              labels: bool = False) -> None:
+              labels: bool = False, targets=frozenset()) -> None:
     """Walk the file with the csv module and raise on the first ragged row or bad cell
     (with ``labels``, the used cells may be text and only an empty one is bad)."""
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
@@ -263,8 +264,9 @@ def _diagnose(path: Path, header: list[str], used: list[int], check_values: bool
                 try:
                     value = float(cell)
                 except ValueError:
-                    raise UserError(f"{col}: {cell!r} is not a number; fix the cell, or leave "
-                                    "the column out with --features") from None
+                    fix = ("for class labels use --loss bce or cce" if i in targets
+                           else "or leave the column out with --features")
+                    raise UserError(f"{col}: {cell!r} is not a number; fix the cell, {fix}") from None
                 if not math.isfinite(value):
                     raise UserError(f"{col}: {cell!r} is not a finite number (NaN or infinity); "
                                     "fill it in or drop the row")

@@ -53,8 +53,8 @@ def _log_scale_if_wide(ax, values) -> None:
 def plot_training(hist, path, title: str = "", force: bool = False):
     """Loss per epoch, and (when traced) weights per epoch as the notes suggest for spotting
     vanishing gradients: a weight whose line stays flat is not learning."""
-    panels = 2 if hist.weights else 1
-    fig, axes = new_figure(6.4 * panels if panels == 1 else 11, 4.2, 1, panels)
+    panels = 1 + bool(hist.weights) + bool(hist.grad_norms)
+    fig, axes = new_figure({1: 6.4, 2: 11, 3: 15}[panels], 4.2, 1, panels)
     ax = axes[0][0]
     epochs = range(len(hist.losses))
     marker = "o" if len(hist.losses) <= 30 else None
@@ -85,6 +85,17 @@ def plot_training(hist, path, title: str = "", force: bool = False):
         ax2.set_title("weights per epoch (colour = layer; flat = not learning)")
         ax2.grid(alpha=0.3)
         ax2.legend(fontsize=7, ncol=2, loc="best")
+    if hist.grad_norms:
+        ax3 = axes[0][panels - 1]
+        for k, values in enumerate(zip(*hist.grad_norms), start=1):
+            ax3.plot(epochs, [max(v, 1e-30) for v in values], lw=1.4, marker=marker, ms=3,
+                     color=COLOURS[(k - 1) % len(COLOURS)], label=f"layer {k}")
+        ax3.set_yscale("log")
+        ax3.set_xlabel("epoch")
+        ax3.set_ylabel(r"$\Vert\partial L/\partial W^k\Vert$")
+        ax3.set_title("gradient norm per layer")
+        ax3.grid(alpha=0.3, which="both")
+        ax3.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     return save(fig, path, force)

@@ -61,7 +61,9 @@ def add_run_arguments(parser, gd: bool = True) -> None:
     if gd:
         g.add_argument("--gd", choices=list(runner.GD_VARIANTS),
                        help="batch (default), sgd (one row per update) or minibatch")
-    g.add_argument("--batch-size", type=int, metavar="B", help="rows per mini-batch (default 32)")
+    g.add_argument("--batch-size", type=int, metavar="B",
+                   help="rows per mini-batch; implies --gd minibatch (default 32, or a quarter "
+                   "of a small table)")
     g.add_argument("--seed", type=int, help="seed for the initial weights and the shuffling")
     g.add_argument("--init", choices=list(runner.INIT_SCHEMES),
                    help="initial weights: glorot (default), he, ones (the notes: w=1, b=0), "
@@ -78,6 +80,8 @@ def add_arguments(parser) -> None:
     o.add_argument("--params-out", metavar="JSON", help="write the trained parameters")
     o.add_argument("--history", metavar="CSV", help="write epoch,loss,seconds per epoch")
     o.add_argument("--plot", metavar="PNG", help="plot loss per epoch and weights per epoch")
+    o.add_argument("--grad-norms", action="store_true",
+                   help="record ‖∂L/∂W^k‖ per layer each epoch (in --history, --plot, --json)")
     o.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     o.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     o.add_argument("--force", action="store_true", help="replace existing output files")
@@ -162,7 +166,8 @@ def run(args) -> int:
     with Progress(cfg["epochs"], quiet=args.quiet or args.json) as bar:
         hist = runner.fit(trainer, params, ds.X, ds.Y, epochs=cfg["epochs"], lr=cfg["lr"],
                           gd=cfg["gd"], batch_size=args.batch_size, seed=args.seed,
-                          progress=bar, track_weights=bool(args.plot))
+                          progress=bar, track_weights=bool(args.plot),
+                          track_grads=args.grad_norms)
 
     P = trainer.forward(params, ds.X)
     acc = accuracy(spec.loss, ds.Y, P)
@@ -186,6 +191,7 @@ def run(args) -> int:
         "dtype": args.dtype,
         "loss_initial": hist.losses[0], "loss_final": hist.losses[-1],
         "accuracy": acc, "seconds": hist.seconds[-1],
+        "grad_norms_final": hist.grad_norms[-1] if hist.grad_norms else None,
         "params": runner.params_to_json(params),
         "written": [str(p) for p in written],
     }
@@ -211,6 +217,9 @@ def _text(s: dict, ds: Dataset, P: np.ndarray) -> str:
     ]
     if s["accuracy"] is not None:
         lines.append(f"accuracy: {s['accuracy']:.1%}")
+    if s["grad_norms_final"] is not None:
+        norms = ", ".join(f"W{k}: {v:.3g}" for k, v in enumerate(s["grad_norms_final"], start=1))
+        lines.append(f"‖∂L/∂W‖: {norms} (after the last epoch)")
     if ds.n_rows <= 10 and s["classes"] is None:
         pairs = ", ".join(f"{y:.4g}→{p:.4g}" for y, p in zip(ds.Y[:, 0], P[:, 0]))
         lines.append(f"y→ŷ:     {pairs}")
