@@ -299,3 +299,16 @@ def test_grad_norms_go_to_history_plot_and_summary(cli, tmp_path):
     assert lines[0] == "epoch,loss,seconds,grad_norm_W1,grad_norm_W2,grad_norm_W3"
     assert len(lines) == 7 and all(len(line.split(",")) == 6 for line in lines)
     assert png.read_bytes()[:8] == PNG
+
+
+def test_params_out_feeds_step_and_step_json_feeds_resume(cli, tmp_path):
+    from backprop.cli.main import build_parser
+    if "step" not in build_parser().format_help():
+        pytest.skip("no step command in this tree")
+    p, s = tmp_path / "p.json", tmp_path / "step.json"
+    assert cli("train", "--example", "notes-iq-cgpa", "--params-out", str(p))[0] == 0
+    status, out, err = cli("step", "--params", str(p), "--x", "0.1,0.2", "--y", "5", "--json")
+    assert status == 0, err
+    s.write_text(out)
+    assert summary(cli, "train", "--example", "notes-iq-cgpa", "--resume", str(s),
+                   "--epochs", "1")["loss_final"] < 1
