@@ -75,3 +75,10 @@ def cli(capsys):
         return status, out, err
 
     return run
+
+
+def test_wall_clock_ties_within_noise():
+    assert compare._judge(1.0, 1.2) == "TIE"
+    assert compare._judge(1.0, 2.0) == "TRUE"
+    assert compare._judge(2.0, 1.0) == "FALSE"
+    assert compare._judge(None, 1.0) == "FALSE" and compare._judge(1.0, None) == "TRUE"
