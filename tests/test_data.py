@@ -144,6 +144,16 @@ def test_empty_label_cell_is_named(tmp_path):
         load_csv(write(tmp_path, "x,c\n1,a\n2,\n"), "c", loss="cce")
 
 
+def test_nan_label_is_a_missing_value(tmp_path):
+    with pytest.raises(UserError, match=r"data row 2, column 'c': 'NaN' marks a missing label"):
+        load_csv(write(tmp_path, "x,c\n1,a\n2,NaN\n"), "c", loss="cce")
+
+
+def test_semicolon_file_gets_a_hint(tmp_path):
+    with pytest.raises(UserError, match="only comma-separated files"):
+        load_csv(write(tmp_path, "iq;cgpa;package\n80;8;5\n"), "package")
+
+
 def test_accuracy():
     Y = np.array([[1, 0], [0, 1], [0, 1]])
     P = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,6 @@ class Dataset:
     classes: list[str] | None = None  # class label of each output column (or of 0/1 for bce)
     mean: np.ndarray | None = None  # feature shift applied by standardise()
     std: np.ndarray | None = None  # feature scale applied by standardise()
-    notes: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:
         return (f"Dataset({self.source!r}, {self.n_rows} rows, features {self.features}, "
@@ -99,7 +98,11 @@ def load_csv(path: str | Path, target, features=None, loss: str = "se",
     columns = {c: i for i, c in enumerate(header)}
     for t in targets:
         if t not in columns:
-            raise UserError(f"{name}: no target column {t!r}; the columns are {', '.join(header)}")
+            hint = ""
+            if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
+                hint = " (only comma-separated files are read; this header has no commas)"
+            raise UserError(f"{name}: no target column {t!r}; the columns are "
+                            f"{', '.join(header)}{hint}")
     wanted = split_names(features)
     if wanted:
         for f in wanted:
@@ -277,9 +280,13 @@ def _read_labels(ds: Dataset, path: Path, header, col: int, loss: str, dtype: st
     raw = np.loadtxt(path, delimiter=",", skiprows=1, usecols=[col], dtype=str, ndmin=1,
                      encoding="utf-8", comments=None, quotechar='"')
     raw = np.char.strip(raw.reshape(-1))
-    empty = np.flatnonzero(raw == "")
-    if len(empty):
+    if (raw == "").any():
         _diagnose(path, header, [col], labels=True)
+    missing = np.isin(np.char.lower(raw), ("nan", "na", "n/a", "null", "none"))
+    if missing.any():
+        row = int(np.argmax(missing)) + 1
+        raise UserError(f"{path} data row {row}, column {header[col]!r}: {str(raw[row - 1])!r} marks a "
+                        "missing label; fill it in or drop the row")
     lexical, index = np.unique(raw, return_inverse=True)
     classes = _sort_labels([str(c) for c in lexical])
     order = {c: i for i, c in enumerate(classes)}

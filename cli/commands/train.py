@@ -223,6 +223,9 @@ def _text(s: dict, ds: Dataset, P: np.ndarray) -> str:
     if ds.n_rows <= 10 and s["classes"] is None:
         pairs = ", ".join(f"{y:.4g}→{p:.4g}" for y, p in zip(ds.Y[:, 0], P[:, 0]))
         lines.append(f"y→ŷ:     {pairs}")
+    if s["standardised"] and any(str(p).endswith(".json") for p in s["written"]):
+        lines.append("note:    the parameters expect standardised inputs (x - mean) / std; "
+                     "--json gives mean and std")
     for path in s["written"]:
         lines.append(f"wrote {path}")
     return "\n".join(lines)
