@@ -268,6 +268,8 @@ def fit(trainer, params: dict, X: np.ndarray, Y: np.ndarray, *, epochs: int, lr:
     if not math.isfinite(hist.losses[0]):
         raise UserError("the loss is not finite before training starts; scale the inputs "
                         "(--standardise) or check the data")
+    if progress is not None:
+        progress.update(0, hist.losses[0])  # something on screen before a long first epoch
     clock = {"spent": 0.0, "mark": time.perf_counter()}
 
     def callback(epoch, loss, params):
