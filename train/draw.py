@@ -18,7 +18,7 @@ import numpy as np
 
 from backprop.derive.errors import UserError
 
-from . import plots
+from . import files, plots
 
 MAX_NODES = 40
 #: Horizontal distance between layers, in units of the vertical distance between nodes.
@@ -158,11 +158,7 @@ def draw(spec, values: Values, path, fmt: str = "png", force: bool = False, titl
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
     ax.set_aspect("equal", adjustable="box")
-    from . import files
-    import io
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=fig.dpi)
-    return files.write(path, buf.getvalue(), force=force)
+    return files.write(path, files.figure_bytes(fig, fmt), force=force)
 
 
 def _circle(fig, centre, radius, face):

@@ -11,7 +11,6 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 
 from backprop.derive.errors import UserError
 
@@ -69,15 +68,13 @@ def history_csv(hist) -> str:
     return buf.getvalue()
 
 
-def png_bytes(fig) -> bytes:
+def figure_bytes(fig, fmt: str = "png") -> bytes:
+    """The figure rendered in memory (png, svg or pdf), ready for an atomic write."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=fig.dpi)
+    fig.savefig(buf, format=fmt, dpi=fig.dpi)
     return buf.getvalue()
 
 
 def is_png(data: bytes) -> bool:
     return data[:8] == b"\x89PNG\r\n\x1a\n"
 
-
-def finite_or_none(values):
-    return [float(v) if np.isfinite(v) else None for v in values]

@@ -41,7 +41,7 @@ def new_figure(width: float, height: float, rows: int = 1, cols: int = 1, **kw):
 
 
 def save(fig, path, force: bool = False):
-    return files.write(path, files.png_bytes(fig), force=force)
+    return files.write(path, files.figure_bytes(fig), force=force)
 
 
 def _log_scale_if_wide(ax, values) -> None:

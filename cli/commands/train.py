@@ -19,7 +19,6 @@ examples:
 """
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 
