@@ -275,28 +275,35 @@ def _diagnose(path: Path, header: list[str], used: list[int], check_values: bool
                                     "fill it in or drop the row")
 
 
+#: Label cells that mean "no value" rather than a class.
+MISSING_LABELS = ("nan", "na", "n/a", "null", "none")
+
+
 def _read_labels(ds: Dataset, path: Path, header, col: int, loss: str, dtype: str) -> None:
-    """Class labels in one column -> one-hot (cce) or 0/1 (bce), with ds.classes the label order."""
+    """Class labels in one column -> one-hot (cce) or 0/1 (bce), with ds.classes the label order.
+
+    Every check and clean-up runs on the distinct labels (a handful), not on the million cells."""
     raw = np.loadtxt(path, delimiter=",", skiprows=1, usecols=[col], dtype=str, ndmin=1,
-                     encoding="utf-8", comments=None, quotechar='"')
-    raw = np.char.strip(raw.reshape(-1))
-    if (raw == "").any():
-        _diagnose(path, header, [col], labels=True)
-    missing = np.isin(np.char.lower(raw), ("nan", "na", "n/a", "null", "none"))
-    if missing.any():
-        row = int(np.argmax(missing)) + 1
-        raise UserError(f"{path} data row {row}, column {header[col]!r}: {str(raw[row - 1])!r} marks a "
-                        "missing label; fill it in or drop the row")
+                     encoding="utf-8", comments=None, quotechar='"').reshape(-1)
     lexical, index = np.unique(raw, return_inverse=True)
-    classes = _sort_labels([str(c) for c in lexical])
-    order = {c: i for i, c in enumerate(classes)}
-    index = np.array([order[str(c)] for c in lexical])[index.reshape(-1)]
+    labels = [str(c).strip() for c in lexical]
+    if "" in labels:
+        _diagnose(path, header, [col], labels=True)
+    for k, label in enumerate(labels):
+        if label.lower() in MISSING_LABELS:
+            row = int(np.argmax(index.reshape(-1) == k)) + 1
+            raise UserError(f"{path} data row {row}, column {header[col]!r}: {label!r} marks a "
+                            "missing label; fill it in or drop the row")
     name = header[col]
+    classes = _sort_labels(sorted(set(labels)))
+    if loss == "bce" and set(classes) <= {"0", "1", "0.0", "1.0"}:
+        classes = ["0", "1"]
+        order = {"0": 0, "0.0": 0, "1": 1, "1.0": 1}
+    else:
+        order = {c: i for i, c in enumerate(classes)}
+    index = np.array([order[label] for label in labels])[index.reshape(-1)]
     if loss == "bce":
-        if set(classes) <= {"0", "1", "0.0", "1.0"}:
-            classes = ["0", "1"]
-            index = np.array([0, 1])[np.isin(raw, ("1", "1.0")).astype(int)]
-        elif len(classes) != 2:
+        if len(classes) != 2:
             raise UserError(f"{path}: bce needs two classes in column {name!r}, found "
                             f"{len(classes)} ({', '.join(classes[:6])}); use --loss cce")
         ds.Y = index.reshape(-1, 1).astype(dtype)
