@@ -91,7 +91,8 @@ def run(args) -> int:
     print(f"{spec.describe()}; {ds.source}, {ds.n_rows} rows; {cfg['epochs']} epochs, "
           f"η = {cfg['lr']:g}, init {cfg['init']}" + (f", seed {args.seed}" if args.seed is not None else ""))
     print(compare.format_table(rows, target))
-    print("(times exclude the per-epoch loss evaluation; L* = the worst final loss)")
+    print("(times exclude the per-epoch loss evaluation; losses are measured at the end of each "
+          "epoch, so \"time to L*\" is a whole number of epochs; L* = the worst final loss)")
     for claim in claims:
         print(claim)
     if written:
