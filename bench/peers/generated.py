@@ -1,0 +1,62 @@
+"""The generated trainer: ``backprop.codegen.load_trainer(spec, dtype)``.
+
+Two rows: ``train`` (the public API, one call with epochs=1, shuffle off) and ``sgd_step``
+(a Python loop over the same batches calling the generated step), which shows what the
+``train`` wrapper adds.  Loading (derivation + rendering + import) happens before timing.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from backprop.codegen import load_trainer
+from backprop.derive import make_spec
+
+from .base import Runner
+
+
+def spec_of(cfg):
+    return make_spec(cfg.layers, list(cfg.activations), cfg.loss)
+
+
+class Generated(Runner):
+    name = "generated train()"
+
+    def __init__(self, cfg, params0, X, Y, dtype, mode="train"):
+        self.cfg, self.X, self.Y, self.mode = cfg, X, Y, mode
+        self.mod = load_trainer(spec_of(cfg), dtype=dtype)
+        self.params0 = {k: np.array(v, dtype=dtype) for k, v in params0.items()}
+        self.slices = [slice(i, min(i + cfg.batch, cfg.rows)) for i in range(0, cfg.rows, cfg.batch)]
+        self.reset()
+
+    def reset(self):
+        self.p = {k: v.copy() for k, v in self.params0.items()}
+
+    def epoch(self):
+        cfg = self.cfg
+        if self.mode == "train":
+            self.mod.train(self.p, self.X, self.Y, 1, cfg.lr, batch_size=cfg.batch, shuffle=False)
+        else:
+            step, p, X, Y, lr = self.mod.sgd_step, self.p, self.X, self.Y, cfg.lr
+            for s in self.slices:
+                step(p, X[s], Y[s], lr)
+
+    def warmup(self):
+        if self.mode != "train":
+            return Runner.warmup(self)        # first two slices and the last one
+        X, Y, rows = self.X, self.Y, min(self.cfg.rows, 2 * self.cfg.batch + 1)
+        self.X, self.Y = X[:rows], Y[:rows]
+        try:
+            self.epoch()
+        finally:
+            self.X, self.Y = X, Y
+
+    def params(self):
+        return {k: np.asarray(v, dtype=np.float64) for k, v in self.p.items()}
+
+
+def make(cfg, params0, X, Y, dtype):
+    return Generated(cfg, params0, X, Y, dtype, mode="train")
+
+
+def make_steps(cfg, params0, X, Y, dtype):
+    return Generated(cfg, params0, X, Y, dtype, mode="steps")
