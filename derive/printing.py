@@ -28,8 +28,10 @@ def _layer_rank(expr: sympy.Expr, depth: int) -> float:
             ranks.append(depth + 1.5)
         elif name.kind in ("yhat",):
             ranks.append(depth + 1)
-        elif name.kind in ("O", "z", "delta", "dO", "b"):
+        elif name.kind in ("O", "z", "delta", "dO"):
             ranks.append(name.indices[0])
+        elif name.kind == "b":  # a bias reads last in its sum: w x + w x + b
+            ranks.append(name.indices[0] - 0.5)
         elif name.kind == "w":
             ranks.append(name.indices[0] - 0.25)
         else:  # x
@@ -37,13 +39,19 @@ def _layer_rank(expr: sympy.Expr, depth: int) -> float:
     return max(ranks, default=depth + 3)
 
 
+def _natural(expr: sympy.Expr):
+    """Order by the symbols' integer indices (y_2 before y_10), then SymPy's own key."""
+    names = sorted((n.kind, n.indices) for n in map(nt.parse, expr.free_symbols) if n)
+    return names, sympy.default_sort_key(expr)
+
+
 def _term_key(term: sympy.Expr, depth: int):
     """Inside a sum: targets first, then constants, then the rest from the loss down."""
     if any((nt.parse(s) or nt.Name("", ())).kind == "y" for s in term.free_symbols):
-        return (0, 0.0, sympy.default_sort_key(term))
+        return (0, 0.0, _natural(term))
     if term.is_number:
-        return (1, 0.0, "")
-    return (2, -_layer_rank(term, depth), sympy.default_sort_key(term))
+        return (1, 0.0, ([], sympy.default_sort_key(term)))
+    return (2, -_layer_rank(term, depth), _natural(term))
 
 
 def _pretty_add(expr: sympy.Add, depth: int) -> tuple[int, sympy.Expr]:
@@ -89,7 +97,7 @@ def display_form(expr: sympy.Expr, depth: int) -> sympy.Expr:
             factors.append(f)
         coeff *= sign
         factors.sort(key=lambda f: (-_layer_rank(f, depth), not isinstance(f, sympy.Symbol),
-                                    sympy.default_sort_key(f)))
+                                    _natural(f)))
         parts = [display_form(f, depth) for f in factors]
         if coeff != 1:
             parts.insert(0, coeff)
