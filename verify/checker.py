@@ -44,6 +44,7 @@ from .latex_input import (LOSS, Aliases, Derivative, Equation, InputError, Reade
                           check_balanced, clean_layout, split_relations)
 
 N_POINTS = 8
+EXTRA_POINTS = 24
 REL_TOL = 1e-8
 
 
@@ -294,21 +295,31 @@ class Checker:
         return abs(c - a) > REL_TOL * max(1.0, abs(a), abs(c))
 
     def compare(self, claim: sympy.Expr, truth: sympy.Expr, seed: str):
-        """(point, claimed, actual) where they differ, or (None, 'symbolic'|'numeric')."""
+        """(counterexample, None) where claim and truth differ, else (None, how it was shown):
+        8 points; then a symbolic proof; failing that, 24 more points (kinks such as relu's
+        can hide a difference from a few points)."""
         checked = 0
-        for pt in self.points(seed):
-            full = self.net.forward_values({k: float(v) for k, v in pt.items()})
-            full.update(pt)
-            c, a = self.value(claim, pt, full), self.value(truth, pt, full)
-            if not (math.isfinite(c) and math.isfinite(a)):
-                continue
-            checked += 1
-            if self.differ(c, a):
-                return {"point": {self.printer.text(s): _fmt(float(v)) for s, v in pt.items()},
-                        "claimed": _fmt(c), "actual": _fmt(a)}, None
+        for stage, n in enumerate((N_POINTS, EXTRA_POINTS)):
+            if stage == 1:
+                if checked == 0:
+                    break
+                method = self._symbolic(claim - truth, checked)
+                if method.startswith("symbolic"):
+                    return None, method
+            for pt in self.points(f"{seed}#{stage}", n):
+                full = self.net.forward_values({k: float(v) for k, v in pt.items()})
+                full.update(pt)
+                c, a = self.value(claim, pt, full), self.value(truth, pt, full)
+                if not (math.isfinite(c) and math.isfinite(a)):
+                    continue
+                checked += 1
+                if self.differ(c, a):
+                    return {"point": {self.printer.text(s): _fmt(float(v)) for s, v in pt.items()},
+                            "claimed": _fmt(c), "actual": _fmt(a)}, None
         if checked == 0:
-            raise InputError("could not evaluate the equation at any point (undefined everywhere tried)")
-        return None, self._symbolic(claim - truth, checked)
+            raise InputError(f"could not evaluate the equation at any of {N_POINTS + EXTRA_POINTS} random points: "
+                             "it is undefined there (a log or a division by zero, e.g. y/ŷ at a dead relu output)")
+        return None, f"numeric ({checked} random points)"
 
     def _symbolic(self, diff: sympy.Expr, checked: int) -> str:
         numeric = f"numeric ({checked} random points)"
