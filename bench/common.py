@@ -58,7 +58,7 @@ CONFIGS: dict[str, Config] = {
         Config("small", (8, 16, 16, 1), ("tanh", "tanh", "linear"), "se", rows=1000, batch=32,
                lr=0.01, inner=20, repeats=5),
         Config("medium", (784, 256, 128, 10), ("relu", "relu", "softmax"), "cce", rows=10000,
-               batch=128, lr=0.05, inner=1, repeats=5),
+               batch=128, lr=0.05, inner=1, repeats=3),
         Config("large", (784, 1024, 1024, 10), ("relu", "relu", "softmax"), "cce", rows=20000,
                batch=256, lr=0.05, inner=1, repeats=3),
     ]

@@ -57,13 +57,16 @@ IMPLS = {
     "torch": ("torch_eager", "make", "PyTorch eager", False),
     "jax": ("jax_jit", "make", "JAX jit step", False),
     "sklearn": ("sklearn_mlp", "make", "scikit-learn", True),
+    "tuned_numpy": ("tuned_numpy", "make", "tuned NumPy (BLAS beta=1)", True),
+    "tuned_numpy_nb": ("tuned_numpy", "make_no_blas", "tuned NumPy (out= update)", True),
     "scalar_python": ("scalar_python", "make", "scalar Python", False),
 }
 DEFAULT_IMPLS = {
     "tiny": ["generated", "generated_steps", "hand_numpy", "scalar_python", "torch", "jax", "sklearn"],
     "small": ["generated", "generated_steps", "hand_numpy", "torch", "jax", "sklearn"],
-    "medium": ["generated", "generated_steps", "hand_numpy", "torch", "jax", "sklearn"],
-    "large": ["generated", "hand_numpy", "torch", "jax", "sklearn"],
+    "medium": ["generated", "generated_steps", "hand_numpy", "tuned_numpy", "tuned_numpy_nb", "torch", "jax",
+               "sklearn"],
+    "large": ["generated", "hand_numpy", "tuned_numpy", "torch", "jax", "sklearn"],
 }
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 TOL = {"float64": 1e-9, "float32": 1e-3}
@@ -226,9 +229,19 @@ def _config(name: str, hidden: str | None) -> Config:
     return cfg
 
 
-def _env_variants() -> list[tuple[str, dict]]:
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _env_variants(threads: int | None) -> list[tuple[str, dict]]:
     base = dict(os.environ)
     base.setdefault("PYTHONHASHSEED", "0")
+    if threads:                     # the workers' own environment only, never the parent's
+        for var in THREAD_VARS:
+            base[var] = str(threads)
+        if threads == 1:
+            base["XLA_FLAGS"] = (base.get("XLA_FLAGS", "") +
+                                 " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+        base["BENCH_THREADS"] = str(threads)
     variants = [("as is", base)]
     if any(v in os.environ for v in OPENBLAS_VARS):
         variants.append(("OPENBLAS_* unset", {k: v for k, v in base.items() if k not in OPENBLAS_VARS}))
@@ -374,11 +387,15 @@ def render(meta, all_results) -> str:
     out.append("")
     out.append(f"- machine: {m['nproc']} cores, {m['cpu']}; {m['kernel']}")
     out.append(f"- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
-    out.append(f"- NumPy BLAS (threadpoolctl): " + "; ".join(
-        f"{b['internal_api']} {b['version']} kernel {b['architecture']}, {b['num_threads']} threads"
-        for b in m["blas"]))
+    for vname, blas in m["gemm_blas"].items():
+        out.append(f"- NumPy BLAS (threadpoolctl, env {vname}): " + "; ".join(
+            f"{b['internal_api']} {b['version']} kernel {b['architecture']}, {b['num_threads']} threads"
+            for b in blas))
     out.append(f"- env: " + ", ".join(f"{k}={os.environ.get(k, '(unset)')}" for k in
-                                       OPENBLAS_VARS + ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")))
+                                       OPENBLAS_VARS + THREAD_VARS))
+    out.append(f"- threads per worker: " + (f"{m['threads']} (--threads: OMP/OpenBLAS/MKL env, "
+                                              "XLA_FLAGS, torch.set_num_threads)"
+                                              if m.get("threads") else "each library's default"))
     out.append(f"- GEMM peak (best NumPy matmul, this run): float64 {m['gemm']['float64']:.1f} GFLOP/s, "
                f"float32 {m['gemm']['float32']:.1f} GFLOP/s")
     for name, e in m["init"].items():
@@ -394,12 +411,14 @@ def render(meta, all_results) -> str:
     for (cname, dtype), rows in all_results.items():
         cfg = _config(cname, m.get("hidden"))
         floor = cfg.flops_floor / (m["gemm"][dtype] * 1e9)
-        out.append(f"| **{cname}** | {dtype} | *GEMM floor* (6·{cfg.weights}·{cfg.rows} FLOP) | | "
-                   f"{fmt_time(floor)} | | 1.00 | | | |")
+        show_floor = cfg.weights >= 100_000     # tiny/small: per-call overhead, not FLOPs
+        if show_floor:
+            out.append(f"| **{cname}** | {dtype} | *GEMM floor* (6·{cfg.weights}·{cfg.rows} FLOP "
+                       f"at {m['gemm'][dtype]:.0f} GFLOP/s) | | {fmt_time(floor)} | | 1.00 | | | |")
         for r in rows:
             ms = r.get("median_s")
             ratio = f"{r['ratio']:.2f}" if "ratio" in r else "–"
-            fl = f"{ms / floor:.2f}" if ms else "–"
+            fl = f"{ms / floor:.2f}" if ms and show_floor else "–"
             loss = f"{r['loss']:.10g}" if "loss" in r else "–"
             rel = f"{r['rel_loss']:.1e}" if "rel_loss" in r else "–"
             status = r["status"] if len(r["status"]) < 90 else r["status"][:87] + "..."
@@ -443,6 +462,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=None, help="rounds per config (default per config)")
     ap.add_argument("--quick", action="store_true", help="tiny + small, 3 rounds")
     ap.add_argument("--hidden", default=None, help="hidden activation for medium/large (default relu)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for every library in every worker (OMP/OpenBLAS/MKL/XLA/torch); "
+                         "default: each library's own")
     ap.add_argument("--out", default=str(HERE / "results.md"))
     ap.add_argument("--readme", action="store_true", help="also replace the results block in bench/README.md")
     # internal modes
@@ -475,21 +497,23 @@ def main(argv=None) -> int:
         args.repeats = args.repeats or 3
     configs = args.configs.split(",")
     dtypes = args.dtypes.split(",")
-    variants = _env_variants()
+    variants = _env_variants(args.threads)
     say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     t_start = time.time()
     meta = machine_meta()
     meta["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     meta["cmd"] = "python bench/train_epoch.py " + " ".join(argv if argv is not None else sys.argv[1:])
     meta["hidden"] = args.hidden
+    meta["threads"] = args.threads
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        info = _run_helper("info", [])
+        info = _run_helper("info", [], env=variants[0][1])
         meta["versions"], meta["blas"] = info["versions"], info["blas"]
         say(f"versions: {meta['versions']}")
         gemm = {"float64": 0.0, "float32": 0.0}
         for vname, env in variants:
             g = _run_helper("gemm", ["--configs", ",".join(configs)], env=env)
             say(f"GEMM [{vname}]: {g['float64']:.1f} / {g['float32']:.1f} GFLOP/s (f64/f32)")
+            meta.setdefault("gemm_blas", {})[vname] = g["blas"]
             for d in gemm:
                 gemm[d] = max(gemm[d], g[d])
         init_args = ["--tmp", tmp, "--configs", ",".join(configs)]

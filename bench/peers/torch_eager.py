@@ -4,12 +4,14 @@ Weights are leaf tensors with ``requires_grad``; each batch is a view of the ful
 ``F.cross_entropy`` on the logits is softmax + cce (mean over rows); ``se`` is written out as
 the mean over rows of Σ (y - ŷ)².
 
-Threads: one intra-op thread for networks under 100 000 weights (tiny, small), PyTorch's
-default (one per core) above.  On the small nets PyTorch's grain size keeps every op serial
+Threads: ``--threads N`` (env BENCH_THREADS) sets them; otherwise one intra-op thread for
+networks under 100 000 weights (tiny, small), PyTorch's default (one per core) above.  On the small nets PyTorch's grain size keeps every op serial
 anyway, and its second OpenMP thread only adds barrier waits: on this loaded 2-core machine
 the small epoch took 24 ms with one thread and 68-270 ms with two.
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import torch
@@ -25,7 +27,9 @@ class TorchEager(Runner):
 
     def __init__(self, cfg, params0, X, Y, dtype):
         self.cfg = cfg
-        if cfg.weights < 100_000:
+        if os.environ.get("BENCH_THREADS"):
+            torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
+        elif cfg.weights < 100_000:
             torch.set_num_threads(1)
         self.tdtype = getattr(torch, dtype)
         self.L = len(cfg.activations)
