@@ -89,9 +89,11 @@ def test_mutated_formulas_are_wrong_with_a_real_counterexample(spec, data):
     checker_points = [{s: v for s, v in zip(d.net.inputs + d.net.parameters() + d.net.targets, vals)}
                       for vals in ([1.3, -0.7, 0.4, 1.1, -1.6, 0.9, 0.2, -0.3] * 40,
                                    [-0.4, 0.8, 1.7, -1.2, 0.5, -0.9, 1.4, 0.6] * 40)]
-    for pt in checker_points:
-        if spec.loss == "cce":
+    for pt in checker_points:  # targets in each loss's domain, as the checker draws them
+        if spec.loss in ("cce", "bce"):
             pt.update({y: float(i == 0) for i, y in enumerate(d.net.targets)})
+        elif spec.loss == "hinge":
+            pt.update({y: (-1.0) ** i for i, y in enumerate(d.net.targets)})
     pairs = [(evaluate(d, mutated, pt), evaluate(d, formula, pt)) for pt in checker_points]
     assume(any(math.isfinite(m) and math.isfinite(f) and abs(m - f) > 1e-6 * max(1.0, abs(f))
                for m, f in pairs))
