@@ -220,3 +220,30 @@ def test_cli_directory_and_empty_file(capsys, tmp_path):
     empty.write_text("% nothing\n")
     status, _, err = run(capsys, "verify", str(empty))
     assert status == 2 and "no equation" in err
+
+
+# -- vectorised forms ------------------------------------------------------------------------------
+MAT = make_spec("2-3-2", "sigmoid,linear", "se")
+
+
+@pytest.mark.parametrize("src", [
+    r"Z^1 = X W^1 + b^1",
+    r"\delta^1 = (\delta^2 W^{2\top}) \odot O^1 \odot (1 - O^1)",
+    r"\delta^1 = \delta^2 (W^2)^\top \odot g'(Z^1)",
+    r"\frac{\partial L}{\partial W^2} = O^{1\top} \delta^2",
+    r"\frac{\partial L}{\partial W^1} = X^T \delta^1",
+    r"\frac{\partial L}{\partial b^2} = \delta^2",
+    r"\delta^2 = 2(\hat{Y} - Y)",
+])
+def test_matrix_forms_correct(src):
+    v = one(src, MAT)
+    assert v.verdict == "correct", v.message
+
+
+def test_matrix_forms_wrong_and_shape_errors():
+    v = one(r"\delta^1 = \delta^2 W^{2\top}", MAT)
+    assert v.verdict == "wrong" and "entry (1, 1)" in v.message and v.expected_latex.startswith(r"\delta^{1}")
+    v = one(r"\frac{\partial L}{\partial W^2} = \delta^2 O^{1\top}", MAT)
+    assert v.verdict == "error" and "cannot multiply a 1×2 by a 3×1" in v.message
+    col = verify_text("% vectors: column\nO^1 = \\sigma(W^{1\\top} x + b^1)\nO^1 = \\sigma(W^1 x + b^1)\n", MAT)
+    assert [v.verdict for v in col.verdicts] == ["correct", "error"]

@@ -28,60 +28,65 @@ EXPECTED = {
         (22, "correct"),  #
         (24, "error"),  # note 2, Layer h: the final output (h and n stand for the last layer, 4)
         (27, "correct"),  # note 2, Layer h (read with h = n = 4)
-        (33, "wrong"),  # note 2, Step 2: "(ex, we got ŷ = 5)" for the first row (80, 3.5, 1.8), w = 1, b = 0
-        (36, "wrong"),  # note 2, Step 3: the loss of that prediction
-        (39, "correct"),  # note 2, Step 3: what ŷ depends on
-        (42, "correct"),  # note 2, Final step: "a total of 9 trainable parameters"
-        (45, "correct"),  # note 2, ①: the chain
-        (47, "correct"),  # note 2, ①: dL/dŷ
-        (49, "wrong"),  # note 2, ①: dŷ/dw^2_11 (O_21 w^2_21 written for O_12 w^2_21)
-        (51, "correct"),  # note 2, ①: result
-        (53, "correct"),  # note 2, ②: the chain
-        (55, "correct"),  # note 2, ②: dŷ/dw^2_21
-        (57, "correct"),  # note 2, ②: result
-        (59, "correct"),  # note 2, ③: the chain
-        (61, "correct"),  # note 2, ③: dŷ/db_21
-        (63, "correct"),  # note 2, ③: result
-        (65, "error"),  # note 2, ④: the chain (w^i_11 for w^1_11)
-        (67, "error"),  # note 2, ④: dŷ/dO_11 (w^i for w^2, O_21 for O_12)
-        (69, "error"),  # note 2, ④: dO_11/dw^i_11
-        (71, "error"),  # note 2, ④: result
-        (74, "correct"),  # note 2, ④ (read with w^i = w^1): the chain
-        (76, "wrong"),  # note 2, ④ (read with w^i = w^2): dŷ/dO_11, O_21 still written for O_12
-        (78, "correct"),  # note 2, ④ (read with w^i = w^1): dO_11/dw^1_11
-        (80, "correct"),  # note 2, ④ (read with w^i = w^1, w^2): result
-        (82, "error"),  # note 2, ⑤: the chain (w^i_21 for w^1_21)
-        (84, "error"),  # note 2, ⑤: dO_11/dw^i_21
-        (86, "correct"),  # note 2, ⑤: result
-        (88, "correct"),  # note 2, ⑥: the chain
-        (90, "correct"),  # note 2, ⑥: do_11/db_11
-        (92, "correct"),  # note 2, ⑥: result
-        (94, "correct"),  # note 2, ⑦: the chain
-        (96, "wrong"),  # note 2, ⑦: dŷ/do_12 (b_12 written for b_21)
-        (98, "correct"),  # note 2, ⑦: do_12/dw^1_12
-        (100, "error"),  # note 2, ⑦: result (w_{i2} for w_{12}, γ for y)
-        (103, "correct"),  # note 2, ⑦ (read with w_{i2} = w_{12}, γ = y): result
-        (105, "correct"),  # note 2, ⑧: the chain
-        (107, "error"),  # note 2, ⑧: dO_12/dw^1_22 (ω for w)
-        (109, "error"),  # note 2, ⑧: result (γ for y)
-        (112, "correct"),  # note 2, ⑧ (read with ω = w): dO_12/dw^1_22
-        (114, "correct"),  # note 2, ⑧ (read with γ = y): result
-        (116, "correct"),  # note 2, ⑨: the chain
-        (118, "error"),  # note 2, ⑨: dO_12/db_12 (ω for w)
-        (120, "error"),  # note 2, ⑨: result (γ for y)
-        (123, "correct"),  # note 2, ⑨ (read with γ = y): result
-        (130, "error"),  # note 2, final list 1 (θ for O)
-        (132, "correct"),  # note 2, final list 2
-        (134, "error"),  # note 2, final list 3 (θ for O)
-        (136, "correct"),  # note 2, final list 4
-        (138, "correct"),  # note 2, final list 5
-        (140, "correct"),  # note 2, final list 6
-        (142, "error"),  # note 2, final list 7 (w^2_12 for w^1_11: no such weight in 2-2-1)
-        (144, "correct"),  # note 2, final list 8
-        (146, "correct"),  # note 2, final list 9
-        (149, "correct"),  # note 2, final list 1 (read with θ = O)
-        (151, "correct"),  # note 2, final list 3 (read with θ = O)
-        (153, "correct"),  # note 2, final list 7 (read with w^2_12 = w^1_11)
+        (31, "error"),  # note 2, Layer 1 as first written: W (5×4) times x (5×1), before "Transposing"
+        (33, "correct"),  # note 2, Layer 1: σ(W^T x + b) ("[4 × 3] [5 × 1] → [4 × 1]": W^T is 4 × 5; a shape claim, not checked)
+        (35, "correct"),  # note 2, Layer 2: G(W^T o + b)
+        (37, "correct"),  # note 2, Layer 3: g(W^T o + b)
+        (39, "correct"),  # note 2, Layer h: g(W^T x + b), the final output
+        (46, "wrong"),  # note 2, Step 2: "(ex, we got ŷ = 5)" for the first row (80, 3.5, 1.8), w = 1, b = 0
+        (49, "wrong"),  # note 2, Step 3: the loss of that prediction
+        (52, "correct"),  # note 2, Step 3: what ŷ depends on
+        (55, "correct"),  # note 2, Final step: "a total of 9 trainable parameters"
+        (58, "correct"),  # note 2, ①: the chain
+        (60, "correct"),  # note 2, ①: dL/dŷ
+        (62, "wrong"),  # note 2, ①: dŷ/dw^2_11 (O_21 w^2_21 written for O_12 w^2_21)
+        (64, "correct"),  # note 2, ①: result
+        (66, "correct"),  # note 2, ②: the chain
+        (68, "correct"),  # note 2, ②: dŷ/dw^2_21
+        (70, "correct"),  # note 2, ②: result
+        (72, "correct"),  # note 2, ③: the chain
+        (74, "correct"),  # note 2, ③: dŷ/db_21
+        (76, "correct"),  # note 2, ③: result
+        (78, "error"),  # note 2, ④: the chain (w^i_11 for w^1_11)
+        (80, "error"),  # note 2, ④: dŷ/dO_11 (w^i for w^2, O_21 for O_12)
+        (82, "error"),  # note 2, ④: dO_11/dw^i_11
+        (84, "error"),  # note 2, ④: result
+        (87, "correct"),  # note 2, ④ (read with w^i = w^1): the chain
+        (89, "wrong"),  # note 2, ④ (read with w^i = w^2): dŷ/dO_11, O_21 still written for O_12
+        (91, "correct"),  # note 2, ④ (read with w^i = w^1): dO_11/dw^1_11
+        (93, "correct"),  # note 2, ④ (read with w^i = w^1, w^2): result
+        (95, "error"),  # note 2, ⑤: the chain (w^i_21 for w^1_21)
+        (97, "error"),  # note 2, ⑤: dO_11/dw^i_21
+        (99, "correct"),  # note 2, ⑤: result
+        (101, "correct"),  # note 2, ⑥: the chain
+        (103, "correct"),  # note 2, ⑥: do_11/db_11
+        (105, "correct"),  # note 2, ⑥: result
+        (107, "correct"),  # note 2, ⑦: the chain
+        (109, "wrong"),  # note 2, ⑦: dŷ/do_12 (b_12 written for b_21)
+        (111, "correct"),  # note 2, ⑦: do_12/dw^1_12
+        (113, "error"),  # note 2, ⑦: result (w_{i2} for w_{12}, γ for y)
+        (116, "correct"),  # note 2, ⑦ (read with w_{i2} = w_{12}, γ = y): result
+        (118, "correct"),  # note 2, ⑧: the chain
+        (120, "error"),  # note 2, ⑧: dO_12/dw^1_22 (ω for w)
+        (122, "error"),  # note 2, ⑧: result (γ for y)
+        (125, "correct"),  # note 2, ⑧ (read with ω = w): dO_12/dw^1_22
+        (127, "correct"),  # note 2, ⑧ (read with γ = y): result
+        (129, "correct"),  # note 2, ⑨: the chain
+        (131, "error"),  # note 2, ⑨: dO_12/db_12 (ω for w)
+        (133, "error"),  # note 2, ⑨: result (γ for y)
+        (136, "correct"),  # note 2, ⑨ (read with γ = y): result
+        (143, "error"),  # note 2, final list 1 (θ for O)
+        (145, "correct"),  # note 2, final list 2
+        (147, "error"),  # note 2, final list 3 (θ for O)
+        (149, "correct"),  # note 2, final list 4
+        (151, "correct"),  # note 2, final list 5
+        (153, "correct"),  # note 2, final list 6
+        (155, "error"),  # note 2, final list 7 (w^2_12 for w^1_11: no such weight in 2-2-1)
+        (157, "correct"),  # note 2, final list 8
+        (159, "correct"),  # note 2, final list 9
+        (162, "correct"),  # note 2, final list 1 (read with θ = O)
+        (164, "correct"),  # note 2, final list 3 (read with θ = O)
+        (166, "correct"),  # note 2, final list 7 (read with w^2_12 = w^1_11)
     ],
     "note3_delta_rule.tex": [
         (12, "error"),  # note 3, 1.2: output-layer update (α_j for a_j)
@@ -121,18 +126,23 @@ def test_note1_prediction_is_176_not_17(reports):
 def test_note2_numeric_slips(reports):
     count = by_line(reports, NOTES[1], 11)
     assert count.expected_latex == "24 + 15 + 8 + 3 = 50" and count.counterexample["actual"] == 50
-    assert by_line(reports, NOTES[1], 33).counterexample["actual"] == 167
-    loss = by_line(reports, NOTES[1], 36)
+    assert by_line(reports, NOTES[1], 46).counterexample["actual"] == 167
+    loss = by_line(reports, NOTES[1], 49)
     assert loss.counterexample["actual"] == 10.24 and loss.counterexample["claimed"] == 10.2
 
 
 def test_note2_notation_slips_suggest_what_was_meant(reports):
-    assert "w^1_11" in by_line(reports, NOTES[1], 65).suggestions
-    assert "y" in by_line(reports, NOTES[1], 109).suggestions
-    assert "O_11" in by_line(reports, NOTES[1], 130).suggestions
-    assert "w^1_12" in by_line(reports, NOTES[1], 107).suggestions
-    assert "w^1_12" in by_line(reports, NOTES[1], 100).suggestions
-    assert "b_21" in by_line(reports, NOTES[1], 96).expected_latex.replace("{", "").replace("}", "")
+    assert "w^1_11" in by_line(reports, NOTES[1], 78).suggestions
+    assert "y" in by_line(reports, NOTES[1], 122).suggestions
+    assert "O_11" in by_line(reports, NOTES[1], 143).suggestions
+    assert "w^1_12" in by_line(reports, NOTES[1], 120).suggestions
+    assert "w^1_12" in by_line(reports, NOTES[1], 113).suggestions
+    assert "b_21" in by_line(reports, NOTES[1], 109).expected_latex.replace("{", "").replace("}", "")
+
+
+def test_note2_untransposed_product_is_a_shape_error(reports):
+    v = by_line(reports, NOTES[1], 31)
+    assert v.verdict == "error" and "5×4 by a 5×1" in v.message
 
 
 def test_note3_index_order(reports):

@@ -27,9 +27,14 @@ start with ``%`` are comments, except these directives:
     the next equation is a parameter count: ``20 + 15 + 8 + 3 = 46`` with LAYERS 5-4-3-2-1
     is checked term by term against (weights + biases) per layer, so it is wrong (24 + 15 +
     8 + 3 = 50); ``total``/``weights``/``biases`` check a single number (``9``, ``6``, ``3``).
-``% mode: delta``
-    the next equation uses the delta-rule syntax (:mod:`backprop.verify.delta_rule`); lines
-    with ``\leftarrow``, ``\Delta``, ``\triangle`` or ``Err_`` are recognised without it.
+``% mode: delta`` / ``% mode: matrix``
+    the next equation uses the delta-rule syntax (:mod:`backprop.verify.delta_rule`) or the
+    matrix syntax (:mod:`backprop.verify.matrix_form`); lines with ``\leftarrow``,
+    ``\Delta``, ``\triangle`` or ``Err_`` (delta rule) and with ``W^k``, ``O^k``, ``\delta^k``,
+    ``\odot`` or ``^\top`` (matrix) are recognised without it.
+``% vectors: column`` (or ``row``, the default)
+    how vectors are laid out in matrix equations from here on (the notes write σ(W^T x + b)
+    with columns; ``backprop derive --vectorised`` prints rows).
 
 Verdicts are described in :mod:`backprop.verify.checker`; exit codes in
 :mod:`backprop.verify.report`.

@@ -781,6 +781,7 @@ class Equation:
     count: str | None = None  # '% count:' argument for this equation
     mode: str = ""  # 'delta' for the delta-rule syntax
     spec_text: str | None = None  # the '% spec:' in force
+    vectors: str = "row"  # '% vectors: column' for the notes' σ(W^T x + b)
 
 
 @dataclass
@@ -789,7 +790,7 @@ class Document:
     spec_directive: str | None = None
 
 
-_DIRECTIVE = re.compile(r"^\s*%\s*(spec|at|count|where|mode)\s*:\s*(.*?)\s*$")
+_DIRECTIVE = re.compile(r"^\s*%\s*(spec|at|count|where|mode|vectors)\s*:\s*(.*?)\s*$")
 
 
 def split_document(text: str) -> Document:
@@ -798,6 +799,7 @@ def split_document(text: str) -> Document:
     eqs: list[Equation] = []
     spec_directive = None
     spec_text: list = [None]
+    vectors: list = ["row"]
     at: dict | None = None
     pending: dict = {}
     block: list[str] | None = None
@@ -809,7 +811,7 @@ def split_document(text: str) -> Document:
             return
         eqs.append(Equation(len(eqs) + 1, src, line, col, where=pending.pop("where", ""), at=at,
                             count=pending.pop("count", None), mode=pending.pop("mode", ""),
-                            spec_text=spec_text[0]))
+                            spec_text=spec_text[0], vectors=vectors[0]))
 
     for n, raw in enumerate(text.splitlines(), start=1):
         m = _DIRECTIVE.match(raw)
@@ -819,6 +821,8 @@ def split_document(text: str) -> Document:
                 spec_directive = spec_directive or val
                 spec_text[0] = val
                 at = None
+            elif key == "vectors":
+                vectors[0] = "column" if val.strip().startswith("col") else "row"
             elif key == "at":
                 at = None if val in ("", "off", "none") else {"text": val, "line": n}
             else:

@@ -3,8 +3,10 @@ chain factor that differs and a numeric counterexample) or an error (what cannot
 the column, or the network names nearest to an unknown one).
 
 INPUT is a LaTeX equation or a file of them (one per line, $...$ or $$...$$; % comments and
-directives '% spec:', '% at:', '% count:', '% where:' — see `python -m pydoc
-backprop.verify`).  The network comes from the flags, else from the file's '% spec:' line,
+directives '% spec:', '% at:', '% count:', '% where:', '% vectors:' — see
+`python -m pydoc backprop.verify`).  Besides ∂L/∂w equations it checks forward definitions
+(O_{11} = ...), numeric claims, parameter counts, matrix forms (\delta^1 = (\delta^2
+W^{2\top}) \odot g'(Z^1)) and the delta rule (W_{j,i} \leftarrow W_{j,i} + \alpha a_j \Delta_i).  The network comes from the flags, else from the file's '% spec:' line,
 else the notes' 2-2-1 linear network with loss (y - ŷ)².  Exit status: 0 all correct, 1 some
 wrong, 2 bad input (an unreadable file or spec, or any equation with an 'error' verdict:
 the report still lists every equation).
@@ -16,6 +18,8 @@ examples:
   backprop verify --spec net.toml derivations.tex --json
   backprop verify --notes                       # the three lecture notes, slips and all
   backprop verify verify/notes/note3_delta_rule.tex
+  backprop verify --layers 2-3-2 --activations sigmoid,linear \
+      '\frac{\partial L}{\partial W^2} = O^{1\top} \delta^2'
 """
 from __future__ import annotations
 
