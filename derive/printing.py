@@ -104,8 +104,6 @@ def display_form(expr: sympy.Expr, depth: int) -> sympy.Expr:
         return sympy.Mul(*parts, evaluate=False) if len(parts) > 1 else parts[0]
     if expr.args:
         args = [display_form(a, depth) for a in expr.args]
-        if isinstance(expr, (sympy.Piecewise, sympy.core.relational.Relational)) or not isinstance(expr, sympy.Basic):
-            return expr.func(*args)
         try:
             return expr.func(*args, evaluate=False)
         except TypeError:  # ExprCondPair and other nodes without an evaluate flag
