@@ -247,3 +247,27 @@ def test_matrix_forms_wrong_and_shape_errors():
     assert v.verdict == "error" and "cannot multiply a 1×2 by a 3×1" in v.message
     col = verify_text("% vectors: column\nO^1 = \\sigma(W^{1\\top} x + b^1)\nO^1 = \\sigma(W^1 x + b^1)\n", MAT)
     assert [v.verdict for v in col.verdicts] == ["correct", "error"]
+
+
+# -- robustness ------------------------------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from backprop.verify import Checker  # noqa: E402
+from backprop.verify.latex_input import Equation  # noqa: E402
+
+SOUP_CHECKER = Checker(SIG)
+
+PIECES = [r"\frac{\partial L}{\partial w^2_{11}}", "=", r"\frac{", "}", "{", "(", ")", r"\hat{y}", "O_{11}",
+          "w^1_{21}", "x_{i1}", "b_{21}", "y", "-2", "+", "-", r"\cdot", "^2", "_", "^", r"\sigma", r"\partial",
+          r"\left(", r"\right)", r"\boxed{", r"\sum", "W^2", r"\delta^1", r"\odot", r"^\top", r"\leftarrow",
+          r"\Delta_i", "Err_i", "g'(in_i)", "W_{j,i}", "a_j", r"\alpha", "3.5", "L", r"\gamma", "O_{21}",
+          r"\rightarrow", "'", "\\", "$"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=9))
+def test_any_token_soup_gets_a_verdict_never_an_exception(tokens):
+    v = SOUP_CHECKER.check(Equation(1, " ".join(tokens), 1))
+    assert v.verdict in ("correct", "wrong", "error")
+    assert "please report" not in v.message, v.message

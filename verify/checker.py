@@ -122,6 +122,11 @@ class Checker:
                            column=exc.column)
         except _Wrong as w:
             return Verdict(**base, verdict="wrong", **w.kw)
+        except (RecursionError, MemoryError, ValueError, TypeError, AttributeError, KeyError, IndexError,
+                ZeroDivisionError, NotImplementedError, sympy.SympifyError) as exc:
+            # never a traceback for one odd equation: say what broke, and that it is ours
+            return Verdict(**base, verdict="error", message=f"cannot check this equation ({type(exc).__name__}: "
+                           f"{exc}); if it is well-formed, please report it as a bug")
 
     def parse(self, source: str):
         """(relations, segments as SymPy, aliases, warnings) of one equation."""
@@ -426,7 +431,7 @@ class Checker:
             form = self.vocabulary(claim)
             shown_truth = self.net.expand(truth) if form == "expanded" else truth
             expected = self.latex(shown_truth)
-            if head_num is LOSS and nt.parse(head_den).kind in ("w", "b"):
+            if head_num is LOSS and head_den is not None and nt.parse(head_den).kind in ("w", "b"):
                 factor = self._factor_diff(claim, self.d.gradient(head_den))
         lhs = self.frac(head_num, head_den) if head_den is not None else None
         msg = f"segment {n} differs from {lhs}" if lhs else f"segment {n} differs from the left side"

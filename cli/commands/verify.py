@@ -6,8 +6,9 @@ INPUT is a LaTeX equation or a file of them (one per line, $...$ or $$...$$; % c
 directives '% spec:', '% at:', '% count:', '% where:', '% vectors:' — see
 `python -m pydoc backprop.verify`).  Besides ∂L/∂w equations it checks forward definitions
 (O_{11} = ...), numeric claims, parameter counts, matrix forms (\delta^1 = (\delta^2
-W^{2\top}) \odot g'(Z^1)) and the delta rule (W_{j,i} \leftarrow W_{j,i} + \alpha a_j \Delta_i).  The network comes from the flags, else from the file's '% spec:' line,
-else the notes' 2-2-1 linear network with loss (y - ŷ)².  Exit status: 0 all correct, 1 some
+W^{2\top}) \odot g'(Z^1)) and the delta rule (W_{j,i} \leftarrow W_{j,i} + \alpha a_j
+\Delta_i).  The network comes from the flags, else from the file's '% spec:' line, else the
+notes' 2-2-1 linear network with loss (y - ŷ)².  Exit status: 0 all correct, 1 some
 wrong, 2 bad input (an unreadable file or spec, or any equation with an 'error' verdict:
 the report still lists every equation).
 
