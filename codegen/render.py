@@ -149,11 +149,10 @@ def _loss_function(w: _Writer, spec: Spec, out: forms.OutputPieces) -> Function:
     L = spec.depth
     names = {y: naming.Y, yhat: naming.O(L), z: naming.Z(L)}
     lines, term = w.expression(out.loss_term, names, naming.O(L))
-    how = (f"taken on the logits {naming.Z(L)}, so it stays finite at any |z|" if out.on_logits
-           else "per row summed over outputs" if not vectorise(spec).output.mean_over_outputs
-           else "per row averaged over outputs")
-    doc = (f"Loss {spec.loss}: {docstring_text(forms.loss_doc(spec))}, {how}; "
-           "the mean over rows.")
+    how = (f"from the logits {naming.Z(L)} (finite at any |z|)" if out.on_logits
+           else "summed over outputs" if not vectorise(spec).output.mean_over_outputs
+           else "averaged over outputs")
+    doc = f"Loss {spec.loss} ({docstring_text(forms.loss_doc(spec))}) {how}, mean over rows."
     return Function("_batch_loss", f"{naming.Y}, {naming.Z(L)}, {naming.O(L)}", doc, lines,
                     f"float({w.printer._module_format('numpy.sum')}({term}) / len({naming.Y}))")
 
@@ -203,6 +202,11 @@ def _backward_blocks(w: _Writer, spec: Spec, pieces: list[forms.LayerPieces],
     return blocks
 
 
+def _q(name: str) -> str:
+    """A validated identifier as a double-quoted string literal: "W1"."""
+    return f'"{naming.identifier(name)}"'
+
+
 def _pairs(names: list[str]) -> str:
     """'"W1": dW1, "b1": db1' style dict bodies."""
     return ", ".join(names)
@@ -238,24 +242,24 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
         "equations": equations,
         "imports": w.printer.imports(),
         "layers": repr(tuple(spec.layers)),
-        "activations": repr(tuple(spec.activations)),
-        "loss": repr(spec.loss),
+        "activations": "(" + ", ".join(_q(a) for a in spec.activations) + ("," if spec.depth == 1 else "") + ")",
+        "loss": _q(spec.loss),
         "loss_name": spec.loss,
         "bias": repr(bool(spec.bias)),
         "dtype": dtype,
         "first_weights": naming.W(1),
         "output": naming.O(L),
         "functions": functions,
-        "param_unpack": [f"{naming.W(k)}, {naming.b(k)} = params[{naming.W(k)!r}], params[{naming.b(k)!r}]"
-                         if spec.bias else f"{naming.W(k)} = params[{naming.W(k)!r}]" for k in layers],
-        "backward_unpack": [f"{naming.W(k)} = params[{naming.W(k)!r}]" for k in range(2, L + 1)],
+        "param_unpack": [f"{naming.W(k)}, {naming.b(k)} = params[{_q(naming.W(k))}], params[{_q(naming.b(k))}]"
+                         if spec.bias else f"{naming.W(k)} = params[{_q(naming.W(k))}]" for k in layers],
+        "backward_unpack": [f"{naming.W(k)} = params[{_q(naming.W(k))}]" for k in range(2, L + 1)],
         "forward_blocks": _forward_blocks(spec, pieces),
         "node_tuple": ", ".join(node_names),
-        "nodes_dict": _pairs([f"{n!r}: {n}" for n in node_names]),
+        "nodes_dict": _pairs([f"{_q(n)}: {n}" for n in node_names]),
         "loss_function": loss_fn,
         "loss_args": f"{naming.Y}, {naming.Z(L)}, {naming.O(L)}",
         "backward_blocks": backward,
-        "grads_dict": _pairs([f"{n!r}: d{n}" for n in param_names]),
+        "grads_dict": _pairs([f"{_q(n)}: d{n}" for n in param_names]),
     }
 
 

@@ -40,8 +40,8 @@ import tempfile
 import numpy as np
 
 LAYERS = (2, 2, 1)
-ACTIVATIONS = ('linear', 'linear')
-LOSS = 'se'
+ACTIVATIONS = ("linear", "linear")
+LOSS = "se"
 BIAS = True
 DTYPE = np.float64
 SCHEMES = ("glorot", "he", "ones", "zeros")
@@ -124,8 +124,8 @@ def _rows(params, X, Y=None):
 
 def _forward(params, X):
     """(Z1, O1, Z2, O2): every layer's Z and O for the rows of X, layer 1 first."""
-    W1, b1 = params['W1'], params['b1']
-    W2, b2 = params['W2'], params['b2']
+    W1, b1 = params["W1"], params["b1"]
+    W2, b2 = params["W2"], params["b2"]
     # layer 1: linear
     Z1 = X @ W1 + b1
     O1 = Z1
@@ -145,7 +145,7 @@ def nodes(params, X):
     """
     X = _rows(params, X)
     Z1, O1, Z2, O2 = _forward(params, X)
-    return {'Z1': Z1, 'O1': O1, 'Z2': Z2, 'O2': O2}
+    return {"Z1": Z1, "O1": O1, "Z2": Z2, "O2": O2}
 
 
 def forward(params, X):
@@ -158,7 +158,7 @@ def forward(params, X):
 # -- loss ---------------------------------------------------------------------------------------
 
 def _batch_loss(Y, Z2, O2):
-    """Loss se: Σ(y-ŷ)², the notes' loss, per row summed over outputs; the mean over rows."""
+    """Loss se (Σ(y-ŷ)², the notes' loss) summed over outputs, mean over rows."""
     return float(np.sum((-O2 + Y)**2) / len(Y))
 
 
@@ -175,7 +175,7 @@ def loss_and_gradients(params, X, Y):
     """(batch loss, gradients) from one forward pass: dL/dP for every P, keys as in params."""
     X, Y = _rows(params, X, Y)
     n_rows = X.shape[0]
-    W2 = params['W2']
+    W2 = params["W2"]
     Z1, O1, Z2, O2 = _forward(params, X)
     # delta2 = dL/dZ2: output layer (linear, loss se), over n_rows for the mean
     delta2 = 2*(O2 - Y)/n_rows
@@ -191,7 +191,7 @@ def loss_and_gradients(params, X, Y):
     dW1 = X.T @ delta1
     # dL/db1: layer 1 biases
     db1 = delta1.sum(axis=0)
-    return _batch_loss(Y, Z2, O2), {'W1': dW1, 'b1': db1, 'W2': dW2, 'b2': db2}
+    return _batch_loss(Y, Z2, O2), {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
 
 
 def gradients(params, X, Y):

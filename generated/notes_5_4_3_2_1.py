@@ -50,8 +50,8 @@ import tempfile
 import numpy as np
 
 LAYERS = (5, 4, 3, 2, 1)
-ACTIVATIONS = ('sigmoid', 'sigmoid', 'sigmoid', 'linear')
-LOSS = 'se'
+ACTIVATIONS = ("sigmoid", "sigmoid", "sigmoid", "linear")
+LOSS = "se"
 BIAS = True
 DTYPE = np.float64
 SCHEMES = ("glorot", "he", "ones", "zeros")
@@ -147,10 +147,10 @@ def _rows(params, X, Y=None):
 
 def _forward(params, X):
     """(Z1, O1, Z2, O2, Z3, O3, Z4, O4): every layer's Z and O for the rows of X, layer 1 first."""
-    W1, b1 = params['W1'], params['b1']
-    W2, b2 = params['W2'], params['b2']
-    W3, b3 = params['W3'], params['b3']
-    W4, b4 = params['W4'], params['b4']
+    W1, b1 = params["W1"], params["b1"]
+    W2, b2 = params["W2"], params["b2"]
+    W3, b3 = params["W3"], params["b3"]
+    W4, b4 = params["W4"], params["b4"]
     # layer 1: sigmoid
     Z1 = X @ W1 + b1
     O1 = sigmoid(Z1)
@@ -176,7 +176,7 @@ def nodes(params, X):
     """
     X = _rows(params, X)
     Z1, O1, Z2, O2, Z3, O3, Z4, O4 = _forward(params, X)
-    return {'Z1': Z1, 'O1': O1, 'Z2': Z2, 'O2': O2, 'Z3': Z3, 'O3': O3, 'Z4': Z4, 'O4': O4}
+    return {"Z1": Z1, "O1": O1, "Z2": Z2, "O2": O2, "Z3": Z3, "O3": O3, "Z4": Z4, "O4": O4}
 
 
 def forward(params, X):
@@ -189,7 +189,7 @@ def forward(params, X):
 # -- loss ---------------------------------------------------------------------------------------
 
 def _batch_loss(Y, Z4, O4):
-    """Loss se: Σ(y-ŷ)², the notes' loss, per row summed over outputs; the mean over rows."""
+    """Loss se (Σ(y-ŷ)², the notes' loss) summed over outputs, mean over rows."""
     return float(np.sum((-O4 + Y)**2) / len(Y))
 
 
@@ -206,9 +206,9 @@ def loss_and_gradients(params, X, Y):
     """(batch loss, gradients) from one forward pass: dL/dP for every P, keys as in params."""
     X, Y = _rows(params, X, Y)
     n_rows = X.shape[0]
-    W2 = params['W2']
-    W3 = params['W3']
-    W4 = params['W4']
+    W2 = params["W2"]
+    W3 = params["W3"]
+    W4 = params["W4"]
     Z1, O1, Z2, O2, Z3, O3, Z4, O4 = _forward(params, X)
     # delta4 = dL/dZ4: output layer (linear, loss se), over n_rows for the mean
     delta4 = 2*(O4 - Y)/n_rows
@@ -240,7 +240,7 @@ def loss_and_gradients(params, X, Y):
     dW1 = X.T @ delta1
     # dL/db1: layer 1 biases
     db1 = delta1.sum(axis=0)
-    return _batch_loss(Y, Z4, O4), {'W1': dW1, 'b1': db1, 'W2': dW2, 'b2': db2, 'W3': dW3, 'b3': db3, 'W4': dW4, 'b4': db4}
+    return _batch_loss(Y, Z4, O4), {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2, "W3": dW3, "b3": db3, "W4": dW4, "b4": db4}
 
 
 def gradients(params, X, Y):

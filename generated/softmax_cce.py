@@ -40,8 +40,8 @@ import tempfile
 import numpy as np
 
 LAYERS = (4, 8, 3)
-ACTIVATIONS = ('relu', 'softmax')
-LOSS = 'cce'
+ACTIVATIONS = ("relu", "softmax")
+LOSS = "cce"
 BIAS = True
 DTYPE = np.float64
 SCHEMES = ("glorot", "he", "ones", "zeros")
@@ -148,8 +148,8 @@ def _rows(params, X, Y=None):
 
 def _forward(params, X):
     """(Z1, O1, Z2, O2): every layer's Z and O for the rows of X, layer 1 first."""
-    W1, b1 = params['W1'], params['b1']
-    W2, b2 = params['W2'], params['b2']
+    W1, b1 = params["W1"], params["b1"]
+    W2, b2 = params["W2"], params["b2"]
     # layer 1: relu
     Z1 = X @ W1 + b1
     O1 = relu(Z1)
@@ -169,7 +169,7 @@ def nodes(params, X):
     """
     X = _rows(params, X)
     Z1, O1, Z2, O2 = _forward(params, X)
-    return {'Z1': Z1, 'O1': O1, 'Z2': Z2, 'O2': O2}
+    return {"Z1": Z1, "O1": O1, "Z2": Z2, "O2": O2}
 
 
 def forward(params, X):
@@ -182,7 +182,7 @@ def forward(params, X):
 # -- loss ---------------------------------------------------------------------------------------
 
 def _batch_loss(Y, Z2, O2):
-    """Loss cce: categorical cross-entropy, -Σ y log ŷ, taken on the logits Z2, so it stays finite at any |z|; the mean over rows."""
+    """Loss cce (categorical cross-entropy, -Σ y log ŷ) from the logits Z2 (finite at any |z|), mean over rows."""
     _t0 = Z2.max(axis=1, keepdims=True)
     return float(np.sum(-Y*(Z2 - _t0 - np.log(np.exp(Z2 - _t0).sum(axis=1, keepdims=True)))) / len(Y))
 
@@ -200,7 +200,7 @@ def loss_and_gradients(params, X, Y):
     """(batch loss, gradients) from one forward pass: dL/dP for every P, keys as in params."""
     X, Y = _rows(params, X, Y)
     n_rows = X.shape[0]
-    W2 = params['W2']
+    W2 = params["W2"]
     Z1, O1, Z2, O2 = _forward(params, X)
     # delta2 = dL/dZ2: output layer (softmax, loss cce), over n_rows for the mean
     delta2 = (O2 - Y)/n_rows
@@ -216,7 +216,7 @@ def loss_and_gradients(params, X, Y):
     dW1 = X.T @ delta1
     # dL/db1: layer 1 biases
     db1 = delta1.sum(axis=0)
-    return _batch_loss(Y, Z2, O2), {'W1': dW1, 'b1': db1, 'W2': dW2, 'b2': db2}
+    return _batch_loss(Y, Z2, O2), {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
 
 
 def gradients(params, X, Y):
