@@ -152,6 +152,8 @@ def test_unknown_names_come_with_suggestions(src, bad, meant):
     (r"\frac{\partial L}{\partial w^2_{11}} = -2(y - \hat{y}) n O_{11}", "'n'"),
     (r"\frac{\partial L}{\partial w^2_{11}} = -2(y - \hat{y}) \text{O}", "cannot be checked"),
     (r"\frac{\partial L}{\partial w^2_{11}}", "no '='"),
+    (r"\frac{\partial L}{\partial w^2_{11}} = \sigma(\cdot) O_{11}", "placeholder"),
+    (r"\frac{\partial w^2_{11}}{\partial L} = 1", "with respect to L"),
 ])
 def test_constructs_the_parser_cannot_express_are_errors(src, words):
     v = one(src)

@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 import sympy
 
 from backprop.derive import notation as nt
-from backprop.derive.activations import ACTIVATIONS
 from backprop.derive.spec import Spec
 
 
@@ -280,10 +279,6 @@ _NAMED_STEMS = {"w": "w", "W": "W", "b": "b", "O": "O", "o": "O", "x": "x", "y":
 LOOKALIKE = {r"\gamma": "y", r"\theta": "O", r"\omega": "w", r"\Omega": "w", r"\Theta": "O", "W": "w",
              r"\alpha": "a"}
 _GREEK_STEMS = {r"\gamma", r"\theta", r"\omega", r"\delta", r"\Omega", r"\Theta"}
-_FUNCTIONS = {r"\sigma", r"\tanh", r"\exp", r"\log", r"\ln", r"\max", r"\theta"}
-_COMMANDS_OK = {r"\frac", r"\partial", r"\cdot", r"\times", r"\sqrt", r"\sigma", r"\tanh", r"\exp",
-                r"\log", r"\ln", r"\max", r"\min", r"\prime", r"\mathit", r"\left", r"\right", r"\hat",
-                r"\eta"}
 
 
 def _script(s: str, i: int) -> tuple[str, int] | None:
@@ -666,6 +661,10 @@ class Reader:
         from sympy.parsing.latex import parse_latex
         from sympy.parsing.latex.errors import LaTeXParsingError
 
+        ph = re.search(r"\(\s*\\cdot\s*\)", t.s)
+        if ph:
+            raise InputError(f"(\\cdot) at column {t.col(ph.start()) + 1} is a placeholder, not a value: write the "
+                             r"argument, e.g. \sigma(w^1_{11} x_{i1} + w^1_{21} x_{i2} + b_{11})", t.col(ph.start()))
         replaced = self.replace_names(t, aliases, unknowns)
         if unknowns:
             return sympy.S.Zero  # the caller reports them; nothing to parse
@@ -871,7 +870,3 @@ def parse_spec_directive(text: str) -> Spec:
         raise UserError(f"'% spec: {text}' should read '% spec: layers=2-2-1 activations=linear loss=se'")
     bias = fields.get("bias", "true").lower() not in ("false", "no", "0", "off")
     return make_spec(fields["layers"], fields.get("activations", "linear"), fields.get("loss", "se"), bias=bias)
-
-
-def activation_names() -> list[str]:
-    return sorted(ACTIVATIONS)
