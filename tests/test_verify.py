@@ -148,6 +148,8 @@ def test_unknown_names_come_with_suggestions(src, bad, meant):
     (r"\frac{\partial L}{\partial w^2_{11}} = -2(y - \hat{y}) \sum_i O_{1i}", "no limits"),
     (r"\frac{\partial L}{\partial w^2_{11}} = -2(y - \hat{y}) g'(in_j)", "delta rule"),
     (r"\frac{\partial L}{\partial w^2_{11}} = -2(y - \hat{y}) g'(z)", "which activation"),
+    (r"\frac{\partial L}{\partial w^2_{11}} = -2(y - \hat{y}) in_1", "delta rule"),
+    (r"\frac{\partial L}{\partial w^2_{11}} = -2(y - \hat{y}) g^1(O_{11})", "which activation"),
     (r"\frac{\partial L}{\partial w^2_{11}} = -2(y - \hat{y}) \triangle_i", "delta rule"),
     (r"\frac{\partial L}{\partial w^2_{11}} = -2(y - \hat{y}) n O_{11}", "'n'"),
     (r"\frac{\partial L}{\partial w^2_{11}} = -2(y - \hat{y}) \text{O}", "cannot be checked"),
