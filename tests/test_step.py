@@ -170,3 +170,25 @@ def test_generate_odd_file_names_stay_comments(cli, tmp_path):
     status, out, _ = cli("generate", *NOTES, "-o", str(target))
     assert status == 0 and "runs as a script" in out
     compile(target.read_text(), str(target), "exec")
+
+
+def test_an_interrupted_generate_leaves_nothing_behind(cli, tmp_path, monkeypatch):
+    import os
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    status, _, err = cli("generate", *NOTES, "-o", str(tmp_path / "t.py"))
+    assert status == 130 and "interrupted" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_name_with_a_newline_stays_a_comment(cli, tmp_path):
+    target = tmp_path / "x\nimport os\n.py"
+    assert cli("generate", *NOTES, "-o", str(target))[0] == 0
+    source = target.read_text()
+    header = source.split('"""')[0].splitlines()
+    assert len(header) == 7 and all(line.startswith("#") for line in header)
+    assert "\\nimport os\\n" in header[1]  # escaped, as ascii() writes it
+    compile(source, "t.py", "exec")
