@@ -347,8 +347,14 @@ class Checker:
 
     # -- printing in the claim's vocabulary ---------------------------------------------------
     def vocabulary(self, claim: sympy.Expr) -> str:
-        kinds = {(nt.parse(s) or nt.Name("?", ())).kind for s in claim.free_symbols}
-        return "formula" if kinds & {"O", "yhat", "delta", "?"} else "expanded"
+        """'expanded' when the claim spells node outputs out (x's, or weights of two layers,
+        and no O or ŷ), else 'formula' (the notes' y, ŷ, O, x, w)."""
+        names = [nt.parse(s) or nt.Name("?", ()) for s in claim.free_symbols]
+        kinds = {n.kind for n in names}
+        if kinds & {"O", "yhat", "delta", "?"}:
+            return "formula"
+        layers = {n.indices[0] for n in names if n.kind in ("w", "b")}
+        return "expanded" if "x" in kinds or len(layers) > 1 else "formula"
 
     def latex(self, expr) -> str:
         return self.printer.latex(expr)
