@@ -57,6 +57,7 @@ def write_atomic(path: str | Path, data: str | bytes, force: bool = False) -> Pa
     mode = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() honours the umask
         with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as fh:
             fh.write(data)
             fh.flush()
@@ -69,3 +70,10 @@ def write_atomic(path: str | Path, data: str | bytes, force: bool = False) -> Pa
             pass
         raise
     return path
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it; set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

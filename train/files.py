@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 
 from backprop.derive.errors import UserError
@@ -34,18 +33,10 @@ def preflight(paths, force: bool = False) -> None:
 
 
 def write(path, data, force: bool = False) -> Path:
-    """Atomic write, then the permissions a plain ``open()`` would have given (the temporary
-    file behind the rename is created 0600, which would hide plots from everyone else)."""
-    from backprop.cli.common import write_atomic  # the one atomic writer of the project
-    path = write_atomic(path, data, force=force)
-    os.chmod(path, 0o666 & ~_umask())
-    return path
+    """Atomic write with the permissions a plain ``open()`` gives: the project's one writer."""
+    from backprop.cli.common import write_atomic
 
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    return write_atomic(path, data, force=force)
 
 
 def write_json(path, obj, force: bool = False) -> Path:
