@@ -63,6 +63,14 @@ def test_sigmoid_chain_with_sigma_and_output_forms():
     assert one(r"O_{11} = \sigma(w^1_{11} x_{i1} + w^1_{21} x_{i2} + b_{11})", SIG).verdict == "correct"
 
 
+def test_cases_blocks_read_as_piecewise():
+    spec = make_spec("1-2-1", "leaky_relu,linear", "se")
+    right = (r"\frac{\partial L}{\partial b_{12}} = -2(y - \hat{y}) w^2_{21} \begin{cases} 1 & \text{for}\: O_{12} > 0 "
+             r"\\ \frac{1}{100} & \text{otherwise} \end{cases}")
+    assert one(right, spec).verdict == "correct"
+    assert one(right.replace("{1}{100}", "{1}{10}"), spec).verdict == "wrong"
+
+
 def test_definitions_and_loss():
     assert one(r"O_{21} = w^2_{11} O_{11} + w^2_{21} O_{12} + b_{21}").verdict == "correct"
     assert one(r"L = (y - \hat{y})^2").verdict == "correct"

@@ -7,7 +7,9 @@ The pre-pass, per equation
 --------------------------
 1. **Layout** is dropped: ``\boxed{X}`` → X, ``\underbrace{X}_{...}`` → X, ``\left( \right)``,
    ``\therefore``, ``\textcircled{1}``/①, ``\quad``, ``\space``, ``&``, ``\\``, aligned
-   environments, a trailing ``,`` or ``.``.  Unicode ``ŷ ∂ · × σ γ θ ω`` become LaTeX.
+   environments, a trailing ``,`` or ``.``.  Unicode ``ŷ ∂ · × σ γ θ ω`` become LaTeX.  A
+   ``\begin{cases} A & \text{for} C \\ B & \text{otherwise} \end{cases}`` block (as SymPy
+   prints leaky relu's derivative) becomes a Piecewise.
 2. **Relations** split the equation at top level: ``=``, ``\rightarrow``/``\to`` (the
    notes' "→ result"), ``\approx`` (a rounded number), ``\leftarrow`` (an update rule).
 3. **Derivative fractions** ``\frac{\partial A}{\partial B}``, ``\frac{\partial (E)}{\partial B}``
@@ -176,8 +178,22 @@ def _unwrap(t: Text, command: str, drop_subscript: bool = False) -> Text:
         t = t.edit(edits)
 
 
+def _cases(m: re.Match) -> str:
+    r"""``\begin{cases} A & \text{for} C \\ B & \text{otherwise} \end{cases}`` ->
+    ``\piecewise{A}{C}{B}{}`` (value, condition pairs; an empty condition is 'otherwise')."""
+    groups = []
+    for row in re.split(r"\\\\", m.group(1)):
+        if not row.strip():
+            continue
+        value, _, cond = row.partition("&")
+        cond = re.sub(r"\\text\s*\{\s*(?:for|if|when)\s*\}|\\text\s*\{\s*otherwise\s*\}|\\[,;:! ]", " ", cond)
+        groups += [value.strip(), cond.strip()]
+    return r"\piecewise" + "".join("{" + g + "}" for g in groups)
+
+
 def clean_layout(t: Text) -> Text:
     t = t.sub("|".join(map(re.escape, UNICODE)), lambda m: UNICODE[m.group()])
+    t = t.sub(r"\\begin\s*\{cases\}(.*?)\\end\s*\{cases\}", _cases)
     t = t.sub(r"\\textcircled\s*\{[^{}]*\}", " ")
     t = t.sub(r"\\(?:begin|end)\s*\{(?:aligned|align\*?|equation\*?|split|gathered)\}", " ")
     t = _unwrap(t, r"\boxed")
@@ -521,6 +537,11 @@ class Reader:
         edits = []
         i = 0
         while i < len(s):
+            if s.startswith(r"\piecewise", i):
+                end, alias = self._piecewise(t, i, aliases, unknowns)
+                edits.append((i, end, rf" \mathit{{{alias}}} "))
+                i = end
+                continue
             if s.startswith(r"\frac", i) and re.match(r"\\frac\s*\{\s*\\partial", s[i:]):
                 end, alias = self._derivative(t, i, aliases, unknowns)
                 edits.append((i, end, rf" \mathit{{{alias}}} "))
@@ -577,6 +598,25 @@ class Reader:
             edits.append((i, end, rf" \mathit{{{alias}}}"))
             i = end
         return t.edit(edits)
+
+    def _piecewise(self, t: Text, i: int, aliases: Aliases, unknowns: list[Unknown]) -> tuple[int, str]:
+        """\\piecewise{value}{condition}... (from a cases block) -> one alias for a Piecewise."""
+        s, k = t.s, i + len(r"\piecewise")
+        groups = []
+        while k < len(s) and s[k] == "{":
+            end = group_end(s, k)
+            groups.append(t.slice(k + 1, end - 1).strip())
+            k = end
+        pairs = []
+        for value, cond in zip(groups[::2], groups[1::2]):
+            v = self.parse_segment(value, aliases, unknowns)
+            c = self.parse_segment(cond, aliases, unknowns, relation_ok=True) if cond.s else sympy.true
+            pairs.append((v, c))
+        if not pairs or unknowns:
+            return k, aliases.new(sympy.S.Zero)
+        if pairs[-1][1] is not sympy.true:
+            pairs.append((sympy.nan, sympy.true))
+        return k, aliases.new(sympy.Piecewise(*pairs))
 
     def _derivative(self, t: Text, i: int, aliases: Aliases, unknowns: list[Unknown]) -> tuple[int, str]:
         s = t.s
@@ -655,7 +695,8 @@ class Reader:
         return obj
 
     # -- parsing ---------------------------------------------------------------------------
-    def parse_segment(self, t: Text, aliases: Aliases, unknowns: list[Unknown]) -> sympy.Expr:
+    def parse_segment(self, t: Text, aliases: Aliases, unknowns: list[Unknown],
+                      relation_ok: bool = False) -> sympy.Expr:
         """One side of a relation as SymPy, aliases mapped back (Derivative and LOSS stay as
         alias symbols; see :func:`alias_objects`)."""
         from sympy.parsing.latex import parse_latex
@@ -686,7 +727,7 @@ class Reader:
         except Exception as exc:  # the ANTLR runtime raises other types on odd input
             raise InputError(f"unparsable LaTeX at column {t.col(0) + 1}: {type(exc).__name__}: {exc}",
                              t.col(0)) from None
-        if isinstance(expr, sympy.core.relational.Relational):
+        if isinstance(expr, sympy.core.relational.Relational) and not relation_ok:
             raise InputError(f"unparsable LaTeX at column {t.col(0) + 1}: a relation inside a term", t.col(0))
         return self._finish(expr, t, aliases)
 
@@ -732,8 +773,8 @@ class Reader:
                     from backprop.derive.network import Network
                     k, j = nt.parse(obj).indices
                     mapping[sym] = Network(self.spec).z(k, j)
-                elif isinstance(obj, sympy.Symbol):
-                    mapping[sym] = obj
+                elif isinstance(obj, sympy.Basic):
+                    mapping[sym] = obj  # a network symbol, or a Piecewise built from parsed parts
                 # LOSS and Derivative aliases stay: the checker gives them values
         return expr.xreplace(mapping)
 
