@@ -60,7 +60,7 @@ CONFIGS: dict[str, Config] = {
         Config("medium", (784, 256, 128, 10), ("relu", "relu", "softmax"), "cce", rows=10000,
                batch=128, lr=0.05, inner=1, repeats=3),
         Config("large", (784, 1024, 1024, 10), ("relu", "relu", "softmax"), "cce", rows=20000,
-               batch=256, lr=0.05, inner=1, repeats=3),
+               batch=256, lr=0.05, inner=1, repeats=2),
     ]
 }
 

@@ -36,7 +36,6 @@ def main(argv=None) -> int:
     import inspect
     import time
 
-    import numpy as np
     from line_profiler import LineProfiler
 
     from backprop.codegen import load_trainer
@@ -82,10 +81,10 @@ def main(argv=None) -> int:
             print(f"\n## {cfg.name} {'-'.join(map(str, cfg.layers))} {','.join(cfg.activations)} "
                   f"{cfg.loss}, {dtype}, {cfg.rows} rows, batch {cfg.batch} ({steps} steps): "
                   f"epoch {wall:.3f} s under the profiler, leaf lines {total_leaf:.3f} s")
-            print(f"{'share':>6} {'s':>8} {'hits':>6}  function: line")
+            print(f"{'share':>6} {'s':>8} {'hits':>6} {'µs/hit':>9}  function: line")
             for t, hits, fn, text in leaf[: args.top]:
-                print(f"{100 * t / total_leaf:5.1f}% {t:8.3f} {hits:6d}  {fn}: {text}")
-            np.random.default_rng(0)
+                print(f"{100 * t / total_leaf:5.1f}% {t:8.3f} {hits:6d} {1e6 * t / max(hits, 1):9.1f}  "
+                      f"{fn}: {text}")
     return 0
 
 
