@@ -60,10 +60,12 @@ IMPLS = {
     "tuned_numpy": ("tuned_numpy", "make", "tuned NumPy (BLAS beta=1)", True),
     "tuned_numpy_nb": ("tuned_numpy", "make_no_blas", "tuned NumPy (out= update)", True),
     "scalar_python": ("scalar_python", "make", "scalar Python", False),
+    "scalar_unrolled": ("scalar_unrolled", "make", "scalar unrolled (prototype)", False),
 }
 DEFAULT_IMPLS = {
-    "tiny": ["generated", "generated_steps", "hand_numpy", "scalar_python", "torch", "jax", "sklearn"],
-    "small": ["generated", "generated_steps", "hand_numpy", "torch", "jax", "sklearn"],
+    "tiny": ["generated", "generated_steps", "hand_numpy", "scalar_python", "scalar_unrolled", "torch", "jax",
+             "sklearn"],
+    "small": ["generated", "generated_steps", "hand_numpy", "scalar_unrolled", "torch", "jax", "sklearn"],
     "medium": ["generated", "generated_steps", "hand_numpy", "tuned_numpy", "tuned_numpy_nb", "torch", "jax",
                "sklearn"],
     "large": ["generated", "hand_numpy", "tuned_numpy", "torch", "jax", "sklearn"],
@@ -527,8 +529,8 @@ def main(argv=None) -> int:
         for name in configs:
             cfg = _config(name, args.hidden)
             impls = args.impls.split(",") if args.impls else DEFAULT_IMPLS[name]
-            if "scalar_python" in impls and (cfg.loss != "se" or "softmax" in cfg.activations):
-                impls = [i for i in impls if i != "scalar_python"]
+            if cfg.loss != "se" or "softmax" in cfg.activations:
+                impls = [i for i in impls if not i.startswith("scalar")]
             repeats = args.repeats or cfg.repeats
             meta["repeats"][name] = f"{repeats}×{cfg.inner}"
             for dtype in dtypes:
