@@ -149,8 +149,8 @@ class NotationPrinter:
 
     def text(self, expr) -> str:
         """Readable text: ``-2(y - ŷ) w^2_11 x_i1``."""
-        out = self._str.doprint(display_form(sympy.sympify(expr), self.depth))
+        out = self._str.doprint(display_form(sympy.sympify(expr, strict=True), self.depth))
         return out.replace("**", "^").replace("*", " ")
 
     def latex(self, expr) -> str:
-        return self._latex.doprint(display_form(sympy.sympify(expr), self.depth))
+        return self._latex.doprint(display_form(sympy.sympify(expr, strict=True), self.depth))

@@ -97,7 +97,7 @@ def plot_training(hist, path, title: str = "", force: bool = False):
         ax3.grid(alpha=0.3, which="both")
         ax3.legend(fontsize=7)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=10, parse_math=False)  # titles hold file names: "$" is text
     return save(fig, path, force)
 
 
@@ -125,7 +125,7 @@ def plot_compare(runs: dict, path, title: str = "", force: bool = False):
     by_time.set_xlabel("training time (s)")
     by_time.set_title("loss vs wall time")
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=10, parse_math=False)  # titles hold file names: "$" is text
     return save(fig, path, force)
 
 
@@ -152,5 +152,5 @@ def plot_vanishing(runs: list, path, title: str = "", force: bool = False):
         axes[n // cols][n % cols].set_visible(False)
     axes[0][0].legend(fontsize=7, loc="lower left")
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=10, parse_math=False)  # titles hold file names: "$" is text
     return save(fig, path, force)

@@ -135,7 +135,7 @@ def symbol_values(spec: Spec, x, y, params, nodes) -> dict[sympy.Symbol, float]:
 
 
 def _number(expr: sympy.Expr, values: dict) -> float:
-    return float(sympy.sympify(expr).xreplace(values).doit())
+    return float(sympy.sympify(expr, strict=True).xreplace(values).doit())
 
 
 def _as_sympy(values: dict) -> dict:
