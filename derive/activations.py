@@ -107,7 +107,7 @@ def derivative(name: str) -> tuple[sympy.Expr, sympy.Symbol]:
 def derivative_at(name: str, out: sympy.Expr, pre: sympy.Expr) -> sympy.Expr:
     """g' of one node written with its own output ``out`` (or pre-activation ``pre``)."""
     expr, var = derivative(name)
-    return expr.subs(var, out if var is a else pre)
+    return expr.xreplace({var: out if var is a else pre})
 
 
 def passes_no_gradient(name: str) -> bool:
