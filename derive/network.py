@@ -114,8 +114,9 @@ class Network:
                           for i in range(1, self.spec.layers[k - 1] + 1)], dtype=float)
             b = np.array([values[nt.bias(k, j)] if self.spec.bias else 0.0
                           for j in range(1, self.spec.layers[k] + 1)])
-            Z = prev @ W + b
-            prev = numpy_forward(self.activation(k).name)(Z[None, :])[0]
+            with np.errstate(over="ignore", invalid="ignore"):  # inf/nan at a user's 1e308 point: the caller sees them
+                Z = prev @ W + b
+                prev = numpy_forward(self.activation(k).name)(Z[None, :])[0]
             for j in range(1, self.spec.layers[k] + 1):
                 out[nt.preactivation(k, j)] = float(Z[j - 1])
                 out[self.O(k, j)] = float(prev[j - 1])

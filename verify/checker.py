@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 import sympy
 
 from backprop.derive import derive
+from backprop.derive.budget import check_per_parameter
 from backprop.derive import notation as nt
 from backprop.derive.activations import derivative_at, softmax_jacobian
 from backprop.derive.losses import LOSSES
@@ -46,6 +47,12 @@ from .latex_input import (LOSS, Aliases, Derivative, Equation, InputError, Reade
 N_POINTS = 8
 EXTRA_POINTS = 24
 REL_TOL = 1e-8
+#: Longest equation read (characters) and deepest {([ nesting: beyond them the parser and
+#: SymPy take seconds to minutes or recurse too deep; the notes' longest is 274 and 2 deep.
+MAX_EQUATION_CHARS = 3000
+MAX_NESTING = 40
+#: Longest run of digits in one number (the LaTeX parser is quadratic in it; 1e308 is 309).
+MAX_DIGITS = 330
 
 
 @dataclass
@@ -71,6 +78,26 @@ class Verdict:
         return asdict(self)
 
 
+def _check_size(source: str) -> None:
+    """Refuse (InputError) an equation too long or too deeply nested to check in seconds."""
+    if len(source) > MAX_EQUATION_CHARS:
+        raise InputError(f"equation too long to check: {len(source):,} characters (at most "
+                         f"{MAX_EQUATION_CHARS:,}); split it into shorter equations")
+    depth = 0
+    for i, c in enumerate(source):
+        if c in "{([":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise InputError(f"brackets nested more than {MAX_NESTING} deep at column {i + 1}: "
+                                 "too deep to check; remove brackets", i)
+        elif c in "})]":
+            depth = max(depth - 1, 0)
+    long_number = re.search(r"\d{%d,}" % (MAX_DIGITS + 1), source)
+    if long_number:
+        raise InputError(f"a number at column {long_number.start() + 1} has {len(long_number.group()):,} "
+                         f"digits (at most {MAX_DIGITS}): too long to check", long_number.start())
+
+
 class _Wrong(Exception):
     """Internal: carries a wrong verdict out of nested checks."""
 
@@ -90,6 +117,7 @@ class Checker:
     """Checks equations against one network spec."""
 
     def __init__(self, spec: Spec):
+        check_per_parameter(spec)  # names every parameter: refuse up front what cannot fit
         self.spec = spec
         self.d = derive(spec)
         self.net = self.d.net
@@ -105,6 +133,7 @@ class Checker:
     def check(self, eq: Equation) -> Verdict:
         base = dict(index=eq.index, source=eq.source, line=eq.line, where=eq.where)
         try:
+            _check_size(eq.source)
             from . import delta_rule
 
             from . import matrix_form
@@ -123,7 +152,7 @@ class Checker:
         except _Wrong as w:
             return Verdict(**base, verdict="wrong", **w.kw)
         except (RecursionError, MemoryError, ValueError, TypeError, AttributeError, KeyError, IndexError,
-                ZeroDivisionError, NotImplementedError, sympy.SympifyError) as exc:
+                ArithmeticError, NotImplementedError, sympy.SympifyError) as exc:
             # never a traceback for one odd equation: say what broke, and that it is ours
             return Verdict(**base, verdict="error", message=f"cannot check this equation ({type(exc).__name__}: "
                            f"{exc}); if it is well-formed, please report it as a bug")

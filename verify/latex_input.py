@@ -724,6 +724,9 @@ class Reader:
             first = msg[0] if msg else "syntax error"
             raise InputError(f"unparsable LaTeX at column {col + 1} (near '{_near(t, col)}'): {first}", col) \
                 from None
+        except RecursionError:
+            raise InputError(f"unparsable LaTeX at column {t.col(0) + 1}: too many terms or signs in a "
+                             "row for the parser; split the equation", t.col(0)) from None
         except Exception as exc:  # the ANTLR runtime raises other types on odd input
             raise InputError(f"unparsable LaTeX at column {t.col(0) + 1}: {type(exc).__name__}: {exc}",
                              t.col(0)) from None

@@ -228,13 +228,13 @@ def as_text(spec: Spec, derivation, x, y, lr: float, result: dict, values: dict)
 
 def run(args) -> int:
     spec = spec_from_args(args)
+    check_per_parameter(spec)  # before reading a row of 100 000 inputs
     x = parse_row("--x", args.x, spec.n_inputs, "inputs")
     y = parse_row("--y", args.y, spec.n_outputs, "outputs")
     if not math.isfinite(args.lr):
         raise UserError("--lr must be a finite number")
     if args.params and args.init:
         raise UserError("give either --params FILE or --init SCHEME, not both")
-    check_per_parameter(spec)
     if args.params:
         params = load_params(args.params, spec)
     else:
