@@ -123,7 +123,8 @@ def softmax_jacobian(outputs: list[sympy.Expr], m: int, j: int) -> sympy.Expr:
 
 def _softmax_numpy(Z: np.ndarray) -> np.ndarray:
     """Row-wise softmax with the row maximum subtracted, so e^z never overflows."""
-    E = np.exp(Z - Z.max(axis=-1, keepdims=True))
+    with np.errstate(over="ignore"):  # -1e308 - 1e308 is -inf, and e^-inf is the exact 0
+        E = np.exp(Z - Z.max(axis=-1, keepdims=True))
     return E / E.sum(axis=-1, keepdims=True)
 
 
