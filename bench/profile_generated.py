@@ -28,6 +28,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rows", type=int, default=None, help="fewer rows than the config (faster)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--top", type=int, default=14)
+    ap.add_argument("--hidden", default=None, help="hidden activation for medium/large (default relu)")
     args = ap.parse_args(argv)
     if args.threads:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -46,6 +47,8 @@ def main(argv=None) -> int:
         cfg = CONFIGS[name]
         if args.rows:
             cfg = replace(cfg, rows=args.rows)
+        if args.hidden and cfg.loss == "cce":
+            cfg = cfg.with_hidden(args.hidden)
         for dtype in args.dtypes.split(","):
             mod = load_trainer(spec_of(cfg), dtype=dtype)
             X, Y = make_data(cfg, dtype)
