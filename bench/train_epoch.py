@@ -253,9 +253,9 @@ def _env_variants(threads: int | None) -> list[tuple[str, dict]]:
 class Worker:
     """One long-lived implementation process for one config and dtype."""
 
-    def __init__(self, impl, variant, env, cfg_name, dtype, init, tmp, hidden, log):
+    def __init__(self, impl, variant, vindex, env, cfg_name, dtype, init, tmp, hidden, log):
         self.impl, self.variant = impl, variant
-        self.final = str(Path(tmp) / f"final_{cfg_name}_{dtype}_{impl}_{len(variant)}.npz")
+        self.final = str(Path(tmp) / f"final_{cfg_name}_{dtype}_{impl}_{vindex}.npz")
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--config", cfg_name,
                "--dtype", dtype, "--init", init, "--final", self.final]
         if hidden:
@@ -305,12 +305,12 @@ def run_config(cfg: Config, dtype: str, impls, repeats, init_path, tmp, hidden, 
     """All workers of one config and dtype; returns one result dict per (impl, variant)."""
     workers: list[Worker] = []
     results = []
-    for vname, env in variants:
+    for vindex, (vname, env) in enumerate(variants):
         for impl in impls:
-            if vname != "as is" and not IMPLS[impl][3]:
+            if vindex > 0 and not IMPLS[impl][3]:      # only NumPy-based rows run per variant
                 continue
-            log = Path(tmp) / f"log_{cfg.name}_{dtype}_{impl}_{len(vname)}.txt"
-            w = Worker(impl, vname, env, cfg.name, dtype, init_path, tmp, hidden, log)
+            log = Path(tmp) / f"log_{cfg.name}_{dtype}_{impl}_{vindex}.txt"
+            w = Worker(impl, vname, vindex, env, cfg.name, dtype, init_path, tmp, hidden, log)
             try:
                 msg = w.read(READY_TIMEOUT_S)
             except Exception as exc:
