@@ -67,7 +67,6 @@ def main(argv=None) -> int:
             stats = lp.get_stats()
             rows = []
             for (fname, _, fn), lines in stats.timings.items():
-                src = dict()
                 try:
                     lines_src = Path(fname).read_text().splitlines()
                 except OSError:

@@ -388,14 +388,14 @@ def render(meta, all_results) -> str:
     out.append(f"Run {m['date']} · {m['cmd']}")
     out.append("")
     out.append(f"- machine: {m['nproc']} cores, {m['cpu']}; {m['kernel']}")
-    out.append(f"- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
+    out.append("- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
     for vname, blas in m["gemm_blas"].items():
         out.append(f"- NumPy BLAS (threadpoolctl, env {vname}): " + "; ".join(
             f"{b['internal_api']} {b['version']} kernel {b['architecture']}, {b['num_threads']} threads"
             for b in blas))
-    out.append(f"- env: " + ", ".join(f"{k}={os.environ.get(k, '(unset)')}" for k in
+    out.append("- env: " + ", ".join(f"{k}={os.environ.get(k, '(unset)')}" for k in
                                        OPENBLAS_VARS + THREAD_VARS))
-    out.append(f"- threads per worker: " + (f"{m['threads']} (--threads: OMP/OpenBLAS/MKL env, "
+    out.append("- threads per worker: " + (f"{m['threads']} (--threads: OMP/OpenBLAS/MKL env, "
                                               "XLA_FLAGS, torch.set_num_threads)"
                                               if m.get("threads") else "each library's default"))
     out.append(f"- GEMM peak (best NumPy matmul, this run): float64 {m['gemm']['float64']:.1f} GFLOP/s, "
@@ -404,8 +404,8 @@ def render(meta, all_results) -> str:
         gen = (f"render_trainer {e['render_s']:.2f} s, load_trainer {e['load_s']:.2f} s"
                if "load_s" in e else "no generation time")
         out.append(f"- {name}: initial weights from {e['source']}; {gen}")
-    out.append(f"- timing: median over rounds of the per-round median epoch; rounds × epochs per "
-               f"round: " + ", ".join(f"{k} {v}" for k, v in m["repeats"].items()))
+    out.append("- timing: median over rounds of the per-round median epoch; rounds × epochs per "
+               "round: " + ", ".join(f"{k} {v}" for k, v in m["repeats"].items()))
     out.append("")
     out.append("| config | dtype | implementation | env | epoch (median) | × hand NumPy | × GEMM floor "
                "| final loss | rel. diff | status |")

@@ -5,8 +5,8 @@ Weights are leaf tensors with ``requires_grad``; each batch is a view of the ful
 the mean over rows of Σ (y - ŷ)².
 
 Threads: ``--threads N`` (env BENCH_THREADS) sets them; otherwise one intra-op thread for
-networks under 100 000 weights (tiny, small), PyTorch's default (one per core) above.  On the small nets PyTorch's grain size keeps every op serial
-anyway, and its second OpenMP thread only adds barrier waits: on this loaded 2-core machine
+networks under 100 000 weights (tiny, small), PyTorch's default (one per core) above.  On the
+small nets PyTorch's grain size keeps every op serial anyway, and its second OpenMP thread only adds barrier waits: on this loaded 2-core machine
 the small epoch took 24 ms with one thread and 68-270 ms with two.
 """
 from __future__ import annotations
@@ -42,9 +42,10 @@ class TorchEager(Runner):
         self.reset()
 
     def reset(self):
+        p0 = self.params0
         self.p = [
             t for k in range(1, self.L + 1)
-            for t in (self.params0[f"W{k}"].clone().requires_grad_(), self.params0[f"b{k}"].clone().requires_grad_())
+            for t in (p0[f"W{k}"].clone().requires_grad_(), p0[f"b{k}"].clone().requires_grad_())
         ]
 
     def _loss(self, X, Y, s):
