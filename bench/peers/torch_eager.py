@@ -6,8 +6,9 @@ the mean over rows of Σ (y - ŷ)².
 
 Threads: ``--threads N`` (env BENCH_THREADS) sets them; otherwise one intra-op thread for
 networks under 100 000 weights (tiny, small), PyTorch's default (one per core) above.  On the
-small nets PyTorch's grain size keeps every op serial anyway, and its second OpenMP thread only adds barrier waits: on this loaded 2-core machine
-the small epoch took 24 ms with one thread and 68-270 ms with two.
+small nets PyTorch's grain size keeps every op serial anyway, and its second OpenMP thread
+only adds barrier waits: on this loaded 2-core machine the small epoch took 24 ms with one
+thread and 68-270 ms with two.
 """
 from __future__ import annotations
 
