@@ -56,7 +56,17 @@ class RowwiseForm:
     log_output: sympy.Expr
 
 
-_shifted = z - RowMax(z)  # z minus the row maximum: e^z never overflows
+class FloatMax(sympy.Function):
+    """The largest finite number of an array's dtype (``np.finfo(Z.dtype).max``)."""
+
+    nargs = 1
+
+
+#: z minus the row maximum (e^z never overflows), clamped at -FloatMax: a row spanning more
+#: than the float range (1e308 and -1e308) gives -1.8e308, not an overflow to -inf (whose
+#: 0 · -inf in cce is NaN).  max(z, max(m, 0) - FloatMax) - m never leaves the float range.
+_row_max = RowMax(z)
+_shifted = sympy.Max(z, sympy.Max(_row_max, 0) - FloatMax(z)) - _row_max
 
 #: Row-wise activations by table key.  softmax: O = e^(z - max) / Σ e^(z - max);
 #: backward O ⊙ (d - Σ_row d ⊙ O) (its Jacobian O_j(δ_jm - O_m) applied to d).

@@ -95,6 +95,9 @@ class BackpropPrinter(NumPyPrinter):
     def _print_RowMax(self, expr):
         return f"{self._receiver(expr.args[0])}.max(axis=1, keepdims=True)"
 
+    def _print_FloatMax(self, expr):
+        return f"{self._np('finfo')}({self._receiver(expr.args[0])}.dtype).max"
+
     # -- whole statements ------------------------------------------------------------------
     def statements(self, expr: sympy.Expr) -> tuple[list[str], str]:
         """(``_t0 = ...`` lines, the final expression text) after common-subexpression

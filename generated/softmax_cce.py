@@ -62,8 +62,9 @@ def relu_derivative(O):
 
 def softmax(Z):
     """softmax: e^z_j / Σ_m e^z_m over the layer, row maximum subtracted first (no overflow)."""
-    _t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
-    return _t0/_t0.sum(axis=1, keepdims=True)
+    _t0 = Z.max(axis=1, keepdims=True)
+    _t1 = np.exp(-_t0 + np.maximum(Z, -np.finfo(Z.dtype).max + np.maximum(0, _t0)))
+    return _t1/_t1.sum(axis=1, keepdims=True)
 
 
 def softmax_backward(O, dO):
@@ -184,7 +185,8 @@ def forward(params, X):
 def _batch_loss(Y, Z2, O2):
     """Loss cce (categorical cross-entropy, -Σ y log ŷ) from the logits Z2 (finite at any |z|), mean over rows."""
     _t0 = Z2.max(axis=1, keepdims=True)
-    return float(np.sum(-Y*(Z2 - _t0 - np.log(np.exp(Z2 - _t0).sum(axis=1, keepdims=True)))) / len(Y))
+    _t1 = _t0 - np.maximum(Z2, -np.finfo(Z2.dtype).max + np.maximum(0, _t0))
+    return float(np.sum(-Y*(-_t1 - np.log(np.exp(-_t1).sum(axis=1, keepdims=True)))) / len(Y))
 
 
 def loss(params, X, Y):
@@ -305,13 +307,22 @@ def _read_csv(path, target):
 
 
 def _write_json(path, params):
-    """params as JSON, written to a temporary file and renamed (never half-written)."""
+    """params as JSON, written to a temporary file and renamed (never half-written); a failed
+    write leaves the previous file and no temporary; permissions as open() would give."""
     text = json.dumps({name: value.tolist() for name, value in params.items()}, indent=2)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".params.", suffix=".tmp", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text + "\n")
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            umask = os.umask(0o022)
+            os.umask(umask)
+            os.fchmod(fh.fileno(), 0o666 & ~umask)
+            fh.write(text + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def main(argv=None):
@@ -330,7 +341,10 @@ def main(argv=None):
     parser.add_argument("--init", choices=SCHEMES, default="glorot", help="weight initialisation (default glorot)")
     parser.add_argument("--float32", action="store_true", help="compute in float32 (default DTYPE)")
     parser.add_argument("--out", metavar="JSON", help="write the trained parameters here")
+    parser.add_argument("--force", action="store_true", help="replace an existing --out file")
     args = parser.parse_args(argv)
+    if args.out and os.path.exists(args.out) and not args.force:
+        parser.error(f"{args.out} already exists; pass --force to replace it")
     try:
         X, Y = _read_csv(args.data, args.target)
     except (OSError, ValueError) as exc:

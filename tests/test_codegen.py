@@ -76,8 +76,9 @@ def test_printer_is_strict():
 
 def test_printer_cse_names_temporaries():
     lines, text = BackpropPrinter().statements(forms.ROWWISE["softmax"].forward.xreplace({forms.z: Z}))
-    assert lines == ["_t0 = np.exp(Z - Z.max(axis=1, keepdims=True))"]
-    assert text == "_t0/_t0.sum(axis=1, keepdims=True)"
+    assert lines == ["_t0 = Z.max(axis=1, keepdims=True)",
+                     "_t1 = np.exp(-_t0 + np.maximum(Z, -np.finfo(Z.dtype).max + np.maximum(0, _t0)))"]
+    assert text == "_t1/_t1.sum(axis=1, keepdims=True)"
 
 
 def test_sigmoid_bce_loss_is_taken_on_the_logits():

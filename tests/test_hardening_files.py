@@ -111,6 +111,9 @@ def test_failure_midway_keeps_previous_file_and_leaves_no_temporary(tmp_path, mo
             def __exit__(self, *info):
                 self.fh.close()
 
+            def fileno(self):
+                return self.fh.fileno()
+
             def write(self, data):
                 self.fh.write(data[: len(data) // 2])  # half of it lands, then the disk is full
                 self.fh.flush()
@@ -226,3 +229,46 @@ def test_resume_continues_from_saved_parameters(tmp_path, cli):
     status, out, err = cli(*base, "--epochs", "1", "--resume", str(p33), "--params-out", str(p33), "--force")
     assert status == 0, err
     assert json.loads(p33.read_text()).keys() == a.keys()
+
+
+# -- the generated trainer's own --out -----------------------------------------------------------
+
+def _standalone(tmp_path):
+    import importlib.util
+
+    from backprop.codegen import render_trainer
+    from backprop.derive import make_spec
+
+    path = tmp_path / "trainer.py"
+    path.write_text(render_trainer(make_spec("2-2-1", "tanh", "se")), encoding="utf-8")
+    module_spec = importlib.util.spec_from_file_location("hardening_standalone", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def test_generated_main_out_is_atomic_with_force_and_umask(tmp_path, monkeypatch, umask_027, capsys):
+    module = _standalone(tmp_path)
+    data = _csv(tmp_path)
+    out = tmp_path / "p.json"
+    assert module.main(["--data", str(data), "--epochs", "2", "--out", str(out)]) == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640
+    before = out.read_text()
+    # an existing --out needs --force, checked before training
+    with pytest.raises(SystemExit) as exc:
+        module.main(["--data", str(data), "--epochs", "2", "--seed", "3", "--out", str(out)])
+    assert exc.value.code == 2 and "already exists; pass --force" in capsys.readouterr().err
+    assert out.read_text() == before
+    # disk full / failing rename with --force: previous file intact, no temporary left
+    for name, fail in (("replace", OSError(errno.EXDEV, "rename failed")),
+                       ("fdopen", OSError(errno.ENOSPC, "No space left on device"))):
+        def boom(*a, _fail=fail, **k):
+            raise _fail
+
+        monkeypatch.setattr(module.os, name, boom)
+        with pytest.raises(OSError):
+            module.main(["--data", str(data), "--epochs", "2", "--seed", "3", "--out", str(out), "--force"])
+        monkeypatch.undo()
+        assert out.read_text() == before and _leftovers(tmp_path) == []
+    assert module.main(["--data", str(data), "--epochs", "2", "--seed", "3", "--out", str(out), "--force"]) == 0
+    assert out.read_text() != before

@@ -197,8 +197,6 @@ def test_generated_output_layer_at_extremes(act, loss, width, dtype):
     for v in extremes(dtype):
         if act == "softplus" and abs(v) == BIG[dtype]:
             v = -BIG[dtype]  # (y - 1e308)^2 is beyond float64: only the left limit exists
-        if act == "softmax" and abs(v) == BIG[dtype] and dtype == "float64":
-            continue  # logits spanning more than the float range: test below
         for y in _targets(loss, width):
             params = {"W1": W.copy(), "b1": np.zeros(width, dtype=dtype)}
             X = np.array([[v]], dtype=dtype)
@@ -219,15 +217,19 @@ def test_generated_output_layer_at_extremes(act, loss, width, dtype):
                     (act, loss, v, y, grads, want_delta)
 
 
-@pytest.mark.xfail(strict=True, reason="generated softmax computes Z - max(Z) directly: logits "
-                   "spanning more than the float64 range (1e308 and -1e308 in one row) overflow "
-                   "in the subtraction, and cce's 0 * -inf is NaN; fix in codegen/forms.py")
 def test_generated_softmax_logits_spanning_the_float_range():
+    """1e308 and -1e308 in one row: z - max(z) would overflow to -inf (and 0 · -inf = NaN in
+    cce); the clamped shift keeps it at -1.8e308, so the loss is exactly 0 or the largest
+    float, and the gradient is exact."""
     trainer = load_trainer(make_spec("1-3", "softmax", "cce"))
     params = {"W1": np.array([[1.0, 0.0, -1.0]]), "b1": np.zeros(3)}
     with strict_numerics():
         value, grads = trainer.loss_and_gradients(params, np.array([[1e308]]), np.array([[1.0, 0.0, 0.0]]))
-    assert value == 0 and np.isfinite(grads["W1"]).all()
+        worst, _ = trainer.loss_and_gradients(params, np.array([[1e308]]), np.array([[0.0, 0.0, 1.0]]))
+        P = trainer.forward(params, np.array([[1e308], [-1e308]]))
+    assert value == 0 and np.array_equal(grads["W1"], [[0.0, 0.0, 0.0]])
+    assert worst == np.finfo(np.float64).max  # the true 2e308 rounded to the float range
+    assert np.array_equal(P, [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
 
 
 HIDDEN_CASES = [("1-1-1", ["sigmoid", "sigmoid"], "bce"), ("1-1-1", ["tanh", "sigmoid"], "bce"),
