@@ -53,6 +53,15 @@ class Spec:
             for k in range(1, len(self.layers))
         ]
 
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """{"W1": (n0, n1), "b1": (n1,), ...}: W{k}[i-1][j-1] is w^k_ij."""
+        shapes = {}
+        for k in range(1, len(self.layers)):
+            shapes[f"W{k}"] = (self.layers[k - 1], self.layers[k])
+            if self.bias:
+                shapes[f"b{k}"] = (self.layers[k],)
+        return shapes
+
     @property
     def n_parameters(self) -> int:
         return sum(w + b for w, b in self.parameter_counts())

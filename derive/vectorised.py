@@ -80,8 +80,6 @@ class VectorisedForm:
         loss = LOSSES[self.spec.loss]
         scalar = {nt.target(1): y, nt.prediction(1): yhat, nt.preactivation(L, 1): z}
         dL = d.dL_dyhat[0].xreplace(scalar)
-        if loss.mean_over_outputs:  # the 1/n_out of mse stays in dL (it is per element)
-            pass
         out_act = ACTIVATIONS[self.spec.activations[-1]]
         fused = out_act.elementwise or loss.one_hot
         delta = d._output_delta(1).xreplace(scalar) if fused else None
@@ -95,7 +93,6 @@ class VectorisedForm:
         p = self.derivation.printer
         show = p.latex if tex else p.text
         L = self.derivation.net.depth
-        n_rows = sympy.Symbol("n")
 
         def M(stem: str, k: int | None = None, t: bool = False) -> str:
             if tex:

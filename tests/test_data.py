@@ -174,15 +174,3 @@ def test_large_file_loads_vectorised(tmp_path):
     assert time.perf_counter() - start < 2.0
     np.testing.assert_allclose(ds.X, data[:, :2], atol=1e-6)
 
-
-@pytest.fixture
-def cli(capsys):
-    """``backprop ARGS`` in-process: (exit status, stdout, stderr); this file's own copy."""
-    from backprop.cli.main import main
-
-    def run(*args):
-        status = main(list(args))
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return run

@@ -86,15 +86,3 @@ def test_training_without_plot_needs_no_matplotlib(no_matplotlib, cli):
     status, out, err = cli("train", "--example", "notes-iq-cgpa", "--json")
     assert status == 0 and json.loads(out)["loss_final"] < 1
 
-
-@pytest.fixture
-def cli(capsys):
-    """``backprop ARGS`` in-process: (exit status, stdout, stderr); this file's own copy."""
-    from backprop.cli.main import main
-
-    def run(*args):
-        status = main(list(args))
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return run

@@ -64,18 +64,6 @@ def test_rows_and_data_are_exclusive(cli, tmp_path):
     assert status == 2 and "--rows" in err
 
 
-@pytest.fixture
-def cli(capsys):
-    """``backprop ARGS`` in-process: (exit status, stdout, stderr); this file's own copy."""
-    from backprop.cli.main import main
-
-    def run(*args):
-        status = main(list(args))
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return run
-
 
 def test_wall_clock_ties_within_noise():
     assert compare._judge(1.0, 1.2) == "TIE"

@@ -60,15 +60,3 @@ def test_wide_net_draws_without_edge_labels(cli, tmp_path):
                            "--loss", "cce", "--init", "he", "--seed", "0", "-o", str(tmp_path / "w.png"))
     assert status == 0, err
 
-
-@pytest.fixture
-def cli(capsys):
-    """``backprop ARGS`` in-process: (exit status, stdout, stderr); this file's own copy."""
-    from backprop.cli.main import main
-
-    def run(*args):
-        status = main(list(args))
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return run

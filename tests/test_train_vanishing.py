@@ -60,15 +60,3 @@ def test_command_refuses_a_net_without_hidden_layers(cli):
     status, _, err = cli("vanishing", "--init", "lecun")
     assert status == 2 and "unknown initialisation 'lecun'" in err
 
-
-@pytest.fixture
-def cli(capsys):
-    """``backprop ARGS`` in-process: (exit status, stdout, stderr); this file's own copy."""
-    from backprop.cli.main import main
-
-    def run(*args):
-        status = main(list(args))
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return run

@@ -11,11 +11,9 @@ The variants differ only in the batch size handed to the trainer (:data:`GD_VARI
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -86,60 +84,6 @@ def copy_params(params: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- parameters as JSON
-
-
-def params_to_json(params: dict) -> dict:
-    """{"W1": [[...]], "b1": [...], ...}: the shape ``backprop step --json`` writes."""
-    return {k: np.asarray(v).tolist() for k, v in params.items()}
-
-
-def expected_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
-    shapes = {}
-    for k in range(1, spec.depth + 1):
-        shapes[f"W{k}"] = (spec.layers[k - 1], spec.layers[k])
-        if spec.bias:
-            shapes[f"b{k}"] = (spec.layers[k],)
-    return shapes
-
-
-def params_from_json(data, spec: Spec, source: str = "parameters", dtype: str = "float64") -> dict:
-    """Parameters read back from JSON, each checked against the spec's shapes."""
-    if isinstance(data, dict) and "params" in data and isinstance(data["params"], dict):
-        data = data["params"]  # a `--json` summary or a step report holding them
-    if not isinstance(data, dict):
-        raise UserError(f"{source}: expected a JSON object like {{\"W1\": [[...]], \"b1\": [...]}}")
-    shapes = expected_shapes(spec)
-    missing = [k for k in shapes if k not in data]
-    extra = [k for k in data if k not in shapes]
-    if missing or extra:
-        raise UserError(f"{source}: parameters {', '.join(data) or 'none'} do not fit the "
-                        f"{'-'.join(map(str, spec.layers))} network, which needs "
-                        f"{', '.join(shapes)}" + (f" (missing {', '.join(missing)})" if missing else ""))
-    params = {}
-    for key, shape in shapes.items():
-        try:
-            value = np.asarray(data[key], dtype=dtype)
-        except (TypeError, ValueError):
-            raise UserError(f"{source}: {key} is not an array of numbers") from None
-        if value.shape != shape:
-            raise UserError(f"{source}: {key} has shape {value.shape}, the spec needs {shape}")
-        if not np.isfinite(value).all():
-            raise UserError(f"{source}: {key} holds NaN or infinity")
-        params[key] = value
-    return params
-
-
-def load_params(path: str | Path, spec: Spec, dtype: str = "float64") -> dict:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"parameter file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read parameter file {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"parameter file {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-    return params_from_json(data, spec, source=str(path), dtype=dtype)
 
 
 # --------------------------------------------------------------------------- the loop

@@ -23,6 +23,7 @@ from backprop.derive.errors import UserError
 from backprop.train import draw, files, runner
 
 from ..common import add_spec_arguments, spec_from_args
+from ..params import load_params
 
 NAME = "draw"
 HELP = "draw the network (nodes O_kj, edges w^k_ij), with values and gradients of one row"
@@ -72,7 +73,7 @@ def run(args) -> int:
     if args.params or args.init or x is not None:
         trainer = runner.load_trainer(spec)
         if args.params:
-            params = runner.load_params(args.params, spec)
+            params = load_params(args.params, spec)
         else:
             params = runner.init_params(trainer, args.init or "ones", seed=args.seed)
         values = draw.compute(trainer, params, x, y)

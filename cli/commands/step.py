@@ -16,10 +16,8 @@ examples:
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 import sympy
@@ -30,6 +28,7 @@ from backprop.derive import notation as nt
 from backprop.derive.budget import check_per_parameter
 
 from ..common import add_spec_arguments, print_json, spec_from_args
+from ..params import load_params
 
 NAME = "step"
 HELP = "one SGD update on one row, every number shown"
@@ -66,54 +65,6 @@ def parse_row(flag: str, text: str, expected: int, what: str) -> list[float]:
     if len(values) != expected:
         raise UserError(f"{flag} has {len(values)} value(s) but the network has {expected} {what}")
     return values
-
-
-def expected_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
-    """{"W1": (n0, n1), "b1": (n1,), ...} in the generated trainer's order."""
-    shapes = {}
-    for k in range(1, spec.depth + 1):
-        shapes[f"W{k}"] = (spec.layers[k - 1], spec.layers[k])
-        if spec.bias:
-            shapes[f"b{k}"] = (spec.layers[k],)
-    return shapes
-
-
-def load_params(path: str, spec: Spec) -> dict[str, np.ndarray]:
-    """Parameters from a JSON file, every matrix checked against the spec's shapes."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"params file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read params file {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"params file {path} is not valid JSON: {exc}") from None
-    if isinstance(data, dict) and isinstance(data.get("params"), dict):
-        data = data["params"]
-    if not isinstance(data, dict):
-        raise UserError(f"params file {path} must hold an object {{\"W1\": [[...]], \"b1\": [...], ...}}")
-    shapes = expected_shapes(spec)
-    unknown = sorted(set(data) - set(shapes))
-    if unknown:
-        raise UserError(f"params file {path}: {unknown[0]} is not a parameter of the {spec.describe()}; "
-                        f"expected {', '.join(shapes)}")
-    params = {}
-    for name, shape in shapes.items():
-        if name not in data:
-            raise UserError(f"params file {path} has no {name}; expected {name} with shape {shape}")
-        try:
-            value = np.array(data[name], dtype=np.float64)
-        except (TypeError, ValueError):
-            raise UserError(f"params file {path}: {name} is not a {'matrix' if len(shape) == 2 else 'list'} "
-                            f"of numbers with shape {shape}") from None
-        if value.shape != shape:
-            where = (f"{shape[0]} nodes of layer {name[1:]} " if len(shape) == 1 else
-                     f"{shape[0]} inputs × {shape[1]} nodes of layer {name[1:]}")
-            raise UserError(f"params file {path}: {name} has shape {value.shape}; expected {shape} ({where.strip()})")
-        if not np.all(np.isfinite(value)):
-            raise UserError(f"params file {path}: {name} holds a value that is not finite")
-        params[name] = value
-    return params
 
 
 # -- the numbers ------------------------------------------------------------------------------

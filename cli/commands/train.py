@@ -28,6 +28,7 @@ from backprop.train.data import Dataset, accuracy, load_csv
 from backprop.train.progress import Progress, plural, seconds
 
 from ..common import add_spec_arguments, print_json, spec_from_args
+from ..params import load_params, params_to_json
 
 NAME = "train"
 HELP = "train a network on CSV data with its generated trainer (batch, SGD, mini-batch)"
@@ -157,7 +158,7 @@ def run(args) -> int:
     cfg = settings(args, ex)
     trainer = runner.load_trainer(spec, dtype=args.dtype)
     if args.resume:
-        params = runner.load_params(args.resume, spec, dtype=args.dtype)
+        params = load_params(args.resume, spec, dtype=args.dtype)
         cfg["init"] = f"resumed from {args.resume}"
     else:
         params = runner.init_params(trainer, cfg["init"], seed=args.seed)
@@ -172,7 +173,7 @@ def run(args) -> int:
     acc = accuracy(spec.loss, ds.Y, P)
     written = []
     if args.params_out:
-        written.append(files.write_json(args.params_out, runner.params_to_json(params), args.force))
+        written.append(files.write_json(args.params_out, params_to_json(params), args.force))
     if args.history:
         written.append(files.write(args.history, files.history_csv(hist), args.force))
     if args.plot:
@@ -191,7 +192,7 @@ def run(args) -> int:
         "loss_initial": hist.losses[0], "loss_final": hist.losses[-1],
         "accuracy": acc, "seconds": hist.seconds[-1],
         "grad_norms_final": hist.grad_norms[-1] if hist.grad_norms else None,
-        "params": runner.params_to_json(params),
+        "params": params_to_json(params),
         "written": [str(p) for p in written],
     }
     if args.json:
