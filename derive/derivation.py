@@ -142,6 +142,13 @@ class Derivation:
     def __repr__(self) -> str:
         return f"Derivation({self.spec.describe()})"
 
+    def _repr_latex_(self) -> str:
+        """Jupyter shows the gradients as rendered maths (the first 50 of a large network)."""
+        rows = [g.latex().replace(" = ", " &= ", 1) for _, g in zip(range(50), self.gradients())]
+        more = self.spec.n_parameters - len(rows)
+        tail = rf" \\ \text{{... and {more} more}}" if more > 0 else ""
+        return "$$\\begin{aligned}" + r" \\ ".join(rows) + tail + r"\end{aligned}$$"
+
     @cached_property
     def printer(self):
         from .printing import NotationPrinter

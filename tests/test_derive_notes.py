@@ -73,3 +73,12 @@ def test_forward_value_of_notes_row(notes_221):
     assert full[O11] == 88.0 and full[yhat] == 176.0
     # dL/dw^2_11 = -2 (5 - 176) 88 = 30096
     assert notes_221.gradient("w^2_11").numpy(values) == 30096.0
+
+
+def test_jupyter_renders_latex(notes_221):
+    from backprop.derive import vectorise
+
+    shown = notes_221._repr_latex_()
+    assert shown.startswith("$$\\begin{aligned}") and shown.count("&=") == 9
+    assert r"w^{2}_{11}" in notes_221.gradient("w^1_11")._repr_latex_()
+    assert r"\delta^{1}" in vectorise(notes_221)._repr_latex_()
