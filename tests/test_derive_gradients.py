@@ -37,7 +37,11 @@ def _point(d, rng):
 def _fd_check(d, values, h=1e-6):
     params = d.net.parameters()
     others = [s for s in values if s not in params]
-    loss = sympy.lambdify(params + others, d.net.loss_expanded, "numpy")
+    # Plain Python floats and the math module: the textbook forms, and Piecewise printed as
+    # a conditional expression (NumPy's printer folds nested Piecewise into select() calls
+    # that NumPy 2 rejects, and simplifies their conditions at great cost).
+    loss = sympy.lambdify(params + others, d.net.loss_expanded, "math")
+
     base = [values[s] for s in params]
     rest = [values[s] for s in others]
     derived = numeric_gradients(d, values)
