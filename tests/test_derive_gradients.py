@@ -28,28 +28,43 @@ def _targets(loss, n_out, rng):
 
 def _point(d, rng):
     net = d.net
-    values = {s: rng.normal(scale=0.8) for s in net.parameters()}
-    values |= {s: rng.normal() for s in net.inputs}
-    values |= dict(zip(net.targets, _targets(d.spec.loss, d.spec.n_outputs, rng)))
+    values = {s: float(rng.normal(scale=0.8)) for s in net.parameters()}
+    values |= {s: float(rng.normal()) for s in net.inputs}
+    values |= {s: float(v) for s, v in zip(net.targets, _targets(d.spec.loss, d.spec.n_outputs, rng))}
     return values
 
 
-def _fd_check(d, values, h=1e-6):
-    params = d.net.parameters()
-    others = [s for s in values if s not in params]
-    # Plain Python floats and the math module: the textbook forms, and Piecewise printed as
-    # a conditional expression (NumPy's printer folds nested Piecewise into select() calls
-    # that NumPy 2 rejects, and simplifies their conditions at great cost).
-    loss = sympy.lambdify(params + others, d.net.loss_expanded, "math")
+def _nested_loss(d):
+    """L as a function of all values, evaluated node by node from the forward definitions
+    (textbook forms, plain floats, math module): independent of the derivation, and
+    linear in the network's size where the fully substituted loss grows exponentially."""
+    net = d.net
+    steps = []
+    for k in range(1, net.depth + 1):
+        for j in range(1, d.spec.layers[k] + 1):
+            definition = net.definition(k, j)
+            args = sorted(definition.free_symbols, key=str)
+            steps.append((net.O(k, j), args, sympy.lambdify(args, definition, "math")))
+    loss_args = sorted(net.loss.free_symbols, key=str)
+    loss_fn = sympy.lambdify(loss_args, net.loss, "math")
 
-    base = [values[s] for s in params]
-    rest = [values[s] for s in others]
+    def loss(values):
+        known = dict(values)
+        for out, args, fn in steps:
+            known[out] = fn(*[known[a] for a in args])
+        return loss_fn(*[known[a] for a in loss_args])
+
+    return loss
+
+
+def _fd_check(d, values, h=1e-6):
+    loss = _nested_loss(d)
     derived = numeric_gradients(d, values)
-    for n, p in enumerate(params):
-        up, down = list(base), list(base)
-        up[n] += h
-        down[n] -= h
-        fd = (loss(*up, *rest) - loss(*down, *rest)) / (2 * h)
+    for p in d.net.parameters():
+        up, down = dict(values), dict(values)
+        up[p] += h
+        down[p] -= h
+        fd = (loss(up) - loss(down)) / (2 * h)
         g = derived[p]
         assert abs(g - fd) <= 1e-6 * max(abs(fd), abs(g), 1.0), (d.spec.describe(), p, g, fd)
 
