@@ -210,7 +210,7 @@ class _Skip(Exception):
 
 
 def check(checker, eq, base: dict):
-    from .checker import Verdict, _fmt
+    from .checker import Verdict
 
     rule = _Rule(checker, eq.source)
     parts = rule.parts

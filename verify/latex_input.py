@@ -428,7 +428,6 @@ class Reader:
         stem = "yhat" if stem_tok.startswith(r"\hat") or stem_tok.startswith(r"\widehat") else \
             _NAMED_STEMS.get(stem_tok, stem_tok)
         subs = [c for k, c in scripts if k == "_"]
-        sups = [c for k, c in scripts if k == "^"]
         used = 0
         L = self.spec.layers
         sym = None
