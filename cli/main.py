@@ -3,7 +3,8 @@
 Subcommands are discovered: every module in :mod:`backprop.cli.commands` that defines
 ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int`` becomes one, so adding
 a command is adding one file.  Bad input raises :class:`UserError` anywhere below; it is
-printed here as one line on stderr with exit status 2, never as a traceback.
+printed here as one line on stderr with exit status 2, never as a traceback; so are input nested
+too deeply for the JSON/TOML readers (RecursionError) and a network too big for memory.
 """
 from __future__ import annotations
 
@@ -66,6 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"backprop {args.command}: interrupted", file=sys.stderr)
         return 130
+    except RecursionError:  # json/tomllib on brackets nested thousands deep
+        print(f"backprop {args.command}: error: an input is nested too deeply to read "
+              "(brackets inside brackets thousands deep)", file=sys.stderr)
+        return 2
+    except MemoryError as exc:  # NumPy says how much it wanted: "Unable to allocate 74.5 GiB ..."
+        detail = str(exc).split(" for an array")[0] or "out of memory"
+        print(f"backprop {args.command}: error: {detail}; use a smaller network or fewer rows",
+              file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `backprop derive | head`
         return 0
 

@@ -76,6 +76,7 @@ CASES: list[Case] = [
     toml("softmax of one node", 'layers = [2, 1]\nactivations = ["softmax"]\nloss = "cce"\n', "width 1"),
     toml("bias not a boolean", GOOD_SPEC + 'bias = "yes"\n', "bias must be true or false"),
     toml("unknown loss", 'layers = [2, 1]\nactivations = ["linear"]\nloss = "xent"\n', "unknown loss 'xent'"),
+    toml("nested 100 000 deep", "layers = " + "[" * 100_000 + "]" * 100_000 + "\n", "nested too deeply"),
     Case("spec not UTF-8", "TOML", {"net.toml": b"\xff\xfe\x00layers"}, ("derive", "--spec", "net.toml"),
          ("cannot read spec file",)),
     Case("spec file missing", "TOML", {}, ("derive", "--spec", "net.toml"), ("does not exist",)),
@@ -103,6 +104,7 @@ CASES: list[Case] = [
     params("params of the wrong shape", '{"W1": [[1, 1]], "b1": [0]}', "p.json", "W1", "(1, 2)", "(2, 1)"),
     params("params with text", '{"W1": [["one"], [1]], "b1": [0]}', "p.json", "W1", "number"),
     params("params with NaN", '{"W1": [[NaN], [1]], "b1": [0]}', "p.json", "W1", "finite"),
+    params("params nested 100 000 deep", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
     Case("params file missing", "JSON", {"d.csv": GOOD_CSV}, tuple(RESUME), ("does not exist",)),
 ]
 

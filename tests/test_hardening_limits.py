@@ -123,3 +123,21 @@ def test_budget_is_arithmetic_only():
     with pytest.raises(UserError):
         check_per_parameter(make_spec(f"{width}-{width}-1", "sigmoid", "se"))
     check_per_parameter(make_spec(f"{width // 2}-{width // 2}-1", "sigmoid", "se"))
+
+
+def test_network_too_big_for_memory_is_one_line(tmp_path):
+    """compare-gd on synthetic rows builds the 10^10 weights: NumPy's MemoryError becomes one
+    line with the size it wanted (run under a 3 GB address-space limit, so no machine swaps)."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    proc = subprocess.run([sys.executable, "-m", "backprop.cli.main", "compare-gd", *HUGE, "--rows", "10",
+                           "--epochs", "1"], capture_output=True, text=True, preexec_fn=limit,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "Unable to allocate" in proc.stderr and "smaller network" in proc.stderr
