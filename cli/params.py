@@ -22,6 +22,8 @@ def params_to_json(params: dict) -> dict:
 
 def load_params(path: str | Path, spec: Spec, dtype: str = "float64") -> dict[str, np.ndarray]:
     """Parameters from a JSON file, every matrix checked against the spec's shapes."""
+    if Path(path).is_char_device() or Path(path).is_block_device():  # /dev/zero would never end
+        raise UserError(f"params file {path} is a device, not a file")
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:

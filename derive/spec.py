@@ -19,6 +19,8 @@ from .losses import LOSSES
 NOTES_2_2_1 = dict(layers=(2, 2, 1), activations=("linear", "linear"), loss="se", bias=True)
 
 _TOML_KEYS = {"layers", "activations", "loss", "bias"}
+#: Largest spec file read (a spec is four short lines; this bounds reading /dev/zero or a mistake).
+MAX_SPEC_BYTES = 100_000
 
 
 @dataclass(frozen=True)
@@ -150,8 +152,15 @@ def make_spec(layers, activations, loss: str, bias: bool = True) -> Spec:
 def load_toml(path: str | Path) -> Spec:
     """Read a spec file; every problem becomes a UserError naming the file."""
     path = Path(path)
+    if path.is_char_device() or path.is_block_device():
+        raise UserError(f"spec file {path} is a device, not a file")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_SPEC_BYTES + 1)
+        if len(raw) > MAX_SPEC_BYTES:
+            raise UserError(f"spec file {path} is over {MAX_SPEC_BYTES // 1000} kB; a spec is four lines "
+                            "(layers, activations, loss, bias)")
+        data = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise UserError(f"spec file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:

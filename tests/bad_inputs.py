@@ -36,9 +36,12 @@ class Case:
     files: dict = field(default_factory=dict)
     argv: tuple = ()
     expect: tuple = ()  # words the one-line message contains
+    shown: str = ""  # what the table shows as the input, when it is not a file of the case
 
     def shown_input(self) -> str:
         """The bad file's contents, short, for the table."""
+        if self.shown:
+            return self.shown
         value = self.files.get(KIND_FILE[self.kind])
         if value is None:
             return "(no such file)"
@@ -76,7 +79,9 @@ CASES: list[Case] = [
     toml("softmax of one node", 'layers = [2, 1]\nactivations = ["softmax"]\nloss = "cce"\n', "width 1"),
     toml("bias not a boolean", GOOD_SPEC + 'bias = "yes"\n', "bias must be true or false"),
     toml("unknown loss", 'layers = [2, 1]\nactivations = ["linear"]\nloss = "xent"\n', "unknown loss 'xent'"),
-    toml("nested 100 000 deep", "layers = " + "[" * 100_000 + "]" * 100_000 + "\n", "nested too deeply"),
+    toml("nested 20 000 deep", "layers = " + "[" * 20_000 + "]" * 20_000 + "\n", "nested too deeply"),
+    toml("spec of 200 kB", "# a comment\n" * 20_000, "over 100 kB"),
+    Case("spec is a device", "TOML", {}, ("derive", "--spec", "/dev/zero"), ("is a device",), "`/dev/zero`"),
     Case("spec not UTF-8", "TOML", {"net.toml": b"\xff\xfe\x00layers"}, ("derive", "--spec", "net.toml"),
          ("cannot read spec file",)),
     Case("spec file missing", "TOML", {}, ("derive", "--spec", "net.toml"), ("does not exist",)),
@@ -94,6 +99,8 @@ CASES: list[Case] = [
     csv("semicolon-separated", "a;b;y\n1;2;3\n2;3;5\n", "no target column 'y'"),
     csv("not UTF-8", b"a,b,y\n1,2,3\n\xff\xfe,3,5\n", "d.csv"),
     csv("features do not fit the network", "a,b,c,y\n1,2,3,4\n2,3,4,5\n", "3 feature column(s)", "2-1"),
+    Case("data is a device", "CSV", {}, tuple(TRAIN[:3]) + ("--data", "/dev/zero") + tuple(TRAIN[5:]),
+         ("not a regular file",), "`/dev/zero`"),
     csv("bce target with three classes", "a,b,y\n1,2,3\n2,3,5\n3,1,4\n", "bce needs two classes",
         argv=["train", "--layers", "2-1", "--activations", "sigmoid", "--loss", "bce", "--data", "d.csv",
               "--target", "y", "-q"]),
@@ -105,6 +112,8 @@ CASES: list[Case] = [
     params("params with text", '{"W1": [["one"], [1]], "b1": [0]}', "p.json", "W1", "number"),
     params("params with NaN", '{"W1": [[NaN], [1]], "b1": [0]}', "p.json", "W1", "finite"),
     params("params nested 100 000 deep", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    Case("params are a device", "JSON", {"d.csv": GOOD_CSV}, tuple(RESUME[:-1]) + ("/dev/zero",),
+         ("is a device",), "`/dev/zero`"),
     Case("params file missing", "JSON", {"d.csv": GOOD_CSV}, tuple(RESUME), ("does not exist",)),
 ]
 

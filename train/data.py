@@ -151,6 +151,9 @@ def load_csv(path: str | Path, target, features=None, loss: str = "se",
 
 
 def _read_bytes(path: Path) -> bytes:
+    if path.exists() and not path.is_file() and not path.is_dir():  # /dev/zero, a pipe
+        raise UserError(f"data file {path} is not a regular file (a device or a pipe); the table "
+                        "is read more than once: save it to a file first")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
