@@ -347,7 +347,7 @@ def main(argv=None):
         parser.error(f"{args.out} already exists; pass --force to replace it")
     try:
         X, Y = _read_csv(args.data, args.target)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, csv.Error) as exc:
         parser.error(str(exc))
     if args.epochs < 1 or (args.batch_size is not None and args.batch_size < 1):
         parser.error("--epochs and --batch-size must be at least 1")

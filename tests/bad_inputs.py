@@ -101,6 +101,7 @@ CASES: list[Case] = [
     csv("features do not fit the network", "a,b,c,y\n1,2,3,4\n2,3,4,5\n", "3 feature column(s)", "2-1"),
     Case("data is a device", "CSV", {}, tuple(TRAIN[:3]) + ("--data", "/dev/zero") + tuple(TRAIN[5:]),
          ("not a regular file",), "`/dev/zero`"),
+    csv("a cell of 200 000 characters", "a,b,y\n1,2,\"" + "9" * 200_000 + "\"\n", "cannot read it as a CSV table"),
     csv("bce target with three classes", "a,b,y\n1,2,3\n2,3,5\n3,1,4\n", "bce needs two classes",
         argv=["train", "--layers", "2-1", "--activations", "sigmoid", "--loss", "bce", "--data", "d.csv",
               "--target", "y", "-q"]),

@@ -236,6 +236,12 @@ def test_generated_module_main_with_hostile_names(tmp_path, monkeypatch, capsys)
         module.main(["--data", str(data), "--target", PWN + "?", "--epochs", "1"])
     assert exc.value.code == 2
     assert "has no column" in capsys.readouterr().err
+    # a cell past the csv module's limit: a usage error, not a csv.Error traceback
+    huge = tmp_path / "huge.csv"
+    huge.write_text("a,b,c,y\n1,2,3,\"" + "9" * 200_000 + "\"\n")
+    with pytest.raises(SystemExit) as exc:
+        module.main(["--data", str(huge), "--epochs", "1"])
+    assert exc.value.code == 2 and "field limit" in capsys.readouterr().err
     assert not (tmp_path / "PWNED").exists()
 
 

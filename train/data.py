@@ -88,7 +88,13 @@ def load_csv(path: str | Path, target, features=None, loss: str = "se",
     -------
     Dataset with X of shape (n_rows, n_features) and Y of shape (n_rows, n_outputs).
     """
-    path = Path(path)
+    try:
+        return _load_csv(Path(path), target, features, loss, dtype)
+    except csv.Error as exc:  # e.g. a cell past the csv module's 131072-character limit
+        raise UserError(f"{path}: cannot read it as a CSV table: {exc}") from None
+
+
+def _load_csv(path: Path, target, features, loss: str, dtype: str) -> Dataset:
     name = str(path)
     targets = split_names(target)
     if not targets:
