@@ -24,6 +24,9 @@ X = "X"
 Y = "Y"
 N_ROWS = "n_rows"
 PARAMS = "params"
+LR = "lr"
+#: sgd_step's preallocated arrays (a dict keyed by node name: "Z1", "dO1", "dW1", ...).
+BUFFERS = "B"
 
 
 def identifier(text: str) -> str:

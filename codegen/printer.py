@@ -8,7 +8,10 @@ differs from ``NumPyPrinter``:
   builds the import block from it, refusing anything but NumPy (trainers stand alone);
 * ``strict`` is on: a node without a print method stops generation instead of emitting
   half-printed code;
-* readable array forms: ``Heaviside`` -> ``np.heaviside``, ``Abs`` -> ``np.abs``, ``Max``/``Min`` ->
+* readable array forms: ``Heaviside`` -> ``np.heaviside`` (with the ``heaviside_mask``
+  setting, a whole expression ``Heaviside(x, 0)`` / ``Heaviside(x, 1)`` prints as the boolean
+  mask ``np.greater(x, 0)`` / ``np.greater_equal(x, 0)``: the same 0/1 values, for a
+  derivative the trainer multiplies in place, ``dO1 *= relu_derivative(O1)``), ``Abs`` -> ``np.abs``, ``Max``/``Min`` ->
   ``np.maximum``/``np.minimum``, a ``Piecewise`` -> nested ``np.where``, relations infix
   (``Z > 0``), and the row-wise nodes of :mod:`~backprop.codegen.forms` as methods
   (``(d*O).sum(axis=1, keepdims=True)``);
@@ -33,6 +36,7 @@ class BackpropPrinter(NumPyPrinter):
     printmethod = "_backprop_numpy"
     language = "Python with NumPy (backprop trainer)"
     _alias = "np"
+    _default_settings = {**NumPyPrinter._default_settings, "heaviside_mask": False}
 
     def __init__(self, settings=None):
         super().__init__({"strict": True, "fully_qualified_modules": True, **(settings or {})})
@@ -48,6 +52,10 @@ class BackpropPrinter(NumPyPrinter):
     # -- array-friendly spellings ----------------------------------------------------------
     def _print_Heaviside(self, expr):
         x, h0 = (expr.args + (sympy.S.Half,))[:2]
+        masks = {sympy.S.Zero: "greater", sympy.S.One: "greater_equal"}
+        if self._settings["heaviside_mask"] and self._print_level == 1 and h0 in masks:
+            # the whole expression: a bool mask (only ever multiplied, never negated or added)
+            return f"{self._np(masks[h0])}({self._print(x)}, 0)"
         return f"{self._np('heaviside')}({self._print(x)}, {self._print(h0)})"
 
     def _print_Abs(self, expr):

@@ -90,15 +90,25 @@ class _Writer:
     def __init__(self):
         self.printer = BackpropPrinter()
 
-    def expression(self, expr: sympy.Expr, names: dict[sympy.Symbol, str], like: str) -> tuple[list[str], str]:
+    def expression(self, expr: sympy.Expr, names: dict[sympy.Symbol, str], like: str,
+                   mask: bool = False) -> tuple[list[str], str]:
         """(temporaries, text) of ``expr`` with its stand-ins renamed; an expression free of
-        array symbols (step's g' = 0) is broadcast to the shape and dtype of array ``like``."""
+        array symbols (step's g' = 0) is broadcast to the shape and dtype of array ``like``.
+        ``mask``: a whole Heaviside prints as a bool mask (a derivative only multiplied)."""
         renamed = expr.xreplace({s: _sym(n) for s, n in names.items()})
         arrays = renamed.free_symbols - {n_rows}
         if not arrays:
             value = self.printer.doprint(renamed.xreplace({n_rows: 1}))
             return [], f"{self.printer._module_format('numpy.full_like')}({like}, {value})"
-        return self.printer.statements(renamed)
+        self.printer._settings["heaviside_mask"] = mask
+        try:
+            return self.printer.statements(renamed)
+        finally:
+            self.printer._settings["heaviside_mask"] = False
+
+    def np(self, name: str) -> str:
+        """A NumPy function's printed name (``np.matmul``), recorded in the imports."""
+        return self.printer._module_format(f"numpy.{name}")
 
 
 def _activation_functions(w: _Writer, pieces: list[forms.LayerPieces]) -> list[Function]:
@@ -124,9 +134,10 @@ def _activation_functions(w: _Writer, pieces: list[forms.LayerPieces]) -> list[F
         if p.derivative is not None:
             arg = "O" if p.var == a else "Z"
             through = "its output O" if arg == "O" else "its input Z"
-            lines, result = w.expression(p.derivative, {a: "O", z: "Z"}, arg)
+            lines, result = w.expression(p.derivative, {a: "O", z: "Z"}, arg, mask=True)
+            kind = " (a bool mask: 1 where True)" if isinstance(p.derivative, sympy.Heaviside) else ""
             out.append(Function(naming.derivative(p.activation), arg,
-                                f"{p.activation}'(z), written with {through}.", lines, result))
+                                f"{p.activation}'(z), written with {through}{kind}.", lines, result))
     return out
 
 
@@ -202,6 +213,67 @@ def _backward_blocks(w: _Writer, spec: Spec, pieces: list[forms.LayerPieces],
     return blocks
 
 
+def _buffer(name: str) -> str:
+    """The preallocated array of a node in the step's buffers: B["Z1"]."""
+    return f"{naming.BUFFERS}[{_q(name)}]"
+
+
+def _step_forward_blocks(w: _Writer, spec: Spec, pieces: list[forms.LayerPieces]) -> list[Block]:
+    """The forward pass of sgd_step: each product written into its preallocated Z, the bias
+    added in place; the activation as in _forward."""
+    L = spec.depth
+    blocks = []
+    for p in pieces:
+        k = p.k
+        where = " (output)" if k == L else ""
+        act = naming.Z(k) if p.identity else f"{naming.activation(p.activation)}({naming.Z(k)})"
+        lines = [f"{naming.Z(k)} = {w.np('matmul')}({naming.O(k - 1)}, {naming.W(k)}, out={_buffer(naming.Z(k))})"]
+        if spec.bias:
+            lines.append(f"{naming.Z(k)} += {naming.b(k)}")
+        lines.append(f"{naming.O(k)} = {act}")
+        blocks.append(Block(f"layer {k}{where}: {p.activation}", lines))
+    return blocks
+
+
+def _step_backward_blocks(w: _Writer, spec: Spec, pieces: list[forms.LayerPieces],
+                          out: forms.OutputPieces) -> list[Block]:
+    """The backward pass of sgd_step with the update fused in: each product written into a
+    preallocated buffer, g' applied in place, and layer k's weights updated as soon as they
+    have sent dO back (no gradient dict, no temporary the size of a weight matrix)."""
+    blocks = _backward_blocks(w, spec, pieces, out)[:2 if out.delta is None else 1]
+    for p in reversed(pieces):
+        k = p.k
+        blocks.append(Block(f"dL/d{naming.W(k)}: layer {k} weights, into its buffer", [
+            f"{naming.dW(k)} = {w.np('matmul')}({naming.O(k - 1)}.T, {naming.delta(k)}, out={_buffer(naming.dW(k))})"]))
+        if spec.bias:
+            blocks.append(Block(f"dL/d{naming.b(k)}: layer {k} biases",
+                                [f"{naming.db(k)} = {naming.delta(k)}.sum(axis=0)"]))
+        j = k - 1
+        if k > 1:  # no gradient for the inputs
+            blocks.append(Block(f"{naming.dO(j)} = dL/d{naming.O(j)}: what layer {k} sends back (before {naming.W(k)} changes)",
+                                [f"{naming.dO(j)} = {w.np('matmul')}({naming.delta(k)}, {naming.W(k)}.T, out={_buffer(naming.dO(j))})"]))
+        update = [f"{naming.dW(k)} *= {naming.LR}", f"{naming.W(k)} -= {naming.dW(k)}"]
+        if spec.bias:
+            update.append(f"{naming.b(k)} -= {naming.LR} * {naming.db(k)}")
+        params = f"{naming.W(k)}, {naming.b(k)}" if spec.bias else naming.W(k)
+        blocks.append(Block(f"{params} <- {params} - lr * gradient, in place", update))
+        if k == 1:
+            break
+        below = pieces[k - 2]
+        if below.rowwise is not None:
+            rhs = [f"{naming.delta(j)} = {naming.backward(below.activation)}({naming.O(j)}, {naming.dO(j)})"]
+            how = f"through the {below.activation} Jacobian"
+        elif below.derivative is None:
+            rhs, how = [f"{naming.delta(j)} = {naming.dO(j)}"], f"{below.activation}, g' = 1"
+        else:
+            arg = naming.O(j) if below.var == a else naming.Z(j)
+            rhs = [f"{naming.dO(j)} *= {naming.derivative(below.activation)}({arg})",
+                   f"{naming.delta(j)} = {naming.dO(j)}"]
+            how = f"{below.activation}, {naming.dO(j)} times g'({arg}) in place"
+        blocks.append(Block(f"{naming.delta(j)} = dL/d{naming.Z(j)}: layer {j}, {how}", rhs))
+    return blocks
+
+
 def _q(name: str) -> str:
     """A validated identifier as a double-quoted string literal: "W1"."""
     return f'"{naming.identifier(name)}"'
@@ -260,6 +332,10 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
         "loss_args": f"{naming.Y}, {naming.Z(L)}, {naming.O(L)}",
         "backward_blocks": backward,
         "grads_dict": _pairs([f"{_q(n)}: d{n}" for n in param_names]),
+        "step_unpack": [f"{naming.W(k)}, {naming.b(k)} = params[{_q(naming.W(k))}], params[{_q(naming.b(k))}]"
+                        if spec.bias else f"{naming.W(k)} = params[{_q(naming.W(k))}]" for k in layers],
+        "step_forward_blocks": _step_forward_blocks(w, spec, pieces),
+        "step_backward_blocks": _step_backward_blocks(w, spec, pieces, out),
     }
 
 

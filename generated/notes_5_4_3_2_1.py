@@ -250,14 +250,118 @@ def gradients(params, X, Y):
 
 # -- training -------------------------------------------------------------------------------------
 
+_SCRATCH = {}
+
+
+def _buffers(n_rows, dtype):
+    """The arrays one step on n_rows rows writes into, made once per (n_rows, dtype):
+    {"Z1": (n_rows, LAYERS[1]), "dO1": (n_rows, LAYERS[1]), "dW1": (LAYERS[0], LAYERS[1]), ...}.
+    A step takes them out of the cache while it runs (two threads never share them)."""
+    key = (n_rows, np.dtype(dtype))
+    B = _SCRATCH.pop(key, None)
+    if B is None:
+        B = {}
+        for k, (fan_in, fan_out) in enumerate(zip(LAYERS[:-1], LAYERS[1:]), start=1):
+            B[f"Z{k}"] = np.empty((n_rows, fan_out), dtype)
+            B[f"dO{k}"] = np.empty((n_rows, fan_out), dtype)
+            B[f"dW{k}"] = np.empty((fan_in, fan_out), dtype)
+    return key, B
+
+
+def _release(key, B):
+    """Put a step's buffers back for the next step of the same size (at most 8 sizes kept)."""
+    if len(_SCRATCH) >= 8:
+        _SCRATCH.clear()
+    _SCRATCH[key] = B
+
+def _step(params, X, Y, lr, B):
+    """sgd_step on validated rows, its arrays in the buffers B (see _buffers); the update is
+    fused into the backward pass.  Returns the batch loss before the update."""
+    n_rows = X.shape[0]
+    W1, b1 = params["W1"], params["b1"]
+    W2, b2 = params["W2"], params["b2"]
+    W3, b3 = params["W3"], params["b3"]
+    W4, b4 = params["W4"], params["b4"]
+    # layer 1: sigmoid
+    Z1 = np.matmul(X, W1, out=B["Z1"])
+    Z1 += b1
+    O1 = sigmoid(Z1)
+    # layer 2: sigmoid
+    Z2 = np.matmul(O1, W2, out=B["Z2"])
+    Z2 += b2
+    O2 = sigmoid(Z2)
+    # layer 3: sigmoid
+    Z3 = np.matmul(O2, W3, out=B["Z3"])
+    Z3 += b3
+    O3 = sigmoid(Z3)
+    # layer 4 (output): linear
+    Z4 = np.matmul(O3, W4, out=B["Z4"])
+    Z4 += b4
+    O4 = Z4
+    loss_before = _batch_loss(Y, Z4, O4)
+    # delta4 = dL/dZ4: output layer (linear, loss se), over n_rows for the mean
+    delta4 = 2*(O4 - Y)/n_rows
+    # dL/dW4: layer 4 weights, into its buffer
+    dW4 = np.matmul(O3.T, delta4, out=B["dW4"])
+    # dL/db4: layer 4 biases
+    db4 = delta4.sum(axis=0)
+    # dO3 = dL/dO3: what layer 4 sends back (before W4 changes)
+    dO3 = np.matmul(delta4, W4.T, out=B["dO3"])
+    # W4, b4 <- W4, b4 - lr * gradient, in place
+    dW4 *= lr
+    W4 -= dW4
+    b4 -= lr * db4
+    # delta3 = dL/dZ3: layer 3, sigmoid, dO3 times g'(O3) in place
+    dO3 *= sigmoid_derivative(O3)
+    delta3 = dO3
+    # dL/dW3: layer 3 weights, into its buffer
+    dW3 = np.matmul(O2.T, delta3, out=B["dW3"])
+    # dL/db3: layer 3 biases
+    db3 = delta3.sum(axis=0)
+    # dO2 = dL/dO2: what layer 3 sends back (before W3 changes)
+    dO2 = np.matmul(delta3, W3.T, out=B["dO2"])
+    # W3, b3 <- W3, b3 - lr * gradient, in place
+    dW3 *= lr
+    W3 -= dW3
+    b3 -= lr * db3
+    # delta2 = dL/dZ2: layer 2, sigmoid, dO2 times g'(O2) in place
+    dO2 *= sigmoid_derivative(O2)
+    delta2 = dO2
+    # dL/dW2: layer 2 weights, into its buffer
+    dW2 = np.matmul(O1.T, delta2, out=B["dW2"])
+    # dL/db2: layer 2 biases
+    db2 = delta2.sum(axis=0)
+    # dO1 = dL/dO1: what layer 2 sends back (before W2 changes)
+    dO1 = np.matmul(delta2, W2.T, out=B["dO1"])
+    # W2, b2 <- W2, b2 - lr * gradient, in place
+    dW2 *= lr
+    W2 -= dW2
+    b2 -= lr * db2
+    # delta1 = dL/dZ1: layer 1, sigmoid, dO1 times g'(O1) in place
+    dO1 *= sigmoid_derivative(O1)
+    delta1 = dO1
+    # dL/dW1: layer 1 weights, into its buffer
+    dW1 = np.matmul(X.T, delta1, out=B["dW1"])
+    # dL/db1: layer 1 biases
+    db1 = delta1.sum(axis=0)
+    # W1, b1 <- W1, b1 - lr * gradient, in place
+    dW1 *= lr
+    W1 -= dW1
+    b1 -= lr * db1
+    return loss_before
+
+
 def sgd_step(params, X, Y, lr):
     """One gradient-descent update on the batch (X, Y), in place: P <- P - lr * dL/dP.
 
-    Returns the batch loss before the update.
+    Returns the batch loss before the update.  The same values as
+    ``loss_and_gradients`` followed by ``params[name] -= lr * grads[name]``, without the
+    gradient dict: each layer is updated as soon as it has sent its dO back.
     """
-    loss_before, grads = loss_and_gradients(params, X, Y)
-    for name, grad in grads.items():
-        params[name] -= lr * grad
+    X, Y = _rows(params, X, Y)
+    key, B = _buffers(X.shape[0], X.dtype)
+    loss_before = _step(params, X, Y, lr, B)
+    _release(key, B)
     return loss_before
 
 
@@ -283,18 +387,24 @@ def train(params, X, Y, epochs, lr, batch_size=None, shuffle=True, seed=None, ca
         Per epoch, the mean over its rows of each batch's loss just before its update.
     """
     X, Y = _rows(params, X, Y)
+    X, Y = np.ascontiguousarray(X), np.ascontiguousarray(Y)
     n = X.shape[0]
     size = n if batch_size is None else min(int(batch_size), n)
     if size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     rng = np.random.default_rng(seed)
+    shuffled = shuffle and size < n
+    X_order, Y_order = (np.empty_like(X), np.empty_like(Y)) if shuffled else (X, Y)
     history = []
     for epoch in range(1, epochs + 1):
-        order = rng.permutation(n) if shuffle and size < n else np.arange(n)
+        if shuffled:  # one permutation per epoch, the rows copied once into X_order, Y_order
+            order = rng.permutation(n)
+            np.take(X, order, axis=0, out=X_order)
+            np.take(Y, order, axis=0, out=Y_order)
         total = 0.0
         for start in range(0, n, size):
-            rows = order[start:start + size]
-            total += sgd_step(params, X[rows], Y[rows], lr) * len(rows)
+            X_batch, Y_batch = X_order[start:start + size], Y_order[start:start + size]  # views
+            total += sgd_step(params, X_batch, Y_batch, lr) * X_batch.shape[0]
         history.append(total / n)
         if callback is not None:
             callback(epoch, history[-1], params)

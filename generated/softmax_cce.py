@@ -56,8 +56,8 @@ def relu(Z):
 
 
 def relu_derivative(O):
-    """relu'(z), written with its output O."""
-    return np.heaviside(O, 0)
+    """relu'(z), written with its output O (a bool mask: 1 where True)."""
+    return np.greater(O, 0)
 
 
 def softmax(Z):
@@ -228,14 +228,82 @@ def gradients(params, X, Y):
 
 # -- training -------------------------------------------------------------------------------------
 
+_SCRATCH = {}
+
+
+def _buffers(n_rows, dtype):
+    """The arrays one step on n_rows rows writes into, made once per (n_rows, dtype):
+    {"Z1": (n_rows, LAYERS[1]), "dO1": (n_rows, LAYERS[1]), "dW1": (LAYERS[0], LAYERS[1]), ...}.
+    A step takes them out of the cache while it runs (two threads never share them)."""
+    key = (n_rows, np.dtype(dtype))
+    B = _SCRATCH.pop(key, None)
+    if B is None:
+        B = {}
+        for k, (fan_in, fan_out) in enumerate(zip(LAYERS[:-1], LAYERS[1:]), start=1):
+            B[f"Z{k}"] = np.empty((n_rows, fan_out), dtype)
+            B[f"dO{k}"] = np.empty((n_rows, fan_out), dtype)
+            B[f"dW{k}"] = np.empty((fan_in, fan_out), dtype)
+    return key, B
+
+
+def _release(key, B):
+    """Put a step's buffers back for the next step of the same size (at most 8 sizes kept)."""
+    if len(_SCRATCH) >= 8:
+        _SCRATCH.clear()
+    _SCRATCH[key] = B
+
+def _step(params, X, Y, lr, B):
+    """sgd_step on validated rows, its arrays in the buffers B (see _buffers); the update is
+    fused into the backward pass.  Returns the batch loss before the update."""
+    n_rows = X.shape[0]
+    W1, b1 = params["W1"], params["b1"]
+    W2, b2 = params["W2"], params["b2"]
+    # layer 1: relu
+    Z1 = np.matmul(X, W1, out=B["Z1"])
+    Z1 += b1
+    O1 = relu(Z1)
+    # layer 2 (output): softmax
+    Z2 = np.matmul(O1, W2, out=B["Z2"])
+    Z2 += b2
+    O2 = softmax(Z2)
+    loss_before = _batch_loss(Y, Z2, O2)
+    # delta2 = dL/dZ2: output layer (softmax, loss cce), over n_rows for the mean
+    delta2 = (O2 - Y)/n_rows
+    # dL/dW2: layer 2 weights, into its buffer
+    dW2 = np.matmul(O1.T, delta2, out=B["dW2"])
+    # dL/db2: layer 2 biases
+    db2 = delta2.sum(axis=0)
+    # dO1 = dL/dO1: what layer 2 sends back (before W2 changes)
+    dO1 = np.matmul(delta2, W2.T, out=B["dO1"])
+    # W2, b2 <- W2, b2 - lr * gradient, in place
+    dW2 *= lr
+    W2 -= dW2
+    b2 -= lr * db2
+    # delta1 = dL/dZ1: layer 1, relu, dO1 times g'(O1) in place
+    dO1 *= relu_derivative(O1)
+    delta1 = dO1
+    # dL/dW1: layer 1 weights, into its buffer
+    dW1 = np.matmul(X.T, delta1, out=B["dW1"])
+    # dL/db1: layer 1 biases
+    db1 = delta1.sum(axis=0)
+    # W1, b1 <- W1, b1 - lr * gradient, in place
+    dW1 *= lr
+    W1 -= dW1
+    b1 -= lr * db1
+    return loss_before
+
+
 def sgd_step(params, X, Y, lr):
     """One gradient-descent update on the batch (X, Y), in place: P <- P - lr * dL/dP.
 
-    Returns the batch loss before the update.
+    Returns the batch loss before the update.  The same values as
+    ``loss_and_gradients`` followed by ``params[name] -= lr * grads[name]``, without the
+    gradient dict: each layer is updated as soon as it has sent its dO back.
     """
-    loss_before, grads = loss_and_gradients(params, X, Y)
-    for name, grad in grads.items():
-        params[name] -= lr * grad
+    X, Y = _rows(params, X, Y)
+    key, B = _buffers(X.shape[0], X.dtype)
+    loss_before = _step(params, X, Y, lr, B)
+    _release(key, B)
     return loss_before
 
 
@@ -261,18 +329,24 @@ def train(params, X, Y, epochs, lr, batch_size=None, shuffle=True, seed=None, ca
         Per epoch, the mean over its rows of each batch's loss just before its update.
     """
     X, Y = _rows(params, X, Y)
+    X, Y = np.ascontiguousarray(X), np.ascontiguousarray(Y)
     n = X.shape[0]
     size = n if batch_size is None else min(int(batch_size), n)
     if size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     rng = np.random.default_rng(seed)
+    shuffled = shuffle and size < n
+    X_order, Y_order = (np.empty_like(X), np.empty_like(Y)) if shuffled else (X, Y)
     history = []
     for epoch in range(1, epochs + 1):
-        order = rng.permutation(n) if shuffle and size < n else np.arange(n)
+        if shuffled:  # one permutation per epoch, the rows copied once into X_order, Y_order
+            order = rng.permutation(n)
+            np.take(X, order, axis=0, out=X_order)
+            np.take(Y, order, axis=0, out=Y_order)
         total = 0.0
         for start in range(0, n, size):
-            rows = order[start:start + size]
-            total += sgd_step(params, X[rows], Y[rows], lr) * len(rows)
+            X_batch, Y_batch = X_order[start:start + size], Y_order[start:start + size]  # views
+            total += sgd_step(params, X_batch, Y_batch, lr) * X_batch.shape[0]
         history.append(total / n)
         if callback is not None:
             callback(epoch, history[-1], params)
