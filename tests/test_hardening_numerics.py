@@ -352,6 +352,17 @@ def test_random_networks_agree_with_finite_differences(case):
             scale = max(1.0, float(np.abs(fd[name]).max()))
             np.testing.assert_allclose(grads[name], fd[name], rtol=1e-2, atol=2e-3 * scale,
                                        err_msg=f"{spec} {name} float32")
+    # the fused update training uses (sgd_step) is P - lr * dL/dP with the same gradients
+    lr = 0.1
+    stepped = {k: v.copy() for k, v in cast.items()}
+    with strict_numerics():
+        before = trainer.sgd_step(stepped, X, Y, lr)
+    np.testing.assert_allclose(before, trainer.loss(cast, X, Y), rtol=1e-12 if dtype == "float64" else 1e-5)
+    for name in params:
+        assert stepped[name].dtype == dtype
+        np.testing.assert_allclose(stepped[name], cast[name] - lr * grads[name],
+                                   rtol=1e-12 if dtype == "float64" else 1e-5,
+                                   atol=1e-14 if dtype == "float64" else 1e-6, err_msg=f"{spec} {name} step")
     CHECKED.append((spec, dtype))
 
 
