@@ -165,7 +165,7 @@ def _loss_function(w: _Writer, spec: Spec, out: forms.OutputPieces) -> Function:
            else "averaged over outputs")
     doc = f"Loss {spec.loss} ({docstring_text(forms.loss_doc(spec))}) {how}, mean over rows."
     return Function("_batch_loss", f"{naming.Y}, {naming.Z(L)}, {naming.O(L)}", doc, lines,
-                    f"float({w.printer._module_format('numpy.sum')}({term}) / len({naming.Y}))")
+                    f"float(({term}).sum() / len({naming.Y}))")
 
 
 def _backward_blocks(w: _Writer, spec: Spec, pieces: list[forms.LayerPieces],

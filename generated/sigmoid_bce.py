@@ -182,7 +182,7 @@ def forward(params, X):
 
 def _batch_loss(Y, Z2, O2):
     """Loss bce (binary cross-entropy (log-loss)) from the logits Z2 (finite at any |z|), mean over rows."""
-    return float(np.sum(Y*np.logaddexp(0, -Z2) + (1 - Y)*np.logaddexp(0, Z2)) / len(Y))
+    return float((Y*np.logaddexp(0, -Z2) + (1 - Y)*np.logaddexp(0, Z2)).sum() / len(Y))
 
 
 def loss(params, X, Y):
@@ -330,8 +330,8 @@ def train(params, X, Y, epochs, lr, batch_size=None, shuffle=True, seed=None, ca
     size = n if batch_size is None else min(int(batch_size), n)
     if size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    rng = np.random.default_rng(seed)
     shuffled = shuffle and size < n
+    rng = np.random.default_rng(seed) if shuffled else None
     X_order, Y_order = (np.empty_like(X), np.empty_like(Y)) if shuffled else (X, Y)
     history = []
     for epoch in range(1, epochs + 1):

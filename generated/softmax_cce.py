@@ -186,7 +186,7 @@ def _batch_loss(Y, Z2, O2):
     """Loss cce (categorical cross-entropy, -Σ y log ŷ) from the logits Z2 (finite at any |z|), mean over rows."""
     _t0 = Z2.max(axis=1, keepdims=True)
     _t1 = _t0 - np.maximum(Z2, -np.finfo(Z2.dtype).max + np.maximum(0, _t0))
-    return float(np.sum(-Y*(-_t1 - np.log(np.exp(-_t1).sum(axis=1, keepdims=True)))) / len(Y))
+    return float((-Y*(-_t1 - np.log(np.exp(-_t1).sum(axis=1, keepdims=True)))).sum() / len(Y))
 
 
 def loss(params, X, Y):
@@ -334,8 +334,8 @@ def train(params, X, Y, epochs, lr, batch_size=None, shuffle=True, seed=None, ca
     size = n if batch_size is None else min(int(batch_size), n)
     if size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    rng = np.random.default_rng(seed)
     shuffled = shuffle and size < n
+    rng = np.random.default_rng(seed) if shuffled else None
     X_order, Y_order = (np.empty_like(X), np.empty_like(Y)) if shuffled else (X, Y)
     history = []
     for epoch in range(1, epochs + 1):
