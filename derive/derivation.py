@@ -215,6 +215,9 @@ class Derivation:
             if k < self.net.depth:
                 expr = expr.xreplace({nt.delta(k + 1, m): self.resolved_delta(k + 1, m)
                                       for m in range(1, self.spec.layers[k + 1] + 1)})
+                # once per node: the loss factor shared by every path comes out front,
+                # -(y - ŷ)(w^3_11 w^2_11 + ...), as a hand derivation writes it
+                expr = sympy.factor_terms(expr)
             self._resolved_dO[key] = expr
         return self._resolved_dO[key]
 

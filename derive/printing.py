@@ -75,12 +75,15 @@ def display_form(expr: sympy.Expr, depth: int) -> sympy.Expr:
     if isinstance(expr, sympy.Symbol) or expr.is_number:
         return expr
     if isinstance(expr, sympy.Add):
-        expr = sympy.factor_terms(expr)
-        if isinstance(expr, sympy.Add):
-            sign, pretty = _pretty_add(expr, depth)
-            inner = sympy.Add(*[display_form(t, depth) for t in pretty.args], evaluate=False)
-            return inner if sign == 1 else sympy.Mul(-1, inner, evaluate=False)
-        return display_form(expr, depth)
+        # the numeric content only (2ŷ - 2y -> 2(ŷ - y)): factor_terms here, at every
+        # level of a deep formula, made printing 5-4-3-2-1 take minutes
+        content, expr = expr.as_content_primitive()
+        if not isinstance(expr, sympy.Add):
+            return display_form(sympy.Mul(content, expr), depth)
+        sign, pretty = _pretty_add(expr, depth)
+        inner = sympy.Add(*[display_form(t, depth) for t in pretty.args], evaluate=False)
+        coeff = content * sign
+        return inner if coeff == 1 else sympy.Mul(coeff, inner, evaluate=False)
     if isinstance(expr, sympy.Mul):
         sign, coeff, factors = 1, sympy.S.One, []
         for f in expr.args:
@@ -88,8 +91,7 @@ def display_form(expr: sympy.Expr, depth: int) -> sympy.Expr:
                 coeff *= f
                 continue
             if isinstance(f, sympy.Add):
-                f = sympy.factor_terms(f)
-                c, f = f.as_coeff_Mul() if not isinstance(f, sympy.Add) else (1, f)
+                c, f = f.as_content_primitive()
                 coeff *= c
                 if isinstance(f, sympy.Add):
                     s, f = _pretty_add(f, depth)
