@@ -36,6 +36,9 @@ def test_troubleshooting_doc_is_the_table():
     have = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
     assert have == want, ("docs/TROUBLESHOOTING.md is out of date: "
                           "python tests/bad_inputs.py --markdown > docs/TROUBLESHOOTING.md")
+    readme = (DOC.parents[1] / "README.md").read_text(encoding="utf-8")
+    assert want.split("\n", 1)[1].strip() in readme, \
+        "README.md's troubleshooting section differs from docs/TROUBLESHOOTING.md: paste it again"
 
 
 # -- generated bad inputs: whatever the file holds, exit 0 or one line and exit 2 ---------------
