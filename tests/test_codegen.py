@@ -43,6 +43,15 @@ def test_printer_exact(expr, text):
     assert BackpropPrinter().doprint(expr) == text
 
 
+def test_printer_heaviside_mask_only_for_a_whole_expression():
+    """relu' as a bool mask (`dO1 *= O1 > 0`) when it is the whole piece; inside arithmetic
+    the float form stays (a bool mask must never be negated or added)."""
+    mask = BackpropPrinter({"heaviside_mask": True})
+    assert mask.doprint(sympy.Heaviside(O, 0)) == "np.greater(O, 0)"
+    assert mask.doprint(sympy.Heaviside(O, 1)) == "np.greater_equal(O, 0)"
+    assert mask.doprint(1 - sympy.Heaviside(O, 0)) == "1 - np.heaviside(O, 0)"
+
+
 @pytest.mark.parametrize("activation, text", [
     ("sigmoid", "(1/2)*np.tanh((1/2)*Z) + 1/2"),
     ("softplus", "np.log1p(np.exp(-np.abs(Z))) + np.maximum(0, Z)"),
