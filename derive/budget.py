@@ -32,13 +32,17 @@ def expanded_terms(spec: Spec, k: int) -> int:
     return paths_to_loss(spec, k) * (spec.depth - k + 1) * below * max(1, spec.depth)
 
 
-def check_per_parameter(spec: Spec) -> None:
-    """Refuse (UserError) a per-parameter derivation that would not fit, with the estimate."""
+#: What to do instead, for the commands that refuse.
+VECTORISED_HINT = "use --vectorised for the matrix form, which works at any width"
+
+
+def check_per_parameter(spec: Spec, hint: str = VECTORISED_HINT) -> None:
+    """Refuse (UserError) a per-parameter derivation that would not fit, with the estimate
+    and ``hint`` (each command names its own way out)."""
     terms = formula_terms(spec)
     if terms > MAX_TERMS:
         raise UserError(
             f"per-parameter formulas for {'-'.join(map(str, spec.layers))} "
             f"({spec.n_parameters:,} parameters) would need about {terms:.2g} terms "
-            f"(~{terms * 60 / 1e9:.2g} GB of text); use --vectorised for the matrix form, "
-            "which works at any width"
+            f"(~{terms * 60 / 1e9:.2g} GB of text); {hint}"
         )

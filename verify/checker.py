@@ -117,7 +117,9 @@ class Checker:
     """Checks equations against one network spec."""
 
     def __init__(self, spec: Spec):
-        check_per_parameter(spec)  # names every parameter: refuse up front what cannot fit
+        # names every parameter: refuse up front what cannot fit
+        check_per_parameter(spec, hint="verify derivations on a smaller network with the "
+                            "same layer pattern, or check the matrix form (% mode: matrix)")
         self.spec = spec
         self.d = derive(spec)
         self.net = self.d.net

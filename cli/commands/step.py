@@ -179,7 +179,9 @@ def as_text(spec: Spec, derivation, x, y, lr: float, result: dict, values: dict)
 
 def run(args) -> int:
     spec = spec_from_args(args)
-    check_per_parameter(spec)  # before reading a row of 100 000 inputs
+    # before reading a row of 100 000 inputs
+    check_per_parameter(spec, hint="step shows every parameter's chain; for a network this "
+                        "size use 'backprop generate' and the trainer's sgd_step")
     x = parse_row("--x", args.x, spec.n_inputs, "inputs")
     y = parse_row("--y", args.y, spec.n_outputs, "outputs")
     if not math.isfinite(args.lr):
