@@ -14,7 +14,8 @@ from backprop.codegen import load_trainer
 from backprop.derive import ACTIVATIONS, LOSSES, UserError, derive, make_spec, numeric_gradients
 from backprop.derive import notation as nt
 
-FD_STEP = 1e-6
+from fd import finite_differences  # tests/fd.py
+
 FD_RTOL = 1e-6
 
 
@@ -40,22 +41,6 @@ def random_problem(spec, seed=0, rows=5):
     X = rng.normal(size=(rows, spec.n_inputs))
     Y = targets(spec.loss, rng, (rows, spec.n_outputs))
     return trainer, params, X, Y
-
-
-def finite_differences(trainer, params, X, Y):
-    grads = {}
-    for name, value in params.items():
-        g = np.zeros_like(value)
-        for idx in np.ndindex(value.shape):
-            old = value[idx]
-            value[idx] = old + FD_STEP
-            up = trainer.loss(params, X, Y)
-            value[idx] = old - FD_STEP
-            down = trainer.loss(params, X, Y)
-            value[idx] = old
-            g[idx] = (up - down) / (2 * FD_STEP)
-        grads[name] = g
-    return grads
 
 
 def relative_error(a, b):

@@ -30,6 +30,8 @@ from backprop.derive.losses import LOSSES
 from backprop.derive.vectorised import y as y_sym
 from backprop.derive.vectorised import yhat as yhat_sym
 
+from fd import finite_differences  # tests/fd.py
+
 mpmath.mp.dps = 60
 
 BIG = {"float64": 1e308, "float32": 1e38}
@@ -277,7 +279,6 @@ def test_float32_paths_stay_float32(dtype):
 # -- gradient check over random networks ---------------------------------------------------------
 
 HIDDEN = ["linear", "sigmoid", "tanh", "softplus", "relu", "leaky_relu"]
-FD_STEP = 1e-6
 CHECKED: list = []
 
 
@@ -315,22 +316,6 @@ def _problem(spec, seed):
     return params, X, Y
 
 
-def _fd(trainer, params, X, Y):
-    grads = {}
-    for name, value in params.items():
-        g = np.zeros_like(value)
-        for idx in np.ndindex(value.shape):
-            old = value[idx]
-            value[idx] = old + FD_STEP
-            up = trainer.loss(params, X, Y)
-            value[idx] = old - FD_STEP
-            down = trainer.loss(params, X, Y)
-            value[idx] = old
-            g[idx] = (up - down) / (2 * FD_STEP)
-        grads[name] = g
-    return grads
-
-
 @settings(max_examples=200, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
 @given(networks())
@@ -338,7 +323,7 @@ def test_random_networks_agree_with_finite_differences(case):
     spec, dtype, seed = case
     params, X, Y = _problem(spec, seed)
     reference = load_trainer(spec, "float64")
-    fd = _fd(reference, params, X, Y)
+    fd = finite_differences(reference, params, X, Y)
     trainer = load_trainer(spec, dtype)
     cast = {k: v.astype(dtype) for k, v in params.items()}
     with strict_numerics():
