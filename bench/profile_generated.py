@@ -56,6 +56,7 @@ def main(argv=None) -> int:
             mod.train(params, X[: 3 * cfg.batch], Y[: 3 * cfg.batch], 1, cfg.lr,
                       batch_size=cfg.batch, shuffle=False)                   # warm-up
             funcs = [mod._forward, mod.loss_and_gradients, mod.sgd_step, mod._batch_loss, mod.train]
+            funcs += [mod._step] if hasattr(mod, "_step") else []  # the fused update step
             funcs += [getattr(mod, f) for f in dir(mod)
                       if f.endswith(("_derivative", "_backward")) or f in ("relu", "tanh", "sigmoid",
                                                                            "softmax", "linear")]
