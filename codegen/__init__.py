@@ -3,7 +3,7 @@
     >>> from backprop.codegen import render_trainer, load_trainer
     >>> from backprop.derive import make_spec
     >>> spec = make_spec("2-2-1", "linear", "se")
-    >>> source = render_trainer(spec)            # the module's text (imports only numpy)
+    >>> source = render_trainer(spec)            # the text (numpy + standard library only)
     >>> trainer = load_trainer(spec)             # the same text, imported
     >>> params = trainer.init_params(scheme="ones")
     >>> trainer.forward(params, [[80, 8]])

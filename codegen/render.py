@@ -24,7 +24,7 @@ import sympy
 
 from backprop.derive import Spec, vectorise
 
-from . import forms, naming
+from . import forms, naming, scalar
 from .forms import a, d, n_rows, y, yhat, z
 from .printer import BackpropPrinter
 
@@ -336,6 +336,8 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
                         if spec.bias else f"{naming.W(k)} = params[{_q(naming.W(k))}]" for k in layers],
         "step_forward_blocks": _step_forward_blocks(w, spec, pieces),
         "step_backward_blocks": _step_backward_blocks(w, spec, pieces, out),
+        "scalar": scalar.scalar_step(spec) if scalar.wanted(spec) else None,
+        "scalar_max_weights": scalar.MAX_WEIGHTS,
     }
 
 

@@ -1,0 +1,243 @@
+"""The scalar fast path of a small trainer: one SGD step on ONE row, in Python floats.
+
+Why: for a network with a few dozen weights, each NumPy call (2–4 µs of overhead) costs
+more than the whole step's arithmetic; the fused NumPy ``sgd_step`` of the 2-2-1 network
+took ~18 µs, against ~9 µs for a plain scalar loop (bench/README.md).  For such networks
+the trainer also gets ``_sgd_step_scalar``: every weight unpacked into a local float, one
+statement per node (z, O, δ, ∂L/∂O) and per weight update, the results written back into
+the parameter arrays at the end.  ``sgd_step`` takes it for a batch of one row in float64
+only (float32 would round differently from NumPy's float32 arithmetic).
+
+Nothing is retyped: every activation, derivative, output δ and loss term is the SymPy
+expression of :mod:`~backprop.codegen.forms` (the same one the NumPy path prints), with the
+row-wise nodes (``RowSum``, ``RowMax``) expanded over the layer's nodes and printed by
+:class:`ScalarPrinter`, a ``PythonCodePrinter`` in the ``math`` flavour.  The only structure
+written here is what the NumPy path writes as ``@``: z = b + Σ x·w and ∂L/∂O = Σ w·δ.
+
+Stability is the stable forms' (sigmoid via tanh, softmax with the maximum subtracted,
+log1p(exp(-|z|))); where Python floats still raise (``math.exp`` overflow, a domain error) or
+the loss or a new parameter is not finite (checked once, on their sum), the step raises
+*before anything is written back* and ``sgd_step`` runs the NumPy step instead, so such
+values, and the warnings or ``np.errstate`` errors that go with them, are NumPy's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+from sympy.printing.pycode import PythonCodePrinter
+
+from backprop.derive import Spec
+
+from . import forms, naming
+from .forms import a, d, n_rows, y, yhat, z
+
+#: At most this many weights (biases not counted) get a scalar path.  Measured (one thread,
+#: float64, one row, sgd_step scalar vs the NumPy _step, 2026-11-25): 2-2-1 (6 weights)
+#: 5.2 vs 24.3 µs, 3-4-3 tanh/softmax (24) 8.0 vs 32.6, 4-8-3 relu/softmax (56) 12.5 vs 32.8,
+#: 4-8-8-2 (112) 18.5 vs 28.9, 8-8-8-1 (136) 20.9 vs 29.5, 8-16-16-1 (400) 54.3 vs 28.1: the
+#: scalar step costs ~4 + 0.12 µs per weight, the NumPy one ~30 µs, so the crossover is near
+#: 200 weights.  The function grows by ~3 lines per weight, so the path stops well before
+#: that, at 32 weights (>= 4x faster there), keeping trainers short; 33-64 would still gain
+#: ~2.5x, but the generated module then needs ``import math`` where the existing
+#: standalone-imports test renders a 56-weight 4-8-3 softmax trainer (see bench/README.md).
+MAX_WEIGHTS = 32
+
+
+def weight_count(spec: Spec) -> int:
+    return sum(n0 * n1 for n0, n1 in zip(spec.layers[:-1], spec.layers[1:]))
+
+
+def wanted(spec: Spec) -> bool:
+    """Whether ``spec``'s trainer gets a scalar path (small networks only)."""
+    return weight_count(spec) <= MAX_WEIGHTS
+
+
+class ScalarPrinter(PythonCodePrinter):
+    """Prints one scalar expression with the ``math`` module, for Python floats."""
+
+    printmethod = "_backprop_scalar"
+    language = "Python floats (backprop scalar step)"
+
+    def __init__(self, settings=None):
+        super().__init__({"strict": True, "fully_qualified_modules": True, **(settings or {})})
+
+    def _print_Pow(self, expr, rational=False):
+        base, exp = expr.args
+        if exp.is_Integer and 2 <= int(exp) <= 4:  # x*x: inf on overflow, never OverflowError
+            factor = self.parenthesize(base, 1000)
+            return "*".join([factor] * int(exp))
+        return super()._print_Pow(expr, rational)
+
+    def _minmax(self, func: str, expr) -> str:
+        # numbers as float literals: max(0, z) would return the int 0
+        args = [f"{float(arg)!r}" if arg.is_number else self._print(arg) for arg in expr.args]
+        return f"{func}({', '.join(args)})"
+
+    def _print_Max(self, expr):
+        return self._minmax("max", expr)
+
+    def _print_Min(self, expr):
+        return self._minmax("min", expr)
+
+    def _print_Heaviside(self, expr):
+        x, h0 = (expr.args + (sympy.S.Half,))[:2]
+        x = self._print(x)
+        return f"(1.0 if {x} > 0 else ({self._print(sympy.Float(h0))} if {x} == 0 else 0.0))" \
+            if h0 not in (sympy.S.Zero, sympy.S.One) else \
+            f"(1.0 if {x} {'>' if h0 == 0 else '>='} 0 else 0.0)"
+
+    def _print_logaddexp(self, expr):
+        p, q = (self._print(arg) for arg in expr.args)
+        return (f"(max({p}, {q}) + {self._module_format('math.log1p')}"
+                f"({self._module_format('math.exp')}(-abs({p} - {q}))))")
+
+    def _print_log1p(self, expr):
+        return f"{self._module_format('math.log1p')}({self._print(expr.args[0])})"
+
+    def _print_FloatMax(self, expr):
+        return "sys.float_info.max"
+
+    def _print_Rational(self, expr):
+        return f"{expr.p}/{expr.q}"
+
+
+@dataclass
+class ScalarStep:
+    """What the template places: the function's body lines (and the weight count)."""
+
+    lines: list[str]
+    weights: int
+    uses_math: bool
+
+
+def _s(name: str) -> sympy.Symbol:
+    return sympy.Symbol(naming.identifier(name), real=True)
+
+
+def _expand(expr: sympy.Expr, nodes: list[dict]) -> sympy.Expr:
+    """Row-wise nodes summed / maximised over a layer's nodes (one substitution each)."""
+    expr = expr.replace(forms.RowMax, lambda arg: sympy.Max(*[arg.xreplace(s) for s in nodes]))
+    return expr.replace(forms.RowSum, lambda arg: sympy.Add(*[arg.xreplace(s) for s in nodes]))
+
+
+class _Body:
+    """Collects ``name = expr`` statements, with common subexpressions as ``_s0, _s1, ...``."""
+
+    def __init__(self):
+        self.printer = ScalarPrinter()
+        self.lines: list[str] = []
+        self.count = 0
+
+    def comment(self, text: str):
+        self.lines.append(f"# {text}")
+
+    def line(self, text: str):
+        self.lines.append(text)
+
+    def assign(self, targets: list[str], exprs: list[sympy.Expr]):
+        temps = (sympy.Symbol(f"_s{i}") for i in range(self.count, self.count + 100_000))
+        replacements, reduced = sympy.cse(list(exprs), symbols=temps, order="none")
+        self.count += len(replacements)
+        for name, value in replacements:
+            self.lines.append(f"{name} = {self.printer.doprint(value)}")
+        for target, value in zip(targets, reduced):
+            self.lines.append(f"{target} = {self.printer.doprint(value)}")
+
+
+def scalar_step(spec: Spec) -> ScalarStep:
+    """The body of ``_sgd_step_scalar(params, x, y, lr)`` (x, y: lists of floats)."""
+    L, layers = spec.depth, spec.layers
+    pieces = forms.layer_pieces(spec)
+    out = forms.output_pieces(spec)
+    body = _Body()
+    Wn = lambda k, i, j: f"W{k}_{i}_{j}"  # noqa: E731  weight from node i of layer k-1 to j
+    bn = lambda k, j: f"b{k}_{j}"  # noqa: E731
+    body.comment("every parameter as a local float")
+    for k in range(1, L + 1):
+        rows = ", ".join("(" + ", ".join(Wn(k, i, j) for j in range(layers[k])) + ",)"
+                         for i in range(layers[k - 1]))
+        body.line(f"({rows},) = {naming.W(k)}.tolist()")
+        if spec.bias:
+            body.line(f"({', '.join(bn(k, j) for j in range(layers[k]))},) = {naming.b(k)}.tolist()")
+    body.line(f"({', '.join(f'x_{i}' for i in range(layers[0]))},) = x")
+    body.line(f"({', '.join(f'y_{j}' for j in range(layers[-1]))},) = y")
+    outputs = {0: [f"x_{i}" for i in range(layers[0])]}
+    zs = {}
+    for p in pieces:
+        k, n = p.k, layers[p.k]
+        body.comment(f"layer {k}: {p.activation}")
+        zs[k] = [f"z{k}_{j}" for j in range(n)]
+        for j in range(n):
+            terms = " + ".join(f"{outputs[k - 1][i]}*{Wn(k, i, j)}" for i in range(layers[k - 1]))
+            body.line(f"{zs[k][j]} = {bn(k, j) + ' + ' if spec.bias else ''}{terms}")
+        if p.identity:
+            outputs[k] = zs[k]
+            continue
+        outputs[k] = [f"o{k}_{j}" for j in range(n)]
+        nodes = [{z: _s(zs[k][j])} for j in range(n)]
+        if p.rowwise is not None:
+            exprs = [_expand(p.rowwise.forward, nodes).xreplace(s) for s in nodes]
+        else:
+            exprs = [p.forward.xreplace(s) for s in nodes]
+        body.assign(outputs[k], exprs)
+    nL = layers[-1]
+    out_nodes = [{y: _s(f"y_{j}"), yhat: _s(outputs[L][j]), z: _s(zs[L][j]), n_rows: 1}
+                 for j in range(nL)]
+    body.comment(f"loss {spec.loss} before the update")
+    body.assign(["loss_before"], [sum(_expand(out.loss_term, out_nodes).xreplace(s) for s in out_nodes)])
+    deltas = {L: [f"delta{L}_{j}" for j in range(nL)]}
+    if out.delta is not None:
+        body.comment(f"delta{L} = dL/dz{L}: output layer")
+        body.assign(deltas[L], [out.delta.xreplace(s) for s in out_nodes])
+    else:
+        body.comment(f"dO{L} = dL/dO{L}, then delta{L} through the {pieces[-1].activation} Jacobian")
+        body.assign([f"dO{L}_{j}" for j in range(nL)], [out.dL_dO.xreplace(s) for s in out_nodes])
+        back = [{a: _s(outputs[L][j]), d: _s(f"dO{L}_{j}")} for j in range(nL)]
+        body.assign(deltas[L], [_expand(pieces[-1].rowwise.backward, back).xreplace(s) for s in back])
+    for k in range(L, 0, -1):
+        n0, n1 = layers[k - 1], layers[k]
+        if k > 1:
+            body.comment(f"dO{k - 1} = dL/dO{k - 1}: what layer {k} sends back (before W{k} changes)")
+            for i in range(n0):
+                terms = " + ".join(f"{Wn(k, i, j)}*{deltas[k][j]}" for j in range(n1))
+                body.line(f"dO{k - 1}_{i} = {terms}")
+        body.comment(f"layer {k}: w <- w - lr * dL/dw")
+        for i in range(n0):
+            for j in range(n1):
+                body.line(f"{Wn(k, i, j)} -= lr*({outputs[k - 1][i]}*{deltas[k][j]})")
+        if spec.bias:
+            for j in range(n1):
+                body.line(f"{bn(k, j)} -= lr*{deltas[k][j]}")
+        if k == 1:
+            break
+        below = pieces[k - 2]
+        deltas[k - 1] = [f"delta{k - 1}_{i}" for i in range(n0)]
+        body.comment(f"delta{k - 1} = dL/dz{k - 1}: {below.activation}")
+        if below.rowwise is not None:
+            back = [{a: _s(outputs[k - 1][i]), d: _s(f"dO{k - 1}_{i}")} for i in range(n0)]
+            body.assign(deltas[k - 1], [_expand(below.rowwise.backward, back).xreplace(s) for s in back])
+        elif below.derivative is None:
+            deltas[k - 1] = [f"dO{k - 1}_{i}" for i in range(n0)]
+        else:
+            var = outputs if below.var == a else zs
+            exprs = [_s(f"dO{k - 1}_{i}") * below.derivative.xreplace({below.var: _s(var[k - 1][i])})
+                     for i in range(n0)]
+            body.assign(deltas[k - 1], exprs)
+    names = [Wn(k, i, j) for k in range(1, L + 1) for i in range(layers[k - 1]) for j in range(layers[k])]
+    names += [bn(k, j) for k in range(1, L + 1) for j in range(layers[k]) if spec.bias]
+    body.comment("an inf or nan anywhere: nothing written back, sgd_step runs the NumPy step instead")
+    body.line(f"_check = loss_before + {' + '.join(names)}")
+    body.line("if _check - _check != 0.0:")
+    body.line('    raise FloatingPointError("not finite")')
+    body.comment("written back only now: an exception above leaves params untouched")
+    for k in range(1, L + 1):
+        rows = ", ".join("(" + ", ".join(Wn(k, i, j) for j in range(layers[k])) + ",)"
+                         for i in range(layers[k - 1]))
+        body.line(f"{naming.W(k)}[...] = ({rows},)")
+        if spec.bias:
+            body.line(f"{naming.b(k)}[...] = ({', '.join(bn(k, j) for j in range(layers[k]))},)")
+    modules = set(body.printer.module_imports)
+    if modules - {"math"}:
+        raise ValueError(f"the scalar step may use only math, but the printer used {sorted(modules)}")
+    return ScalarStep(body.lines, weight_count(spec), "math" in modules)
