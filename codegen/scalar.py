@@ -11,11 +11,13 @@ only (float32 would round differently from NumPy's float32 arithmetic).
 Nothing is retyped: every activation, derivative, output δ and loss term is the SymPy
 expression of :mod:`~backprop.codegen.forms` (the same one the NumPy path prints), with the
 row-wise nodes (``RowSum``, ``RowMax``) expanded over the layer's nodes and printed by
-:class:`ScalarPrinter`, a ``PythonCodePrinter`` in the ``math`` flavour.  The only structure
+:class:`ScalarPrinter`, a ``PythonCodePrinter`` whose functions are NumPy's applied to one
+Python float and turned straight back into one (``float(np.tanh(z1_0))``, ~0.2 µs: the
+trainers import nothing but numpy and the CLI's standard modules, so no ``math``).  The only structure
 written here is what the NumPy path writes as ``@``: z = b + Σ x·w and ∂L/∂O = Σ w·δ.
 
 Stability is the stable forms' (sigmoid via tanh, softmax with the maximum subtracted,
-log1p(exp(-|z|))); where Python floats still raise (``math.exp`` overflow, a domain error) or
+log1p(exp(-|z|))); where Python floats still raise (a ``**`` overflow, a division by zero) or
 the loss or a new parameter is not finite (checked once, on their sum), the step raises
 *before anything is written back* and ``sgd_step`` runs the NumPy step instead, so such
 values, and the warnings or ``np.errstate`` errors that go with them, are NumPy's.
@@ -25,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sympy
-from sympy.printing.pycode import PythonCodePrinter
+from sympy.printing.pycode import PythonCodePrinter, _known_functions_math, _print_known_func
 
 from backprop.derive import Spec
 
@@ -33,15 +35,14 @@ from . import forms, naming
 from .forms import a, d, n_rows, y, yhat, z
 
 #: At most this many weights (biases not counted) get a scalar path.  Measured (one thread,
-#: float64, one row, sgd_step scalar vs the NumPy _step, 2026-11-25): 2-2-1 (6 weights)
-#: 5.2 vs 24.3 µs, 3-4-3 tanh/softmax (24) 8.0 vs 32.6, 4-8-3 relu/softmax (56) 12.5 vs 32.8,
-#: 4-8-8-2 (112) 18.5 vs 28.9, 8-8-8-1 (136) 20.9 vs 29.5, 8-16-16-1 (400) 54.3 vs 28.1: the
-#: scalar step costs ~4 + 0.12 µs per weight, the NumPy one ~30 µs, so the crossover is near
-#: 200 weights.  The function grows by ~3 lines per weight, so the path stops well before
-#: that, at 32 weights (>= 4x faster there), keeping trainers short; 33-64 would still gain
-#: ~2.5x, but the generated module then needs ``import math`` where the existing
-#: standalone-imports test renders a 56-weight 4-8-3 softmax trainer (see bench/README.md).
-MAX_WEIGHTS = 32
+#: float64, one row, sgd_step scalar vs the NumPy _step, 2026-11-25 00:19 UTC): 2-2-1 linear
+#: (6 weights) 3.4 vs 17.6 µs, 2-2-1 sigmoid 4.3 vs 23.7, 3-4-3 tanh/softmax (24) 10.2 vs
+#: 32.5, 4-8-3 relu/softmax (56) 14.1 vs 33.4, 4-8-8-2 tanh (112) 23.0 vs 29.5, 8-8-8-1 tanh
+#: (136) 24.9 vs 29.9, 8-16-16-1 (400) 65.2 vs 28.7: the scalar step costs ~3 + 0.15 µs per
+#: weight, the NumPy one ~30 µs, so the crossover is near 150-200 weights.  The function grows
+#: by ~3 lines per weight, so the path stops well before that, at 64 weights (still >= 2x
+#: faster there), and big trainers stay short.  See bench/README.md.
+MAX_WEIGHTS = 64
 
 
 def weight_count(spec: Spec) -> int:
@@ -54,13 +55,24 @@ def wanted(spec: Spec) -> bool:
 
 
 class ScalarPrinter(PythonCodePrinter):
-    """Prints one scalar expression with the ``math`` module, for Python floats."""
+    """Prints one scalar expression for Python floats (functions: ``float(np.f(x))``)."""
 
     printmethod = "_backprop_scalar"
     language = "Python floats (backprop scalar step)"
 
     def __init__(self, settings=None):
         super().__init__({"strict": True, "fully_qualified_modules": True, **(settings or {})})
+
+    def _module_format(self, fqn, register=True):
+        # NumPy's function on a Python float, not math's: the trainers import numpy and the
+        # standard library's argparse, csv, json, os, sys, tempfile only (tests enforce it)
+        if fqn.startswith("math."):
+            fqn = "numpy." + fqn[len("math."):]
+        text = super()._module_format(fqn, register)
+        return "np." + text[len("numpy."):] if text.startswith("numpy.") else text
+
+    def _print_known_func(self, expr):
+        return f"float({_print_known_func(self, expr)})"  # back to a Python float at once
 
     def _print_Pow(self, expr, rational=False):
         base, exp = expr.args
@@ -89,11 +101,11 @@ class ScalarPrinter(PythonCodePrinter):
 
     def _print_logaddexp(self, expr):
         p, q = (self._print(arg) for arg in expr.args)
-        return (f"(max({p}, {q}) + {self._module_format('math.log1p')}"
-                f"({self._module_format('math.exp')}(-abs({p} - {q}))))")
+        return (f"(max({p}, {q}) + float({self._module_format('numpy.log1p')}"
+                f"({self._module_format('numpy.exp')}(-abs({p} - {q})))))")
 
     def _print_log1p(self, expr):
-        return f"{self._module_format('math.log1p')}({self._print(expr.args[0])})"
+        return f"float({self._module_format('numpy.log1p')}({self._print(expr.args[0])}))"
 
     def _print_FloatMax(self, expr):
         return "sys.float_info.max"
@@ -102,13 +114,18 @@ class ScalarPrinter(PythonCodePrinter):
         return f"{expr.p}/{expr.q}"
 
 
+# PythonCodePrinter binds _print_tanh, _print_exp, ... to its _print_known_func directly:
+# rebind them to the override above, so each call is wrapped in float().
+for _name in _known_functions_math:
+    setattr(ScalarPrinter, f"_print_{_name}", ScalarPrinter._print_known_func)
+
+
 @dataclass
 class ScalarStep:
     """What the template places: the function's body lines (and the weight count)."""
 
     lines: list[str]
     weights: int
-    uses_math: bool
 
 
 def _s(name: str) -> sympy.Symbol:
@@ -238,6 +255,6 @@ def scalar_step(spec: Spec) -> ScalarStep:
         if spec.bias:
             body.line(f"{naming.b(k)}[...] = ({', '.join(bn(k, j) for j in range(layers[k]))},)")
     modules = set(body.printer.module_imports)
-    if modules - {"math"}:
-        raise ValueError(f"the scalar step may use only math, but the printer used {sorted(modules)}")
-    return ScalarStep(body.lines, weight_count(spec), "math" in modules)
+    if modules - {"numpy"}:
+        raise ValueError(f"the scalar step may use only numpy, but the printer used {sorted(modules)}")
+    return ScalarStep(body.lines, weight_count(spec))

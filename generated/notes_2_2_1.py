@@ -266,11 +266,11 @@ def _step(params, X, Y, lr, B):
 
 
 # -- scalar fast path: one row of a small network, in Python floats ----------------------------
-# Why: for a network this small (6 weights; networks of at most 32 get this
+# Why: for a network this small (6 weights; networks of at most 64 get this
 # path) every NumPy call (2-4 us of overhead) costs more than the step's arithmetic.
-# Measured (2026-11-25, one thread, float64, one row): 2-2-1 sgd_step 5 us scalar against
-# 24 us NumPy; 4 + 0.12 us per weight against ~30 us, so the NumPy step only wins above
-# ~200 weights (bench/README.md).  sgd_step takes it for a batch of ONE row
+# Measured (2026-11-25, one thread, float64, one row): 2-2-1 sgd_step 3.4 us scalar against
+# 17.6 us NumPy; ~3 + 0.15 us per weight against ~30 us, so the NumPy step only wins above
+# ~150-200 weights (bench/README.md).  sgd_step takes it for a batch of ONE row
 # in float64 only (float32 must round as NumPy's float32 does); same values as _step up to
 # the order of the sums in z (<= 1e-12 relative).  Every expression is printed by SymPy
 # from the derivation (backprop.codegen.scalar); parameters are written back at the end.

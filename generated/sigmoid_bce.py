@@ -36,7 +36,6 @@ import json
 import os
 import sys
 import tempfile
-import math
 
 import numpy as np
 
@@ -291,11 +290,11 @@ def _step(params, X, Y, lr, B):
 
 
 # -- scalar fast path: one row of a small network, in Python floats ----------------------------
-# Why: for a network this small (12 weights; networks of at most 32 get this
+# Why: for a network this small (12 weights; networks of at most 64 get this
 # path) every NumPy call (2-4 us of overhead) costs more than the step's arithmetic.
-# Measured (2026-11-25, one thread, float64, one row): 2-2-1 sgd_step 5 us scalar against
-# 24 us NumPy; 4 + 0.12 us per weight against ~30 us, so the NumPy step only wins above
-# ~200 weights (bench/README.md).  sgd_step takes it for a batch of ONE row
+# Measured (2026-11-25, one thread, float64, one row): 2-2-1 sgd_step 3.4 us scalar against
+# 17.6 us NumPy; ~3 + 0.15 us per weight against ~30 us, so the NumPy step only wins above
+# ~150-200 weights (bench/README.md).  sgd_step takes it for a batch of ONE row
 # in float64 only (float32 must round as NumPy's float32 does); same values as _step up to
 # the order of the sums in z (<= 1e-12 relative).  Every expression is printed by SymPy
 # from the derivation (backprop.codegen.scalar); parameters are written back at the end.
@@ -317,15 +316,15 @@ def _sgd_step_scalar(params, x, y, lr):
     z1_1 = b1_1 + x_0*W1_0_1 + x_1*W1_1_1
     z1_2 = b1_2 + x_0*W1_0_2 + x_1*W1_1_2
     z1_3 = b1_3 + x_0*W1_0_3 + x_1*W1_1_3
-    o1_0 = math.tanh(z1_0)
-    o1_1 = math.tanh(z1_1)
-    o1_2 = math.tanh(z1_2)
-    o1_3 = math.tanh(z1_3)
+    o1_0 = float(np.tanh(z1_0))
+    o1_1 = float(np.tanh(z1_1))
+    o1_2 = float(np.tanh(z1_2))
+    o1_3 = float(np.tanh(z1_3))
     # layer 2: sigmoid
     z2_0 = b2_0 + o1_0*W2_0_0 + o1_1*W2_1_0 + o1_2*W2_2_0 + o1_3*W2_3_0
-    o2_0 = (1/2)*math.tanh((1/2)*z2_0) + 1/2
+    o2_0 = (1/2)*float(np.tanh((1/2)*z2_0)) + 1/2
     # loss bce before the update
-    loss_before = y_0*(max(0, -z2_0) + math.log1p(math.exp(-abs(0 - -z2_0)))) + (1 - y_0)*(max(0, z2_0) + math.log1p(math.exp(-abs(0 - z2_0))))
+    loss_before = y_0*(max(0, -z2_0) + float(np.log1p(np.exp(-abs(0 - -z2_0))))) + (1 - y_0)*(max(0, z2_0) + float(np.log1p(np.exp(-abs(0 - z2_0)))))
     # delta2 = dL/dz2: output layer
     delta2_0 = o2_0 - y_0
     # dO1 = dL/dO1: what layer 2 sends back (before W2 changes)
