@@ -77,11 +77,12 @@ def test_generate_huge_spec_writes_matrix_code(cli, tmp_path):
     status, stdout, err, seconds = _timed(cli, "generate", *HUGE, "-o", str(out))
     assert status == 0, err
     assert seconds < 20
-    small = tmp_path / "small.py"
-    assert cli("generate", "--layers", "2-2-1", "--activations", "sigmoid", "-o", str(small))[0] == 0
+    small = tmp_path / "small.py"  # above the scalar fast path's size (codegen/scalar.py)
+    assert cli("generate", "--layers", "10-10-1", "--activations", "sigmoid", "-o", str(small))[0] == 0
     source = out.read_text()
     tree = ast.parse(source)
     assert "LAYERS = (100000, 100000, 1)" in source
+    assert "_sgd_step_scalar" not in source
     assert abs(len(source) - len(small.read_text())) < 200  # no per-parameter code
     assert any(isinstance(n, ast.FunctionDef) and n.name == "gradients" for n in tree.body)
 
