@@ -170,13 +170,20 @@ def scalar_step(spec: Spec) -> ScalarStep:
     body = _Body()
     Wn = lambda k, i, j: f"W{k}_{i}_{j}"  # noqa: E731  weight from node i of layer k-1 to j
     bn = lambda k, j: f"b{k}_{j}"  # noqa: E731
-    body.comment("every parameter as a local float")
-    for k in range(1, L + 1):
+
+    def matrix(k):  # ((W1_0_0, W1_0_1,), (W1_1_0, W1_1_1,),): layer k's weights as locals
         rows = ", ".join("(" + ", ".join(Wn(k, i, j) for j in range(layers[k])) + ",)"
                          for i in range(layers[k - 1]))
-        body.line(f"({rows},) = {naming.W(k)}.tolist()")
+        return f"({rows},)"
+
+    def vector(k):  # (b1_0, b1_1,): layer k's biases as locals
+        return f"({', '.join(bn(k, j) for j in range(layers[k]))},)"
+
+    body.comment("every parameter as a local float")
+    for k in range(1, L + 1):
+        body.line(f"{matrix(k)} = {naming.W(k)}.tolist()")
         if spec.bias:
-            body.line(f"({', '.join(bn(k, j) for j in range(layers[k]))},) = {naming.b(k)}.tolist()")
+            body.line(f"{vector(k)} = {naming.b(k)}.tolist()")
     body.line(f"({', '.join(f'x_{i}' for i in range(layers[0]))},) = x")
     body.line(f"({', '.join(f'y_{j}' for j in range(layers[-1]))},) = y")
     outputs = {0: [f"x_{i}" for i in range(layers[0])]}
@@ -249,11 +256,9 @@ def scalar_step(spec: Spec) -> ScalarStep:
     body.line('    raise FloatingPointError("not finite")')
     body.comment("written back only now: an exception above leaves params untouched")
     for k in range(1, L + 1):
-        rows = ", ".join("(" + ", ".join(Wn(k, i, j) for j in range(layers[k])) + ",)"
-                         for i in range(layers[k - 1]))
-        body.line(f"{naming.W(k)}[...] = ({rows},)")
+        body.line(f"{naming.W(k)}[...] = {matrix(k)}")
         if spec.bias:
-            body.line(f"{naming.b(k)}[...] = ({', '.join(bn(k, j) for j in range(layers[k]))},)")
+            body.line(f"{naming.b(k)}[...] = {vector(k)}")
     modules = set(body.printer.module_imports)
     if modules - {"numpy"}:
         raise ValueError(f"the scalar step may use only numpy, but the printer used {sorted(modules)}")
