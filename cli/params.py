@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from backprop.derive import Spec, UserError
+from backprop.derive.userfile import read_text
 
 
 def params_to_json(params: dict) -> dict:
@@ -22,14 +23,9 @@ def params_to_json(params: dict) -> dict:
 
 def load_params(path: str | Path, spec: Spec, dtype: str = "float64") -> dict[str, np.ndarray]:
     """Parameters from a JSON file, every matrix checked against the spec's shapes."""
-    if Path(path).is_char_device() or Path(path).is_block_device():  # /dev/zero would never end
-        raise UserError(f"params file {path} is a device, not a file")
+    text = read_text(path, "params file")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"params file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read params file {path}: {exc}") from None
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"params file {path} is not valid JSON: {exc}") from None
     if isinstance(data, dict) and isinstance(data.get("params"), dict):

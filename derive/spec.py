@@ -14,6 +14,7 @@ from pathlib import Path
 from .activations import ACTIVATIONS
 from .errors import UserError
 from .losses import LOSSES
+from .userfile import read_text
 
 #: The notes' worked example: 2 inputs (IQ, CGPA), 2 hidden nodes, 1 output, all linear, (y-ŷ)².
 NOTES_2_2_1 = dict(layers=(2, 2, 1), activations=("linear", "linear"), loss="se", bias=True)
@@ -151,20 +152,10 @@ def make_spec(layers, activations, loss: str, bias: bool = True) -> Spec:
 
 def load_toml(path: str | Path) -> Spec:
     """Read a spec file; every problem becomes a UserError naming the file."""
-    path = Path(path)
-    if path.is_char_device() or path.is_block_device():
-        raise UserError(f"spec file {path} is a device, not a file")
+    text = read_text(path, "spec file", MAX_SPEC_BYTES,
+                     too_big="a spec is four lines (layers, activations, loss, bias)")
     try:
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_SPEC_BYTES + 1)
-        if len(raw) > MAX_SPEC_BYTES:
-            raise UserError(f"spec file {path} is over {MAX_SPEC_BYTES // 1000} kB; a spec is four lines "
-                            "(layers, activations, loss, bias)")
-        data = tomllib.loads(raw.decode("utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"spec file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read spec file {path}: {exc}") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"spec file {path} is not valid TOML: {exc}") from None
     return spec_from_mapping(data, source=str(path))
