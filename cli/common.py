@@ -37,6 +37,18 @@ def spec_from_args(args: argparse.Namespace) -> Spec:
                      bias=not args.no_bias)
 
 
+def nonnegative_int(text: str) -> int:
+    """argparse type for seeds and counts that may be 0: an int >= 0 (NumPy refuses negative
+    seeds with a traceback deep in the run); anything else is argparse's one-line error."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text[:40]!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
 def print_json(obj) -> None:
     """Scripts read this: UTF-8, sorted keys, one document on stdout."""
     json.dump(obj, sys.stdout, indent=2, ensure_ascii=False)

@@ -19,7 +19,7 @@ from backprop.derive.errors import UserError
 from backprop.train import files, vanishing
 from backprop.train.data import split_names
 
-from ..common import print_json
+from ..common import nonnegative_int, print_json
 
 NAME = "vanishing"
 HELP = "per-layer gradient norms of a deep net: sigmoid/tanh vs relu, two initialisations"
@@ -38,7 +38,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=20, help="epochs to record (default 20)")
     parser.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
     parser.add_argument("--rows", type=int, default=256, help="synthetic rows (default 256)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for data and weights (default 0)")
+    parser.add_argument("--seed", type=nonnegative_int, default=0,
+                        help="seed for data and weights (default 0)")
     parser.add_argument("--plot", metavar="PNG", help="one panel per run, a line per layer")
     parser.add_argument("--json", action="store_true", help="print the runs as JSON")
     parser.add_argument("--force", action="store_true", help="replace an existing plot")
