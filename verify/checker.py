@@ -273,7 +273,8 @@ class Checker:
     def resolve(self, expr: sympy.Expr, aliases: Aliases, head_num=None, head_den=None,
                 implicit: list | None = None) -> sympy.Expr:
         """Give every alias its true value: L the loss, ∂A/∂B the true partial, ∂(E)/∂B the
-        derivative of E (recording the claim 'E is the numerator' in ``implicit``)."""
+        total derivative of E (the nodes inside E depend on B through the forward
+        definitions), recording each (Derivative, E) in ``implicit``: E must be some node."""
         rep = {}
         for sym in expr.free_symbols:
             obj = aliases.table.get(sym.name)
@@ -284,13 +285,52 @@ class Checker:
                     rep[sym] = self.true_partial(obj.num, obj.den)
                 else:
                     inner = self.resolve(obj.expr, aliases)
-                    if implicit is not None and head_num is not None and obj.den == head_den:
-                        implicit.append((obj, inner, head_num))
-                    rep[sym] = sympy.diff(inner, obj.den)
+                    if implicit is not None:
+                        implicit.append((obj, inner))
+                    rep[sym] = self.total_derivative(inner, obj.den)
         expr = expr.xreplace(rep)
         deltas = {s: self.d.resolved_delta(*nt.parse(s).indices) for s in expr.free_symbols
                   if nt.parse(s) and nt.parse(s).kind == "delta"}
         return expr.xreplace(deltas) if deltas else expr
+
+    def total_derivative(self, expr: sympy.Expr, den) -> sympy.Expr:
+        """dE/d(den) = ∂E/∂den + Σ_N ∂E/∂N · dN/d(den) over the node outputs N (O, ŷ, z) in E."""
+        zs = {s: self.net.z(*nt.parse(s).indices) for s in expr.free_symbols
+              if nt.parse(s) and nt.parse(s).kind == "z"}
+        expr = expr.xreplace(zs) if zs else expr
+        out = sympy.diff(expr, den)
+        for s in expr.free_symbols:
+            if s != den and self._layer_of(s) not in (None, 0):
+                through = self.true_partial(s, den)
+                if through != 0:
+                    out += sympy.diff(expr, s) * through
+        return out
+
+    def _nodes(self, head_num=None) -> list:
+        """(name, expression, layer) of everything a ∂(E)/∂P may differentiate: the left
+        side's numerator first, then L, the outputs ŷ, every O_kj and every z_kj."""
+        out = [("L", self.net.loss, None)]
+        for k in range(self.net.depth, 0, -1):
+            for j in range(1, self.spec.layers[k] + 1):
+                node = self.net.O(k, j)
+                out += [(self.printer.text(node), node, k), (f"z_{k}{j}", self.net.z(k, j), k)]
+        if head_num is not None:
+            first = "L" if head_num is LOSS else self.printer.text(head_num)
+            out.sort(key=lambda o: o[0] != first)
+        return out
+
+    def _node_of(self, inner: sympy.Expr, seed: str, head_num=None):
+        """The (name, expression) of the node ``inner`` is (forward definitions substituted),
+        or None; nodes before the last layer whose parameters ``inner`` uses are skipped."""
+        params = [nt.parse(s).indices[0] for s in inner.free_symbols
+                  if nt.parse(s) and nt.parse(s).kind in ("w", "b")]
+        for name, node, layer in self._nodes(head_num):
+            if layer is not None and params and max(params) > layer:
+                continue
+            cx, _ = self.compare(inner, node, f"{seed}#node")
+            if cx is None:
+                return name, node
+        return None
 
     def points(self, seed_text: str, n: int = N_POINTS) -> list[dict]:
         """Random points over x, y, w, b: small nonzero integers first, then decimals."""
@@ -410,6 +450,10 @@ class Checker:
             truth = self.true_partial(obj.num, obj.den)
             if obj.num is LOSS:
                 parameter = self.printer.text(obj.den)
+        elif isinstance(obj, Derivative) and obj.expr is not None:
+            inner = self.resolve(obj.expr, aliases)
+            self._check_stands_for(1, obj, inner, None, None, None, eq.source)
+            head_den, truth = obj.den, self.total_derivative(inner, obj.den)
         elif obj is LOSS:
             truth, head_num = self.net.loss, LOSS
         elif isinstance(head, sympy.Symbol) and self._layer_of(head) not in (None, 0):
@@ -420,20 +464,8 @@ class Checker:
         for n, (rel, expr) in enumerate(zip(rels[1:], exprs[1:]), start=2):
             implicit: list = []
             claim = self.resolve(expr, aliases, head_num, head_den, implicit)
-            for d_obj, inner, numerator in implicit:
-                target = self.net.loss if numerator is LOSS else numerator
-                cx, _ = self.compare(inner, target, eq.source + "#inner")
-                if cx is not None:
-                    shown = "L" if numerator is LOSS else self.printer.text(numerator)
-                    right = self.net.loss if numerator is LOSS else self._definition_of(numerator)
-                    extra = ""
-                    if numerator is not LOSS and numerator in inner.free_symbols:
-                        extra = (f"; it contains {shown} itself (O_{self.net.depth}1 is ŷ in the "
-                                 f"{'-'.join(map(str, self.spec.layers))} network)")
-                    raise _Wrong(parameter=parameter, expected_latex=self.latex(right), counterexample=cx,
-                                 message=f"segment {n} differentiates {self.printer.text(inner)}, which is not "
-                                         f"{shown} = {self.printer.text(right)}{extra}",
-                                 method="numeric")
+            for d_obj, inner in implicit:
+                self._check_stands_for(n, d_obj, inner, head_num, head_den, parameter, eq.source)
             cx, method = self.compare(claim, truth, eq.source)
             if cx is not None:
                 raise _Wrong(**self._explain_wrong(n, expr, claim, truth, aliases, head_num, head_den,
@@ -441,6 +473,30 @@ class Checker:
         message = "; ".join(warnings)
         return Verdict(**base, verdict="correct", parameter=parameter, method=method,
                        message=("note: " + message) if message else "")
+
+    def _check_stands_for(self, n, d_obj, inner, head_num, head_den, parameter, seed) -> None:
+        """A factor ∂(E)/∂P is right only where E is the expression of a node (L, ŷ, O_kj,
+        z_kj); otherwise _Wrong, naming the node it should be (the left side's numerator when
+        P is the left side's denominator)."""
+        if self._node_of(inner, seed + "#inner", head_num) is not None:
+            return
+        numerator = head_num if head_num is not None and d_obj.den == head_den else None
+        if numerator is None:
+            raise _Wrong(parameter=parameter, counterexample=None, method="numeric",
+                         message=f"segment {n} differentiates {self.printer.text(inner)}, which is not "
+                                 "the expression of any node of the network (L, ŷ, O_kj or z_kj)")
+        target = self.net.loss if numerator is LOSS else numerator
+        cx, _ = self.compare(inner, target, seed)
+        shown = "L" if numerator is LOSS else self.printer.text(numerator)
+        right = self.net.loss if numerator is LOSS else self._definition_of(numerator)
+        extra = ""
+        if numerator is not LOSS and numerator in inner.free_symbols:
+            extra = (f"; it contains {shown} itself (O_{self.net.depth}1 is ŷ in the "
+                     f"{'-'.join(map(str, self.spec.layers))} network)")
+        raise _Wrong(parameter=parameter, expected_latex=self.latex(right), counterexample=cx,
+                     message=f"segment {n} differentiates {self.printer.text(inner)}, which is not "
+                             f"{shown} = {self.printer.text(right)}{extra}",
+                     method="numeric")
 
     def _definition_of(self, sym) -> sympy.Expr:
         name = nt.parse(sym)
