@@ -1,8 +1,9 @@
 """CSV training data: a header row, numeric feature columns, one or more target columns.
 
-Loading is vectorised: the file's shape (same number of cells on every line) is checked with
-one NumPy scan over its bytes and the numbers are parsed by :func:`numpy.loadtxt`, so a
-million-row file loads in about a second.  Only when something is wrong does a second,
+Loading is vectorised and streamed: the file's shape (same number of cells on every line) is
+checked with NumPy, one 16 MB block of whole lines at a time, and the numbers are parsed by
+:func:`numpy.loadtxt` (which streams too), so a million-row file loads in about a second and
+memory stays near the size of the arrays, whatever the size of the file.  Only when something is wrong does a second,
 row-by-row pass with the :mod:`csv` module run, to name the first bad cell exactly: every
 problem is a :class:`UserError` of the form ``FILE line N (data row M), column 'NAME': ...``.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,12 @@ from backprop.derive.errors import UserError
 
 #: Losses whose targets are class labels rather than numbers to regress.
 CLASSIFICATION_LOSSES = ("bce", "cce")
+
+#: Bytes read per block when checking the file's shape (whole lines are carried over).
+CHUNK = 1 << 24
+
+#: The header line may be at most this long (100 000 columns of 600-character names).
+MAX_HEADER_BYTES = 64 << 20
 
 
 @dataclass
@@ -52,7 +60,10 @@ class Dataset:
         mean = self.X.mean(axis=0)
         std = self.X.std(axis=0)
         std = np.where(std > 0, std, 1.0)
-        self.X = (self.X - mean) / std
+        X = self.X if self.X.flags.writeable and self.X.dtype.kind == "f" else self.X.astype(float)
+        X -= mean  # in place: no second and third copy of a large table
+        X /= std
+        self.X = X
         self.mean, self.std = mean, std
         return self
 
@@ -99,8 +110,7 @@ def _load_csv(path: Path, target, features, loss: str, dtype: str) -> Dataset:
     targets = split_names(target)
     if not targets:
         raise UserError("name the target column(s) with --target, e.g. --target salary")
-    raw = _read_bytes(path)
-    header = _header(raw, name)
+    header = _header(path, name)
     columns = {c: i for i, c in enumerate(header)}
     for t in targets:
         if t not in columns:
@@ -120,7 +130,8 @@ def _load_csv(path: Path, target, features, loss: str, dtype: str) -> Dataset:
                                 "drop it from --features or --target")
         feats = wanted
     else:
-        feats = [c for c in header if c not in targets]
+        target_set = set(targets)
+        feats = [c for c in header if c not in target_set]
     if not feats:
         raise UserError(f"{name}: no feature columns left besides the target(s) "
                         f"{', '.join(targets)}; a network needs at least one input")
@@ -129,19 +140,18 @@ def _load_csv(path: Path, target, features, loss: str, dtype: str) -> Dataset:
 
     labels = loss in CLASSIFICATION_LOSSES and len(targets) == 1
     numeric = feats + ([] if labels else targets)
-    n_data = _check_shape(raw, path, header, [columns[c] for c in numeric])
+    n_data = _check_shape(path, header, [columns[c] for c in numeric])
     if n_data == 0:
         raise UserError(f"{name} has a header row but no data rows")
 
     block = _loadtxt(path, header, [columns[c] for c in numeric], dtype,
                      targets={columns[c] for c in targets})
-    X = block[:, : len(feats)]
-    ds = Dataset(X=np.ascontiguousarray(X), Y=np.empty((len(X), 0), dtype), features=feats,
-                 targets=targets, source=name)
+    X, Y = _split_columns(block, len(feats))
+    del block
+    ds = Dataset(X=X, Y=Y, features=feats, targets=targets, source=name)
     if labels:
         _read_labels(ds, path, header, columns[targets[0]], loss, dtype)
     else:
-        ds.Y = np.ascontiguousarray(block[:, len(feats):])
         if loss == "bce" and not np.isin(ds.Y, (0.0, 1.0)).all():
             raise UserError(f"{name}: bce needs targets 0 or 1 in {', '.join(targets)}; "
                             "give one label column instead, or use --loss se")
@@ -156,41 +166,64 @@ def _load_csv(path: Path, target, features, loss: str, dtype: str) -> Dataset:
 # --------------------------------------------------------------------------- reading
 
 
-def _read_bytes(path: Path) -> bytes:
+def _first_line(path: Path) -> bytes:
+    """The header line's bytes; a device, a pipe, a folder, a missing or empty file is refused."""
     if path.exists() and not path.is_file() and not path.is_dir():  # /dev/zero, a pipe
         raise UserError(f"data file {path} is not a regular file (a device or a pipe); the table "
                         "is read more than once: save it to a file first")
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as fh:
+            first = fh.readline(MAX_HEADER_BYTES + 1)
+            if not first.strip():
+                first = first if _any_content(fh) else b""
     except FileNotFoundError:
         raise UserError(f"data file {path} does not exist") from None
     except IsADirectoryError:
         raise UserError(f"data file {path} is a directory") from None
     except OSError as exc:
         raise UserError(f"cannot read data file {path}: {exc.strerror}") from None
-    if not raw.strip():
+    if not first:
         raise UserError(f"{path} is empty; expected a header row (column names) and data rows")
-    return raw
+    if len(first) > MAX_HEADER_BYTES:
+        raise UserError(f"{path} line 1: the header is over {MAX_HEADER_BYTES >> 20} MB with no line "
+                        "break; is this a CSV file with a header row of column names?")
+    return first.rstrip(b"\n")
 
 
-def _header(raw: bytes, name: str) -> list[str]:
-    first = raw.split(b"\n", 1)[0]
+def _any_content(fh) -> bool:
+    """Whether the rest of the file holds anything but whitespace (read a block at a time)."""
+    while block := fh.read(CHUNK):
+        if block.strip():
+            return True
+    return False
+
+
+def _header(path: Path, name: str) -> list[str]:
+    """The column names of line 1: non-empty, distinct (one pass, not one per name), not numbers."""
+    first = _first_line(path)
     try:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise UserError(f"{name} line 1: the header is not UTF-8 text") from None
+    if text.count('"') % 2:
+        raise UserError(f"{name} line 1: a quoted column name runs onto the next line (a line break "
+                        "inside quotes, or an unclosed quote); put the whole header on line 1")
+    if not text.strip():
+        raise UserError(f"{name} line 1: the first line is blank; the first line must be a header "
+                        "of column names")
     header = [c.strip() for c in next(csv.reader([text]))]
     if any(not c for c in header):
         raise UserError(f"{name} line 1: the header has an empty column name; "
                         "name every column")
-    dup = sorted({c for c in header if header.count(c) > 1})
+    dup = sorted(c for c, n in Counter(header).items() if n > 1)
     if dup:
-        raise UserError(f"{name} line 1: column name(s) {', '.join(dup)} appear twice")
+        shown = ", ".join(dup[:10]) + (f" and {len(dup) - 10} more" if len(dup) > 10 else "")
+        raise UserError(f"{name} line 1: column name(s) {shown} appear twice")
     try:
         float(header[0])
     except ValueError:
         return header
-    raise UserError(f"{name} line 1: the first line looks like numbers ({first.decode(errors='replace')!r}); "
+    raise UserError(f"{name} line 1: the first line looks like numbers ({text[:80]!r}); "
                     "the first line must be a header of column names")
 
 
@@ -206,6 +239,20 @@ def _line_spans(raw: bytes):
     return buf, starts, ends
 
 
+def _blocks(path: Path):
+    """The file as blocks of whole lines (about :data:`CHUNK` bytes each), never all at once."""
+    with open(path, "rb") as fh:
+        carry = b""
+        while block := fh.read(CHUNK):
+            data = carry + block
+            cut = data.rfind(b"\n") + 1
+            carry = data[cut:]
+            if cut:
+                yield data[:cut]
+        if carry:
+            yield carry
+
+
 def _blank(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Lines with no content (empty, or only a carriage return)."""
     length = ends - starts
@@ -213,25 +260,54 @@ def _blank(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return (length == 0) | cr_only
 
 
-def _check_shape(raw: bytes, path: Path, header: list[str], used: list[int]) -> int:
-    """Every non-blank line has as many cells as the header (one vectorised pass).
+def _check_shape(path: Path, header: list[str], used: list[int]) -> int:
+    """Every non-blank line has as many cells as the header (vectorised, block by block).
 
     Returns the number of data rows (non-blank lines after the header)."""
-    buf, starts, ends = _line_spans(raw)
-    filled = ~_blank(buf, starts, ends)
-    if b'"' in raw:  # quoted cells may contain commas: count cells the slow, exact way
+    lines_before = 0  # physical lines in earlier blocks
+    rows_before = 0  # non-blank lines after the header in earlier blocks
+    quoted = False
+    for block in _blocks(path):
+        buf, starts, ends = _line_spans(block)
+        filled = ~_blank(buf, starts, ends)
+        if lines_before == 0:
+            filled[0] = False  # the header
+        quoted = quoted or b'"' in block
+        if not quoted:  # quoted cells may contain commas: counted the exact way below
+            commas = np.flatnonzero(buf == 44)
+            cells = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
+            bad = (cells != len(header)) & filled
+            if bad.any():
+                line = int(np.argmax(bad))  # 0-based within the block
+                data_row = rows_before + int(filled[:line + 1].sum())
+                raise UserError(f"{path} line {lines_before + line + 1} (data row {data_row}): "
+                                f"{cells[line]} cells but the header has {len(header)} columns; "
+                                "every row needs one value per column")
+        lines_before += len(starts)
+        rows_before += int(filled.sum())
+    if quoted:
         _diagnose(path, header, used, check_values=False)
-        return int(filled[1:].sum())
-    commas = np.flatnonzero(buf == 44)
-    cells = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
-    bad = (cells != len(header)) & filled
-    bad[0] = False
-    if bad.any():
-        line = int(np.argmax(bad))  # 0-based line index, so the file line is line + 1
-        data_row = int(filled[1:line + 1].sum())
-        raise UserError(f"{path} line {line + 1} (data row {data_row}): {cells[line]} cells but the "
-                        f"header has {len(header)} columns; every row needs one value per column")
-    return int(filled[1:].sum())
+    return rows_before
+
+
+def _split_columns(block: np.ndarray, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """(X, Y) = (the first ``n_features`` columns, the rest), both C-contiguous, without holding
+    two copies of the table: Y is copied out, then X is packed into the front of the block's
+    own buffer (row by row, in pieces) and the buffer is shrunk to it."""
+    n, m = block.shape
+    Y = np.ascontiguousarray(block[:, n_features:])
+    if n_features == m:
+        return block, Y
+    if not (block.flags.owndata and block.flags.c_contiguous):
+        return np.ascontiguousarray(block[:, :n_features]), Y
+    flat = block.reshape(-1)
+    rows = max(1, (1 << 20) // m)
+    for r0 in range(0, n, rows):  # destination [r0*f, r1*f) never passes source row r1's start
+        r1 = min(n, r0 + rows)
+        flat[r0 * n_features:r1 * n_features] = block[r0:r1, :n_features].reshape(-1)
+    del flat
+    block.resize((n, n_features), refcheck=False)
+    return block, Y
 
 
 def _loadtxt(path: Path, header, used: list[int], dtype: str, targets=frozenset()) -> np.ndarray:
