@@ -24,7 +24,7 @@ MAX_NODES = 40
 #: Horizontal distance between layers, in units of the vertical distance between nodes.
 SPACING = 2.4
 MAX_LABELLED_EDGES = 40
-FORMATS = ("png", "svg", "pdf")
+FORMATS = files.IMAGE_FORMATS
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""PNG plots of training runs; matplotlib is an optional extra, imported only when a plot is asked for.
+"""Plots of training runs (PNG, SVG or PDF by the file's suffix); matplotlib is an optional extra, imported only when a plot is asked for.
 
 Figures are built with :class:`matplotlib.figure.Figure` on the Agg canvas, never through
 pyplot, so no window opens, no global state is touched and no display is needed.  The PNG
@@ -41,7 +41,8 @@ def new_figure(width: float, height: float, rows: int = 1, cols: int = 1, **kw):
 
 
 def save(fig, path, force: bool = False):
-    return files.write(path, files.figure_bytes(fig), force=force)
+    """Write the figure in the format its suffix names (.png, .svg, .pdf; others refused)."""
+    return files.write(path, files.figure_bytes(fig, files.image_format(path)), force=force)
 
 
 def _log_scale_if_wide(ax, values) -> None:

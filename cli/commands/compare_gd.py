@@ -44,6 +44,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    if args.plot:
+        files.image_format(args.plot)
     files.preflight([args.plot], force=args.force)
     if args.plot:
         from backprop.train.plots import require_matplotlib
@@ -81,12 +83,13 @@ def run(args) -> int:
         written = plot_compare(runs, args.plot, title=title, force=args.force)
 
     if args.json:
-        print_json({"network": spec.describe(), "data": ds.source, "rows": ds.n_rows,
+        # a diverged variant's losses hold inf: null in JSON (see "diverged_at" in the table)
+        print_json(files.json_safe({"network": spec.describe(), "data": ds.source, "rows": ds.n_rows,
                     "epochs": cfg["epochs"], "lr": cfg["lr"], "init": cfg["init"],
                     "seed": args.seed, "target_loss": target,
                     "table": [r.as_dict() for r in rows], "claims": claims,
                     "losses": {gd: h.losses for gd, h in runs.items()},
-                    "written": [str(written)] if written else []})
+                    "written": [str(written)] if written else []}))
         return 0
     print(f"{spec.describe()}; {ds.source}, {ds.n_rows} rows; {cfg['epochs']} epochs, "
           f"η = {cfg['lr']:g}, init {cfg['init']}" + (f", seed {args.seed}" if args.seed is not None else ""))

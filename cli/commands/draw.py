@@ -15,14 +15,12 @@ examples:
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from backprop.derive.errors import UserError
 from backprop.train import draw, files, runner
 
-from ..common import add_spec_arguments, spec_from_args
+from ..common import add_spec_arguments, nonnegative_int, spec_from_args
 from ..params import load_params
 
 NAME = "draw"
@@ -35,7 +33,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--params", metavar="JSON", help="parameters to write on the edges")
     parser.add_argument("--init", choices=list(runner.INIT_SCHEMES), default=None,
                         help="parameters when --params is not given (with --x: default ones)")
-    parser.add_argument("--seed", type=int, help="seed for --init")
+    parser.add_argument("--seed", type=nonnegative_int, help="seed for --init")
     parser.add_argument("--x", metavar="V,V,...", help="one input row, e.g. 80,8")
     parser.add_argument("--y", metavar="V,...", help="its target, e.g. 5 (adds loss and gradients)")
     parser.add_argument("-o", "--output", required=True, metavar="FILE",
@@ -56,10 +54,7 @@ def _vector(text: str, n: int, flag: str) -> np.ndarray:
 
 
 def run(args) -> int:
-    fmt = Path(args.output).suffix.lower().lstrip(".")
-    if fmt not in draw.FORMATS:
-        raise UserError(f"cannot tell the image format of {args.output}; end it in "
-                        f"{', '.join('.' + f for f in draw.FORMATS)}")
+    fmt = files.image_format(args.output)
     files.preflight([args.output], force=args.force)
     from backprop.train.plots import require_matplotlib
     require_matplotlib()

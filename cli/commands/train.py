@@ -27,7 +27,7 @@ from backprop.train import examples, files, runner
 from backprop.train.data import Dataset, accuracy, load_csv
 from backprop.train.progress import Progress, plural, seconds
 
-from ..common import add_spec_arguments, print_json, spec_from_args
+from ..common import add_spec_arguments, nonnegative_int, print_json, spec_from_args
 from ..params import load_params, params_to_json
 
 NAME = "train"
@@ -64,7 +64,7 @@ def add_run_arguments(parser, gd: bool = True) -> None:
     g.add_argument("--batch-size", type=int, metavar="B",
                    help="rows per mini-batch; implies --gd minibatch (default 32, or a quarter "
                    "of a small table)")
-    g.add_argument("--seed", type=int, help="seed for the initial weights and the shuffling")
+    g.add_argument("--seed", type=nonnegative_int, help="seed for the initial weights and the shuffling")
     g.add_argument("--init", choices=list(runner.INIT_SCHEMES),
                    help="initial weights: glorot (default), he, ones (the notes: w=1, b=0), "
                    "zeros, small (N(0, 0.01²))")
@@ -150,6 +150,8 @@ def settings(args, ex) -> dict:
 
 
 def run(args) -> int:
+    if args.plot:
+        files.image_format(args.plot)
     files.preflight([args.params_out, args.history, args.plot], force=args.force)
     if args.plot:
         from backprop.train.plots import require_matplotlib
@@ -171,15 +173,16 @@ def run(args) -> int:
 
     P = trainer.forward(params, ds.X)
     acc = accuracy(spec.loss, ds.Y, P)
-    written = []
+    jobs = []
     if args.params_out:
-        written.append(files.write_json(args.params_out, params_to_json(params), args.force))
+        jobs.append(lambda: files.write_json(args.params_out, params_to_json(params), args.force))
     if args.history:
-        written.append(files.write(args.history, files.history_csv(hist), args.force))
+        jobs.append(lambda: files.write(args.history, files.history_csv(hist), args.force))
     if args.plot:
         from backprop.train.plots import plot_training
         title = f"{spec.describe()}\n{ds.source}, {cfg['gd']}, η = {cfg['lr']:g}"
-        written.append(plot_training(hist, args.plot, title=title, force=args.force))
+        jobs.append(lambda: plot_training(hist, args.plot, title=title, force=args.force))
+    written = files.write_each(jobs)
 
     summary = {
         "network": spec.describe(),
@@ -196,7 +199,7 @@ def run(args) -> int:
         "written": [str(p) for p in written],
     }
     if args.json:
-        print_json(summary)
+        print_json(files.json_safe(summary))
     else:
         print(_text(summary, ds, P))
     return 0
