@@ -41,6 +41,7 @@ from backprop.derive.activations import derivative_at, softmax_jacobian
 from backprop.derive.losses import LOSSES
 from backprop.derive.spec import Spec, parse_layers
 
+from . import misconceptions
 from .latex_input import (LOSS, Aliases, Derivative, Equation, InputError, Reader, Text, Unknown,
                           check_balanced, clean_layout, split_relations)
 
@@ -73,6 +74,9 @@ class Verdict:
     suggestions: list[str] = field(default_factory=list)
     column: int | None = None
     spec: str = ""
+    #: for a wrong derivative: the known slip that reproduces the claim
+    #: ({"id", "label", "explanation"} from :mod:`backprop.verify.misconceptions`), else None
+    misconception: dict | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -180,11 +184,11 @@ class Checker:
                 if o.text not in seen:
                     seen.add(o.text)
                     others += f"; also {o.text} (column {o.column + 1})"
-            sugg = ", ".join(u.suggestions) or "no close name"
+            sugg = f"; did you mean {', '.join(u.suggestions)}?" if u.suggestions else ""
             why = f" ({u.why})" if u.why else ""
             raise InputError(f"{u.text} at column {u.column + 1} is not in the "
-                             f"{'-'.join(map(str, self.spec.layers))} network{why}; "
-                             f"did you mean {sugg}?{others}", u.column, u.suggestions)
+                             f"{'-'.join(map(str, self.spec.layers))} network{why}{sugg}{others}",
+                             u.column, u.suggestions)
         warnings = [o.warning for o in aliases.table.values() if isinstance(o, Derivative) and o.warning]
         return [r for r, _ in parts], exprs, aliases, warnings
 
@@ -507,7 +511,9 @@ class Checker:
         """expected LaTeX in the claim's vocabulary, and which factor differs."""
         derivs = [aliases.table[s.name] for s in expr.free_symbols
                   if isinstance(aliases.table.get(s.name), Derivative)]
-        factor = None
+        factor = slip = None
+        if head_num is LOSS and head_den is not None and nt.parse(head_den).kind in ("w", "b"):
+            slip = misconceptions.label(self.d, head_den, claim, seed=str(expr))
         if derivs and all(d.num is not None for d in derivs) and head_num is LOSS and \
                 nt.parse(head_den).kind in ("w", "b"):
             g = self.d.gradient(head_den)
@@ -524,14 +530,18 @@ class Checker:
             form = self.vocabulary(claim)
             shown_truth = self.net.expand(truth) if form == "expanded" else truth
             expected = self.latex(shown_truth)
-            if head_num is LOSS and head_den is not None and nt.parse(head_den).kind in ("w", "b"):
+            if slip is not None:
+                factor = slip[1]
+            elif head_num is LOSS and head_den is not None and nt.parse(head_den).kind in ("w", "b"):
                 factor = self._factor_diff(claim, self.d.gradient(head_den))
         lhs = self.frac(head_num, head_den) if head_den is not None else None
         msg = f"segment {n} differs from {lhs}" if lhs else f"segment {n} differs from the left side"
         if factor:
             msg += f": {factor}"
+        if slip is not None:
+            msg += f" ({slip[0].label})"
         return dict(parameter=parameter, expected_latex=expected, counterexample=cx, message=msg,
-                    factor=factor, method="numeric")
+                    factor=factor, method="numeric", misconception=slip[0].as_dict() if slip else None)
 
     def _factor_diff(self, claim: sympy.Expr, g) -> str | None:
         """For a single-path chain: the one factor whose replacement turns truth into claim."""
@@ -545,7 +555,7 @@ class Checker:
                 continue
             implied = sympy.factor(sympy.cancel(claim / rest))
             num, den = sympy.fraction(sympy.together(implied))
-            if den.free_symbols:
+            if den.free_symbols or implied.has(sympy.zoo, sympy.nan, sympy.oo):
                 continue
             ops = sympy.count_ops(implied)
             if best is None or ops < best[0]:
@@ -560,6 +570,8 @@ class Checker:
 
     def _missing_parts(self, claim: sympy.Expr, g) -> str | None:
         """Several factors off: the parts of chain factors the claim lacks (or has extra)."""
+        if g.formula == 0:
+            return "the truth is 0 (no gradient reaches this parameter)"
         ratio = sympy.factor(sympy.cancel(claim / g.formula))
         num, den = sympy.fraction(ratio)
         found = []

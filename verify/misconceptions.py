@@ -72,3 +72,347 @@ SLIPS: dict[str, Slip] = {row[0]: Slip(*row) for row in _ROWS}
 def get(slip_id: str) -> dict:
     """The Verdict's ``misconception`` field for one slip id."""
     return SLIPS[slip_id].as_dict()
+
+
+# -- applying the slips to a derived gradient ------------------------------------------------
+# A slip's ``apply`` takes a :class:`Truth` (one parameter's derivation, as path products)
+# and returns candidates (wrong formula, where the slip is): the claims that slip produces.
+# The matrix-form slips (transposes, ⊙ vs product, 1/n over rows, bias sums) have no scalar
+# reading; their ids label matrix-form verdicts (:mod:`backprop.verify.matrix_form`).
+
+import math
+import random
+import zlib
+from typing import Callable, Iterator
+
+import sympy
+
+from backprop.derive import notation as nt
+from backprop.derive.activations import ACTIVATIONS, derivative, derivative_at, z as _z
+
+#: Points a candidate must match the claim at (continuous random values, seeded by the claim).
+N_POINTS = 3
+REL_TOL = 1e-9
+
+
+class Truth:
+    """∂L/∂P of one parameter as a sum over paths to the outputs, with every factor a hook
+    a slip can replace: δ of the output (``dout``), g' of a hidden node (``gp``), the weight
+    on an edge (``weight``), and the input the parameter multiplies (``local``)."""
+
+    def __init__(self, derivation, parameter: sympy.Symbol):
+        self.d = derivation
+        self.net = derivation.net
+        self.spec = derivation.spec
+        self.g = derivation.gradient(parameter)
+        self.parameter = parameter
+        self.k, self.i, self.j = self.g.layer, self.g.source, self.g.node
+        self.formula = self.g.formula
+        depth = self.net.depth
+        self.elementwise = all(self.net.activation(l).elementwise for l in range(self.k, depth))
+        self.paths = list(self._paths()) if self.elementwise else []
+
+    def _paths(self) -> Iterator[tuple[int, ...]]:
+        """Node indices (m_k = j, m_{k+1}, ..., m_L) of every path to an output."""
+        layers = self.spec.layers
+        out = [(self.j,)]
+        for l in range(self.k + 1, self.net.depth + 1):
+            out = [p + (m,) for p in out for m in range(1, layers[l] + 1)]
+        return iter(out)
+
+    # the hooks, as the derivation has them
+    def dout(self, m: int) -> sympy.Expr:
+        return self.d.resolved_delta(self.net.depth, m)
+
+    def gp(self, l: int, m: int) -> sympy.Expr:
+        return derivative_at(self.net.activation(l).name, self.net.O(l, m), nt.preactivation(l, m))
+
+    def weight(self, l: int, a: int, b: int) -> sympy.Expr:
+        return nt.weight(l, a, b)
+
+    def local(self) -> sympy.Expr:
+        return self.g.local
+
+    def build(self, dout=None, gp=None, weight=None, local=None, keep=None) -> sympy.Expr:
+        """Σ over paths of δ_L · Π (g' w) · local, with any hook replaced (``keep`` filters paths)."""
+        dout, gp, weight = dout or self.dout, gp or self.gp, weight or self.weight
+        total = sympy.S.Zero
+        for n, path in enumerate(self.paths):
+            if keep is not None and not keep(n):
+                continue
+            term = dout(path[-1])
+            for pos, l in enumerate(range(self.k, self.net.depth)):
+                term *= gp(l, path[pos]) * weight(l + 1, path[pos], path[pos + 1])
+            total += term
+        return total * (self.local() if local is None else local)
+
+    def tex(self, expr) -> str:
+        return self.d.printer.latex(expr)
+
+    def frac(self, num, den) -> str:
+        return rf"\frac{{\partial {num if isinstance(num, str) else self.tex(num)}}}{{\partial {self.tex(den)}}}"
+
+    def nodes(self, l: int) -> list[int]:
+        """The nodes of layer l the paths go through."""
+        return sorted({p[l - self.k] for p in self.paths})
+
+    def weight_ok(self, l: int, a: int, b: int) -> bool:
+        layers = self.spec.layers
+        return 1 <= l <= self.net.depth and 1 <= a <= layers[l - 1] and 1 <= b <= layers[l]
+
+
+Candidate = tuple  # (sympy.Expr, str): the wrong formula, and where the slip is (plain text)
+
+
+def _gp_z_form(name: str) -> sympy.Expr | None:
+    """g' written in the pre-activation z (σ(z)(1-σ(z)), 1 - tanh²z), or None where it is
+    the same written in the output (linear, relu) or constant."""
+    d_out, var = derivative(name)
+    if var is not _a() or d_out.is_number:
+        return None
+    act = ACTIVATIONS[name]
+    d_z = sympy.diff(act.sym(_z), _z)
+    return d_z if d_z.has(_z) else None
+
+
+def _a():
+    from backprop.derive.activations import a
+    return a
+
+
+def _hidden_layers(t: Truth) -> range:
+    return range(t.k, t.net.depth)
+
+
+def _missing_gprime(t: Truth) -> list[Candidate]:
+    out = []
+    if not t.paths:
+        return out
+    for l in _hidden_layers(t):
+        if l == t.k:
+            node = t.net.O(l, t.j)
+            where = (f"the factor {t.frac(node, t.parameter)} should be {t.tex(t.gp(l, t.j) * t.local())}, "
+                     f"the claim has {t.tex(t.local())}: g' of {t.tex(node)} is missing")
+        else:
+            where = "g' of " + ", ".join(f"{t.tex(t.net.O(l, m))} ({t.tex(t.gp(l, m))})" for m in t.nodes(l)) + \
+                f" is missing from the chain (layer {l})"
+        out.append((t.build(gp=lambda l2, m, l=l: sympy.S.One if l2 == l else t.gp(l2, m)), where))
+    L = t.net.depth
+    if t.net.activation(L).elementwise:
+        out.append((t.build(dout=lambda m: t.d.dL_dyhat[m - 1]),
+                    "g' of the output, " + ", ".join(t.tex(t.gp(L, m)) for m in t.nodes(L)) +
+                    ", is missing from ∂L/∂z = ∂L/∂ŷ · ∂ŷ/∂z"))
+    return out
+
+
+def _gprime_at_output(t: Truth) -> list[Candidate]:
+    out = []
+    if not t.paths:
+        return out
+    for l in _hidden_layers(t):
+        form = _gp_z_form(t.net.activation(l).name)
+        if form is not None:
+            out.append((t.build(gp=lambda l2, m, l=l, f=form: f.xreplace({_z: t.net.O(l2, m)}) if l2 == l
+                                else t.gp(l2, m)),
+                        f"g' of layer {l} is evaluated at the output O_{l}j instead of z_{l}j"))
+    L = t.net.depth
+    act = t.net.activation(L)
+    form = _gp_z_form(act.name) if act.elementwise else None
+    if form is not None:
+        out.append((t.build(dout=lambda m: t.d.dL_dyhat[m - 1] * form.xreplace({_z: t.net.O(L, m)})),
+                    "g' of the output layer is evaluated at ŷ instead of z"))
+    return out
+
+
+def _extra_gprime_fused(t: Truth) -> list[Candidate]:
+    L = t.net.depth
+    act, loss = t.net.activation(L).name, t.spec.loss
+    if not t.paths or (act, loss) not in (("sigmoid", "bce"), ("softmax", "cce")):
+        return []
+    yh = t.net.O
+    return [(t.build(dout=lambda m: t.dout(m) * yh(L, m) * (1 - yh(L, m))),
+             f"δ of the output is already ŷ - y with {act} and {loss}; the claim multiplies it by g' again")]
+
+
+def _swap_weights(t: Truth, new_index: Callable) -> list[tuple[int, Callable]]:
+    """Per layer l after the parameter's: a weight hook replacing w^l_ab by new_index(l, a, b)."""
+    hooks = []
+    for l in range(t.k + 1, t.net.depth + 1):
+        hooks.append((l, lambda l2, a, b, l=l: (new_index(l2, a, b) or t.weight(l2, a, b)) if l2 == l
+                      else t.weight(l2, a, b)))
+    return hooks
+
+
+def _wrong_layer_weight(t: Truth) -> list[Candidate]:
+    out = []
+    if not t.paths:
+        return out
+    for l in range(t.k + 1, t.net.depth + 1):
+        for other in range(1, t.net.depth + 1):
+            if other == l:
+                continue
+
+            def w(l2, a, b, l=l, other=other):
+                if l2 == l and t.weight_ok(other, a, b):
+                    return nt.weight(other, a, b)
+                return t.weight(l2, a, b)
+            out.append((t.build(weight=w), f"the weights of layer {l} on the path are written as w^{other}"))
+    return out
+
+
+def _transposed_indices(t: Truth) -> list[Candidate]:
+    out = []
+    if t.paths:
+        for l in range(t.k + 1, t.net.depth + 1):
+            def w(l2, a, b, l=l):
+                return nt.weight(l2, b, a) if l2 == l and t.weight_ok(l2, b, a) else t.weight(l2, a, b)
+            out.append((t.build(weight=w), f"the weights of layer {l} on the path have their indices "
+                                           "swapped (w_ji for w_ij)"))
+    if t.i is not None and t.i != t.j and t.weight_ok(t.k, t.j, t.i):
+        other = t.d.gradient(nt.weight(t.k, t.j, t.i))
+        out.append((other.formula, f"the claim is ∂L/∂w^{t.k}_{t.j}{t.i}: the indices of w^{t.k}_{t.i}{t.j} "
+                                   "are swapped"))
+        if t.j <= t.spec.layers[t.k - 1]:
+            out.append((t.build(local=t.net.O(t.k - 1, t.j)),
+                        f"∂z_{t.k}{t.j}/∂w^{t.k}_{t.i}{t.j} is the input of node {t.i}, not of node {t.j}"))
+    return out
+
+
+def _missing_path(t: Truth) -> list[Candidate]:
+    n = len(t.paths)
+    if n < 2:
+        return []
+    out = [(t.build(keep=lambda m, drop=drop: m != drop), f"the path through output/node sequence "
+            f"{t.paths[drop]} is missing from the sum over {n} paths") for drop in range(n)]
+    out += [(t.build(keep=lambda m, only=only: m == only), f"only the path {t.paths[only]} of the {n} paths "
+             "is kept") for only in range(n)]
+    return out
+
+
+def _dl_dyhat(t: Truth, scale) -> str:
+    """'the factor ∂L/∂ŷ should be A, the claim has scale·A' (one output), else in words."""
+    if t.spec.n_outputs == 1:
+        yhat, right = t.net.O(t.net.depth, 1), t.d.dL_dyhat[0]
+        return f"the factor {t.frac('L', yhat)} should be {t.tex(right)}, the claim has {t.tex(scale * right)}"
+    return f"∂L/∂ŷ is multiplied by {t.tex(scale)}"
+
+
+def _sign_error(t: Truth) -> list[Candidate]:
+    return [(-t.formula, _dl_dyhat(t, -1) + ": the sign is wrong")]
+
+
+def _factor_two(t: Truth) -> list[Candidate]:
+    return [(2 * t.formula, _dl_dyhat(t, 2) + ": a factor 2 the loss convention does not give"),
+            (t.formula / 2, _dl_dyhat(t, sympy.S.Half) + ": the factor 2 of the loss is missing")]
+
+
+def _mean(t: Truth, missing: bool) -> list[Candidate]:
+    n = t.spec.n_outputs
+    if n < 2:
+        return []
+    averaged = getattr(t.d.loss, "mean_over_outputs", False)
+    if missing and averaged:
+        return [(t.formula * n, f"the loss averages over the {n} outputs: the factor 1/{n} is missing")]
+    if not missing and not averaged:
+        return [(t.formula / n, f"the loss sums over the {n} outputs: there is no factor 1/{n}")]
+    return []
+
+
+def _bias_extra_input(t: Truth) -> list[Candidate]:
+    if t.i is not None:
+        return []
+    z = nt.preactivation(t.k, t.j)
+    return [(t.formula * t.net.O(t.k - 1, i), f"the factor {t.frac(z, t.parameter)} is 1, the claim has "
+             f"{t.tex(t.net.O(t.k - 1, i))} (the input a weight multiplies, not the bias)")
+            for i in range(1, t.spec.layers[t.k - 1] + 1)]
+
+
+def _matrix_only(t: Truth) -> list[Candidate]:
+    return []
+
+
+#: id -> function applying that slip to one parameter's Truth.
+APPLY: dict[str, Callable[[Truth], list[Candidate]]] = {
+    "missing_gprime": _missing_gprime,
+    "gprime_at_output": _gprime_at_output,
+    "extra_gprime_fused": _extra_gprime_fused,
+    "wrong_layer_weight": _wrong_layer_weight,
+    "transposed_indices": _transposed_indices,
+    "missing_path": _missing_path,
+    "bias_extra_input": _bias_extra_input,
+    "sign_error": _sign_error,
+    "factor_two": _factor_two,
+    "missing_mean": lambda t: _mean(t, True),
+    "extra_mean": lambda t: _mean(t, False),
+    "missing_transpose": _matrix_only,
+    "extra_transpose": _matrix_only,
+    "hadamard_vs_matmul": _matrix_only,
+    "bias_not_summed": _matrix_only,
+}
+assert set(APPLY) == set(SLIPS)
+
+
+def candidates(derivation, parameter) -> Iterator[tuple[str, sympy.Expr, str]]:
+    """(slip id, wrong formula, where) for every slip applied to ∂L/∂parameter; candidates
+    that equal the truth (a slip that changes nothing on this network) are left out."""
+    t = Truth(derivation, parameter)
+    for slip_id, apply in APPLY.items():
+        for expr, where in apply(t):
+            yield slip_id, expr, where
+
+
+class _Points:
+    """A few seeded random points (continuous values: no kink, no integer coincidence) with
+    the forward pass done, and float values of expressions at them."""
+
+    def __init__(self, net, loss_name: str, seed: str, n: int = N_POINTS):
+        rng = random.Random(zlib.crc32(seed.encode()))
+        self.net = net
+        self.full = []
+        for _ in range(n):
+            pt = {s: rng.uniform(-1.5, 1.5) for s in net.inputs + net.parameters()}
+            ys = net.targets
+            if loss_name == "cce":
+                hot = rng.randrange(len(ys))
+                pt.update({s: float(i == hot) for i, s in enumerate(ys)})
+            elif loss_name == "bce":
+                pt.update({s: float(rng.random() < 0.5) for s in ys})
+            elif loss_name == "hinge":
+                pt.update({s: rng.choice([-1.0, 1.0]) for s in ys})
+            else:
+                pt.update({s: rng.uniform(-2, 2) for s in ys})
+            full = net.forward_values(pt)
+            full.update(pt)
+            self.full.append(full)
+
+    def values(self, expr: sympy.Expr) -> list[float] | None:
+        out = []
+        for full in self.full:
+            try:
+                v = complex(sympy.N(expr.xreplace({s: full[s] for s in expr.free_symbols}), 17))
+            except (KeyError, TypeError, ValueError):
+                return None
+            if abs(v.imag) > 1e-12 or not math.isfinite(v.real):
+                return None
+            out.append(v.real)
+        return out
+
+
+def _same(a: list[float] | None, b: list[float] | None) -> bool:
+    return a is not None and b is not None and all(
+        abs(x - y) <= REL_TOL * max(1.0, abs(x), abs(y)) for x, y in zip(a, b))
+
+
+def label(derivation, parameter, claim: sympy.Expr, seed: str = "") -> tuple[Slip, str] | None:
+    """The first slip (table order) that, applied to ∂L/∂parameter, gives ``claim`` (equal at
+    N_POINTS random points), with where it is; None when no known slip reproduces it."""
+    pts = _Points(derivation.net, derivation.spec.loss, seed or str(claim))
+    got = pts.values(claim)
+    truth = pts.values(derivation.gradient(parameter).formula)
+    if got is None or _same(got, truth):
+        return None
+    for slip_id, expr, where in candidates(derivation, parameter):
+        vals = pts.values(expr)
+        if _same(vals, got) and not _same(vals, truth):
+            return SLIPS[slip_id], where
+    return None

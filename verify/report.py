@@ -50,7 +50,8 @@ class Report:
     def as_list(self) -> list[dict]:
         """One object per equation: index, source, parameter, verdict, expected_latex,
         counterexample {point, claimed, actual}, message (plus file, line, where, factor,
-        method, suggestions, column)."""
+        method, suggestions, column, misconception {id, label,
+        explanation} for a wrong derivative)."""
         out = []
         for f in self.files:
             for v in f.verdicts:
@@ -76,6 +77,9 @@ class Report:
                         lines.append(f"      expected: {v.expected_latex}")
                     if v.message:
                         lines.append(f"      why: {v.message}")
+                    if v.misconception:
+                        m = v.misconception
+                        lines.append(f"      misconception ({m['id']}): {m['label']}: {m['explanation']}")
                     cx = v.counterexample
                     if cx:
                         point = ", ".join(f"{k}={val}" for k, val in cx["point"].items())
