@@ -74,7 +74,10 @@ def write_atomic(path: str | Path, data: str | bytes, force: bool = False) -> Pa
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        if force:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -82,6 +85,25 @@ def write_atomic(path: str | Path, data: str | bytes, force: bool = False) -> Pa
             pass
         raise
     return path
+
+
+def _link_new(tmp: str, path: Path) -> None:
+    """Give ``tmp`` the name ``path`` only if no file has it yet (a hard link fails when the name
+    is taken), so of two runs writing one new file exactly one wins; check-then-rename let both
+    report "wrote".  Where hard links are not supported, an O_EXCL placeholder claims the name."""
+    taken = UserError(f"{path} already exists; pass --force to replace it")
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise taken from None
+    except OSError:  # a file system without hard links (FAT, some network mounts)
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            raise taken from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def _umask() -> int:

@@ -5,13 +5,19 @@ Subcommands are discovered: every module in :mod:`backprop.cli.commands` that de
 a command is adding one file.  Bad input raises :class:`UserError` anywhere below; it is
 printed here as one line on stderr with exit status 2, never as a traceback; so are input nested
 too deeply for the JSON/TOML readers (RecursionError) and a network too big for memory.
+SIGTERM and SIGHUP are handled like Ctrl-C: the run unwinds, so atomic writes remove their
+temporary files and the trainers' temporary folder is removed at exit.  Warnings (NumPy's
+"overflow encountered in matmul", ...) are gathered and printed as one line at the end.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import pkgutil
+import signal
 import sys
+import warnings
 from importlib import metadata
 
 from backprop.derive.errors import UserError
@@ -53,20 +59,85 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """Raised by the SIGTERM/SIGHUP handler: unwinds like KeyboardInterrupt (cleanup runs)."""
+
+
+#: Signals that end a run the way Ctrl-C does, with exit status 128 + the signal's number.
+TERMINATING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _signals_unwind():
+    """SIGTERM/SIGHUP raise :class:`Terminated` while the command runs (main thread only)."""
+    previous = {}
+    try:
+        for sig in TERMINATING:
+            previous[sig] = signal.signal(sig, _raise_terminated)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+#: At most this many distinct warnings are named in the one warning line.
+WARNINGS_SHOWN = 3
+
+
+def _warning_line(command: str, caught) -> str | None:
+    """Every warning of the run as one line (distinct messages, in order of first appearance)."""
+    seen = list(dict.fromkeys(str(w.message).splitlines()[0] if str(w.message) else w.category.__name__
+                              for w in caught))
+    if not seen:
+        return None
+    text = "; ".join(seen[:WARNINGS_SHOWN])
+    if len(seen) > WARNINGS_SHOWN:
+        text += f"; and {len(seen) - WARNINGS_SHOWN} more"
+    if any(issubclass(w.category, RuntimeWarning) for w in caught):
+        text += " (numbers beyond float range: results may hold inf or NaN)"
+    return f"backprop {command}: warning: {text}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status = _run(args)
+    line = _warning_line(args.command, caught)
+    if line:
+        try:
+            print(line, file=sys.stderr)
+        except (BrokenPipeError, ValueError):
+            pass
+    return status
+
+
+def _run(args) -> int:
+    """The command, with every way it can end turned into an exit status (see the module doc)."""
     try:
-        return int(args.run(args) or 0)
+        with _signals_unwind():
+            return int(args.run(args) or 0)
     except UserError as exc:
         print(f"backprop {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"backprop {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        signum = exc.args[0]
+        print(f"backprop {args.command}: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
     except RecursionError:  # json/tomllib on brackets nested thousands deep
         print(f"backprop {args.command}: error: an input is nested too deeply to read "
               "(brackets inside brackets thousands deep)", file=sys.stderr)

@@ -21,9 +21,25 @@ def params_to_json(params: dict) -> dict:
     return {k: np.asarray(v).tolist() for k, v in params.items()}
 
 
+#: A params file may hold this many bytes per parameter of the spec (a number written with
+#: indent=2 takes about 30; ``step --json`` holds nodes and gradients besides), plus ...
+BYTES_PER_PARAMETER = 256
+#: ... this much for everything else in a report (``train --json``: names, settings).
+BYTES_BESIDES = 1_000_000
+
+
+def max_params_bytes(spec: Spec) -> int:
+    """The largest params file read for ``spec``: proportional to its parameter count."""
+    return BYTES_BESIDES + BYTES_PER_PARAMETER * spec.n_parameters
+
+
 def load_params(path: str | Path, spec: Spec, dtype: str = "float64") -> dict[str, np.ndarray]:
-    """Parameters from a JSON file, every matrix checked against the spec's shapes."""
-    text = read_text(path, "params file")
+    """Parameters from a JSON file, every matrix checked against the spec's shapes.  The file is
+    read only up to :func:`max_params_bytes` (a 5 GB file is refused, not loaded)."""
+    text = read_text(path, "params file", max_params_bytes(spec),
+                     f"the {spec.describe()} has {spec.n_parameters} parameters, and their file is "
+                     "far smaller (the limit is 1 MB plus 256 bytes per parameter): is this the "
+                     "right file?")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

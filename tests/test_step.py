@@ -179,6 +179,7 @@ def test_an_interrupted_generate_leaves_nothing_behind(cli, tmp_path, monkeypatc
         raise KeyboardInterrupt
 
     monkeypatch.setattr(os, "replace", interrupted)
+    monkeypatch.setattr(os, "link", interrupted)  # a new file is published by a hard link
     status, _, err = cli("generate", *NOTES, "-o", str(tmp_path / "t.py"))
     assert status == 130 and "interrupted" in err
     assert list(tmp_path.iterdir()) == []

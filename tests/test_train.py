@@ -149,6 +149,7 @@ def test_interrupted_write_leaves_no_file(cli, students, tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(os, "replace", boom)
+    monkeypatch.setattr(os, "link", boom)  # a new file is published by a hard link
     status, out, err = cli("train", "--data", str(students), "--target", "package", "--standardise",
                            "--params-out", str(target), "--quiet")
     assert status == 130

@@ -26,8 +26,9 @@ from backprop.codegen import load_trainer
 from backprop.derive import Spec, UserError, derive
 from backprop.derive import notation as nt
 from backprop.derive.budget import check_per_parameter
+from backprop.train import files
 
-from ..common import add_spec_arguments, print_json, spec_from_args
+from ..common import add_spec_arguments, nonnegative_int, print_json, spec_from_args
 from ..params import load_params
 
 NAME = "step"
@@ -46,8 +47,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lr", type=float, default=0.1, metavar="η", help="learning rate (default 0.1, the notes')")
     parser.add_argument("--params", metavar="FILE", help="starting parameters, JSON {\"W1\": [[...]], \"b1\": [...], ...}")
     parser.add_argument("--init", choices=SCHEMES, help="starting parameters by scheme (default ones: w = 1, b = 0)")
-    parser.add_argument("--seed", type=int, default=None, help="seed for --init glorot/he")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--seed", type=nonnegative_int, default=None, help="seed for --init glorot/he")
+    parser.add_argument("--json", action="store_true", help="machine-readable output (a number "
+                        "that overflowed to inf or NaN is null, and its place is listed in "
+                        "\"non_finite\")")
 
 
 # -- input ----------------------------------------------------------------------------------
@@ -121,13 +124,24 @@ def step(spec: Spec, x, y, lr: float, params: dict[str, np.ndarray]) -> dict:
 
 # -- output -------------------------------------------------------------------------------------
 def as_json(result: dict) -> dict:
-    return {
-        "loss": result["loss"],
+    """The step as strict JSON: a value that overflowed (inf, NaN) is null, and the entries
+    holding one are listed under "non_finite" (present only then), e.g. ["loss", "grads.W1"]."""
+    out = {
+        "loss": float(result["loss"]),
         "output": result["output"].tolist(),
         "nodes": {name: value[0].tolist() for name, value in result["nodes"].items()},
         "grads": {name: value.tolist() for name, value in result["grads"].items()},
         "params": {name: value.tolist() for name, value in result["updated"].items()},
     }
+    where = []
+    for key, value in out.items():
+        parts = value.items() if isinstance(value, dict) else [(None, value)]
+        where += [key if name is None else f"{key}.{name}" for name, part in parts
+                  if not np.isfinite(np.asarray(part, dtype=float)).all()]
+    safe = files.json_safe(out)
+    if where:
+        safe["non_finite"] = where
+    return safe
 
 
 def _frac(p, num, den) -> str:
@@ -201,7 +215,7 @@ def run(args) -> int:
     for problem in problems:
         print(f"backprop step: warning: the trainer and the chain rule disagree: {problem}", file=sys.stderr)
     if args.json:
-        print_json(as_json(result))
+        print_json(as_json(result))  # overflow: NumPy's warning line, null + "non_finite" here
     else:
         print("\n".join(lines))
     return 0
