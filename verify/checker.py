@@ -26,10 +26,7 @@ the delta-rule syntax goes to :mod:`backprop.verify.delta_rule`; see :mod:`backp
 """
 from __future__ import annotations
 
-import math
-import random
 import re
-import zlib
 from dataclasses import asdict, dataclass, field
 
 import sympy
@@ -41,13 +38,11 @@ from backprop.derive.activations import derivative_at, softmax_jacobian
 from backprop.derive.losses import LOSSES
 from backprop.derive.spec import Spec, parse_layers
 
+from . import equivalence
 from . import misconceptions
 from .latex_input import (LOSS, Aliases, Derivative, Equation, InputError, Reader, Text, Unknown,
                           check_balanced, clean_layout, split_relations)
 
-N_POINTS = 8
-EXTRA_POINTS = 24
-REL_TOL = 1e-8
 #: Longest equation read (characters) and deepest {([ nesting: beyond them the parser and
 #: SymPy take seconds to minutes or recurse too deep; the notes' longest is 274 and 2 deep.
 MAX_EQUATION_CHARS = 3000
@@ -110,11 +105,11 @@ class _Wrong(Exception):
         self.kw = kw
 
 
-def _fmt(v: float) -> float | str:
-    if v is None or not math.isfinite(v):
-        return str(v)
-    r = round(v, 10)
-    return int(r) if r == int(r) and abs(r) < 1e15 else r
+def _fmt(v) -> float | str:
+    """A number (float or SymPy) for a report."""
+    if v is None:
+        return "None"
+    return equivalence.show(v if isinstance(v, sympy.Basic) else equivalence.exact(v))
 
 
 class Checker:
@@ -131,6 +126,8 @@ class Checker:
         self.reader = Reader(spec)
         self.loss = LOSSES[spec.loss]
         self._partials: dict = {}
+        self.eq = equivalence.Equivalence(self.net, self.loss, self.printer)
+        self.last_note = ""
 
     def __repr__(self) -> str:
         return f"Checker({self.spec.describe()})"
@@ -146,7 +143,7 @@ class Checker:
 
             if eq.mode == "delta" or delta_rule.looks_like_delta_rule(eq.source):
                 return delta_rule.check(self, eq, base)
-            if eq.count is None and eq.at is None and (eq.mode == "matrix" or
+            if eq.count is None and eq.at is None and eq.mode != "scalar" and (eq.mode == "matrix" or
                                                        matrix_form.looks_like_matrix_form(eq.source)):
                 return matrix_form.check(self, eq, base)
             if eq.count is not None:
@@ -336,89 +333,27 @@ class Checker:
                 return name, node
         return None
 
-    def points(self, seed_text: str, n: int = N_POINTS) -> list[dict]:
-        """Random points over x, y, w, b: small nonzero integers first, then decimals."""
-        rng = random.Random(zlib.crc32(seed_text.encode()))
-        syms = self.net.inputs + self.net.parameters()
-        out = []
-        for k in range(n):
-            if k < n // 2:
-                pt = {s: rng.choice([-3, -2, -1, 1, 2, 3]) for s in syms}
-            else:
-                pt = {s: round(rng.uniform(-2, 2), 2) or 0.5 for s in syms}
-            ys = self.net.targets
-            if self.loss.one_hot:
-                hot = rng.randrange(len(ys))
-                pt.update({s: int(i == hot) for i, s in enumerate(ys)})
-            elif self.spec.loss == "hinge":
-                pt.update({s: rng.choice([-1, 1]) for s in ys})
-            elif self.spec.loss == "bce":
-                pt.update({s: rng.choice([0, 1]) for s in ys})
-            else:
-                pt.update({s: (rng.choice([-3, -2, -1, 1, 2, 3]) if k < n // 2 else round(rng.uniform(-2, 2), 2))
-                           for s in ys})
-            out.append(pt)
-        return out
+    def points(self, seed_text: str, n: int = equivalence.N_POINTS) -> list[dict]:
+        """Seeded random points over x, w, b and y (see :mod:`backprop.verify.equivalence`)."""
+        return self.eq.points(seed_text, n)
 
-    def value(self, expr: sympy.Expr, point: dict, full: dict | None = None) -> float:
-        """expr at one point (node outputs from a forward pass)."""
-        full = full if full is not None else self.net.forward_values({k: float(v) for k, v in point.items()})
-        subs = {}
-        for s in expr.free_symbols:
-            if s in full:
-                subs[s] = sympy.Float(full[s], 30) if not isinstance(full[s], int) else sympy.Integer(full[s])
-            else:
-                raise InputError(f"no value for {self.printer.text(s)}")
+    def value(self, expr: sympy.Expr, point: dict, full: dict | None = None) -> sympy.Expr:
+        """expr at one point, exactly where it is rational (node outputs from a forward pass)."""
+        full = full if full is not None else self.eq.eval.forward(point)
         try:
-            v = complex(expr.xreplace(subs).evalf(30))
-        except (TypeError, ValueError):
-            return float("nan")
-        return v.real if abs(v.imag) < 1e-12 else float("nan")
-
-    @staticmethod
-    def differ(c: float, a: float) -> bool:
-        return abs(c - a) > REL_TOL * max(1.0, abs(a), abs(c))
+            return self.eq.eval.value(expr, full)
+        except KeyError as exc:
+            raise InputError(f"no value for {self.printer.text(exc.args[0])}") from None
 
     def compare(self, claim: sympy.Expr, truth: sympy.Expr, seed: str):
-        """(counterexample, None) where claim and truth differ, else (None, how it was shown):
-        8 points; then a symbolic proof; failing that, 24 more points (kinks such as relu's
-        can hide a difference from a few points)."""
-        checked = 0
-        for stage, n in enumerate((N_POINTS, EXTRA_POINTS)):
-            if stage == 1:
-                if checked == 0:
-                    break
-                method = self._symbolic(claim - truth, checked)
-                if method.startswith("symbolic"):
-                    return None, method
-            for pt in self.points(f"{seed}#{stage}", n):
-                full = self.net.forward_values({k: float(v) for k, v in pt.items()})
-                full.update(pt)
-                c, a = self.value(claim, pt, full), self.value(truth, pt, full)
-                if not (math.isfinite(c) and math.isfinite(a)):
-                    continue
-                checked += 1
-                if self.differ(c, a):
-                    return {"point": {self.printer.text(s): _fmt(float(v)) for s, v in pt.items()},
-                            "claimed": _fmt(c), "actual": _fmt(a)}, None
-        if checked == 0:
-            raise InputError(f"could not evaluate the equation at any of {N_POINTS + EXTRA_POINTS} random points: "
+        """(counterexample, None) where claim and truth differ, else (None, how it was shown);
+        the kink note of the last comparison is kept in ``self.last_note``."""
+        out = self.eq.compare(claim, truth, seed)
+        if out.method == "undefined":
+            raise InputError(f"could not evaluate the equation at any of {equivalence.N_POINTS} random points: "
                              "it is undefined there (a log or a division by zero, e.g. y/ŷ at a dead relu output)")
-        return None, f"numeric ({checked} random points)"
-
-    def _symbolic(self, diff: sympy.Expr, checked: int) -> str:
-        numeric = f"numeric ({checked} random points)"
-        try:
-            if sympy.count_ops(diff) > 300:
-                return numeric
-            e = self.net.expand(diff)
-            if sympy.count_ops(e) > 600:
-                return numeric
-            if sympy.expand(e) == 0 or sympy.cancel(sympy.together(e)) == 0:
-                return f"symbolic and {numeric}"
-        except Exception:  # noqa: BLE001 - a failed proof attempt leaves the numeric check
-            pass
-        return numeric
+        self.last_note = out.note
+        return out.counterexample, (None if out.counterexample else out.method)
 
     # -- printing in the claim's vocabulary ---------------------------------------------------
     def vocabulary(self, claim: sympy.Expr) -> str:
@@ -474,7 +409,7 @@ class Checker:
             if cx is not None:
                 raise _Wrong(**self._explain_wrong(n, expr, claim, truth, aliases, head_num, head_den,
                                                    parameter, cx))
-        message = "; ".join(warnings)
+        message = "; ".join([*warnings, *([self.last_note] if self.last_note else [])])
         return Verdict(**base, verdict="correct", parameter=parameter, method=method,
                        message=("note: " + message) if message else "")
 
@@ -591,52 +526,57 @@ class Checker:
 
     # -- numeric claims ('% at:') ---------------------------------------------------------------
     def _check_numeric(self, eq: Equation, base: dict, rels, exprs, aliases) -> Verdict:
+        """Claims at the '% at:' point, in exact arithmetic: '=' must hold exactly (overflow and
+        rounding cannot make two numbers agree); only \\approx allows the digits written."""
         point, overrides = self._at_point(eq.at)
         full: dict = {}
         if all(s in point for s in self.net.inputs + self.net.parameters()):
-            full = self.net.forward_values({k: float(v) for k, v in point.items()})
+            full = self.eq.eval.forward(point)
         full.update(point)
         full.update(overrides)
         values = []
         for expr in exprs:
-            resolved = self.resolve(expr, aliases)
+            resolved = equivalence.rationalise(self.resolve(expr, aliases))
             missing = [s for s in resolved.free_symbols if s not in full]
             if missing:
                 raise InputError(f"no value for {', '.join(sorted(self.printer.text(s) for s in missing))} in "
                                  f"'% at: {eq.at['text']}' (line {eq.at['line']})")
-            values.append(self.value(resolved, point, full))
+            values.append(self.eq.eval.value(resolved, full))
         head = values[0]
         seg_texts = [seg.s for _, seg in split_relations(clean_layout(Text.of(eq.source)))]
-        shown_point = {self.printer.text(s): _fmt(float(v)) for s, v in {**point, **overrides}.items()}
+        shown_point = {self.printer.text(s): _fmt(v) for s, v in {**point, **overrides}.items()}
         for n, (rel, v, text) in enumerate(zip(rels[1:], values[1:], seg_texts[1:]), start=2):
-            tol_ok = not self.differ(v, head)
             decimals = _decimals(text)
-            if rel == "≈":
-                tol_ok = decimals is not None and abs(v - head) <= 0.5 * 10 ** (-decimals) + 1e-12 \
-                    or decimals is None and abs(v - head) <= 0.01 * max(1, abs(head))
-            if not tol_ok:
+            ok = equivalence.agree(v, head)
+            if rel == "≈" and ok is not None:
+                half_unit = sympy.Rational(1, 2) * sympy.Rational(10) ** -(decimals or 0)
+                tol = half_unit if decimals is not None else sympy.Rational(1, 100) * max(1, abs(head))
+                ok = equivalence.is_finite_real(v) and equivalence.is_finite_real(head) and abs(v - head) <= tol
+            if not ok:
                 left = seg_texts[0]
                 msg = f"at this point {left} = {_fmt(head)}, not {text}" if text.strip() != str(_fmt(v)) else \
                     f"at this point {left} = {_fmt(head)}, not {_fmt(v)}"
                 if text.strip() != str(_fmt(v)):
                     msg += f" (segment {n}, {text}, is {_fmt(v)})"
-                if rel == "=" and decimals is not None and round(head, decimals) == round(v, decimals):
+                if not equivalence.is_finite_real(head):
+                    msg += " (the left side is not a finite real number at this point)"
+                elif rel == "=" and decimals is not None and equivalence.is_finite_real(v) and \
+                        abs(v - head) <= sympy.Rational(1, 2) * sympy.Rational(10) ** -decimals:
                     msg += rf"; {text} is {_fmt(head)} rounded: write \approx {text} if rounding is meant"
                 raise _Wrong(expected_latex=_num_latex(head), counterexample={
                     "point": shown_point, "claimed": _fmt(v), "actual": _fmt(head)}, message=msg,
-                    method="numeric")
-        return Verdict(**base, verdict="correct", method="numeric (at the given point)",
+                    method="exact" if rel == "=" else "numeric")
+        return Verdict(**base, verdict="correct", method="exact (at the given point)",
                        message=f"= {_fmt(head)}")
 
     def _at_point(self, at: dict) -> tuple[dict, dict]:
-        """'% at: x_1=80 x_2=8 y=5 w=1 b=0 yhat=17' -> (point, overrides of node outputs)."""
+        """'% at: x_1=80 x_2=8 y=5 w=1 b=0 yhat=17' -> (point, overrides of node outputs), exact."""
         point, over = {}, {}
         for name, val in re.findall(r"([^\s=,]+)\s*=\s*([-+0-9.eE]+)", at["text"]):
             try:
-                num = float(val)
-            except ValueError:
+                num = sympy.Rational(val)
+            except (ValueError, TypeError, sympy.SympifyError):
                 raise InputError(f"'% at:' value {val!r} for {name} is not a number") from None
-            num = int(num) if num == int(num) else num
             clean = name.replace("{", "").replace("}", "").replace("\\hat", "hat").replace(" ", "")
             if clean == "w":
                 point.update({p: num for p in self.net.parameters() if nt.parse(p).kind == "w"})
