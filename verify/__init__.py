@@ -47,8 +47,12 @@ from pathlib import Path
 from backprop.derive import UserError
 from backprop.derive.spec import NOTES_2_2_1, Spec
 
+import sympy
+
+from . import notations
 from .checker import Checker, Verdict
-from .latex_input import InputError, parse_spec_directive, split_document
+from .latex_input import LOSS, Derivative, InputError, alias_name, parse_spec_directive, remarks_of, split_document
+from .notations import DEFAULT, NOTATIONS
 from .report import FileReport, Report
 
 NOTES = ("note1_what_is_backprop.tex", "note2_deep_learning_mlp.tex", "note3_delta_rule.tex")
@@ -59,8 +63,15 @@ def notes_path(name: str) -> Path:
     return Path(str(resources.files("backprop.verify") / "notes" / name))
 
 
-def check_document(text: str, name: str = "<input>", spec: Spec | None = None) -> FileReport:
-    """Verdicts for every equation of ``text`` (a file's contents or one equation)."""
+def check_document(text: str, name: str = "<input>", spec: Spec | None = None, notation: str = DEFAULT,
+                   explain: bool = False) -> FileReport:
+    """Verdicts for every equation of ``text`` (a file's contents or one equation), read in
+    ``notation`` (a key of :data:`~backprop.verify.notations.NOTATIONS`); with ``explain``
+    each verdict also gets ``read_as``, the equation as it was read, in the notes' notation."""
+    try:
+        profile = notations.get(notation)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     try:
         doc = split_document(text)
     except InputError as exc:
@@ -81,23 +92,110 @@ def check_document(text: str, name: str = "<input>", spec: Spec | None = None) -
                     raise UserError(f"{name}, line {eq.line}: {exc}") from None
             else:
                 checkers[key] = Checker(Spec(**NOTES_2_2_1))
+            checkers[key].reader.notation = profile
         return checkers[key]
 
     verdicts = []
     for eq in doc.equations:
         c = checker_for(eq)
-        v = c.check(eq)
+        v = _check(c, eq)
         v.spec = c.spec.describe()
+        if v.verdict == "error":
+            _hint_other_notation(c, eq, v)
+        elif v.verdict == "correct":
+            dropped = remarks_of(eq.source)
+            if dropped:
+                note = "the remark " + ", ".join(f"'{r}'" for r in dropped) + " was dropped"
+                v.message = f"{v.message}; {note}" if v.message else f"note: {note}"
+        if explain:
+            v.read_as = read_as(c, eq)
         verdicts.append(v)
     first = checker_for(doc.equations[0]).spec
     return FileReport(name, first, verdicts)
 
 
-def verify_text(text: str, spec: Spec | None = None, name: str = "<input>") -> Report:
-    return Report([check_document(text, name, spec)])
+def _check(c: Checker, eq) -> Verdict:
+    """One verdict in the reader's notation: in another book's, a^l_j, \\delta^l_j name one
+    node (scalar), not the notes' matrices, unless the rewritten line is in the matrix syntax."""
+    mode = eq.mode
+    if c.reader.notation.key != DEFAULT and not mode and not _matrix_in_notes(c, eq):
+        eq.mode = "scalar"
+    try:
+        return c.check(eq)
+    finally:
+        eq.mode = mode
 
 
-def verify_file(path: str | Path, spec: Spec | None = None) -> Report:
+def _matrix_in_notes(c: Checker, eq) -> bool:
+    """Whether an equation, its names rewritten into the notes' by the chosen profile, is in the
+    matrix syntax (the profiles' superscript layers look like the notes' matrices)."""
+    from .latex_input import Text, clean_layout
+    from .matrix_form import looks_like_matrix_form
+
+    try:
+        return looks_like_matrix_form(c.reader.prepare(clean_layout(Text.of(eq.source))).s)
+    except Exception:  # noqa: BLE001 - unreadable here: the scalar reader says why
+        return False
+
+
+def _hint_other_notation(c: Checker, eq, v) -> None:
+    """An equation that cannot be read in the chosen notation but reads in another: say which."""
+    from .latex_input import NotationPass
+
+    chosen = c.reader.notation
+    mine = NotationPass(c.spec, chosen).stems_in(eq.source)
+    try:
+        for other in NOTATIONS.values():
+            if other is chosen or not NotationPass(c.spec, other).stems_in(eq.source) - mine:
+                continue  # nothing in the line is that book's own
+            c.reader.notation = other
+            if _check(c, eq).verdict != "error":
+                v.message += f"; this reads as {other.title}: try {other.flag}"
+                return
+    finally:
+        c.reader.notation = chosen
+
+
+def read_as(c: Checker, eq) -> str:
+    """The equation as it was read, each segment printed back in the notes' notation."""
+    try:
+        rels, exprs, aliases, _ = c.parse(eq.source)
+    except (InputError, UserError):
+        return ""
+    except Exception:  # noqa: BLE001 - the echo never hides the verdict
+        return ""
+    parts = []
+    for rel, expr in zip(rels, exprs):
+        shown, names = {}, {}
+        for sym in expr.free_symbols:
+            obj = aliases.table.get(sym.name)
+            if obj is LOSS:
+                names[sym] = "L"
+            elif isinstance(obj, Derivative):
+                if obj.num is not None:
+                    names[sym] = c.frac(obj.num, obj.den)
+                else:
+                    names[sym] = rf"\frac{{\partial}}{{\partial {c.latex(obj.den)}}}\left({c.latex(obj.expr)}\right)"
+        for k, (sym, text) in enumerate(sorted(names.items(), key=lambda kv: kv[0].name)):
+            placeholder = sympy.Symbol(alias_name(k, "qqph"))
+            shown[sym] = placeholder
+            names[sym] = (placeholder.name, text)
+        try:
+            latex = c.latex(expr.xreplace(shown))
+        except Exception:  # noqa: BLE001
+            latex = str(expr)
+        for sym, (ph, text) in names.items():
+            latex = latex.replace(ph, text)
+        parts.append(f"{rel} {latex}" if rel else latex)
+    return " ".join(parts)
+
+
+def verify_text(text: str, spec: Spec | None = None, name: str = "<input>", notation: str = DEFAULT,
+                explain: bool = False) -> Report:
+    return Report([check_document(text, name, spec, notation, explain)])
+
+
+def verify_file(path: str | Path, spec: Spec | None = None, notation: str = DEFAULT) -> Report:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -107,8 +205,8 @@ def verify_file(path: str | Path, spec: Spec | None = None) -> Report:
         raise UserError(f"{path} is a directory; give a .tex file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read {path}: {exc}") from None
-    return Report([check_document(text, str(path), spec)])
+    return Report([check_document(text, str(path), spec, notation)])
 
 
-__all__ = ["Checker", "FileReport", "NOTES", "Report", "Verdict", "check_document", "notes_path",
-           "verify_file", "verify_text"]
+__all__ = ["Checker", "FileReport", "NOTATIONS", "NOTES", "Report", "Verdict", "check_document", "notes_path",
+           "read_as", "verify_file", "verify_text"]

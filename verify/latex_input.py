@@ -205,6 +205,411 @@ def clean_layout(t: Text) -> Text:
     t = t.strip()
     while t.s and t.s[-1] in ",.;":
         t = t.slice(0, len(t.s) - 1).strip()
+    t = drop_remarks(t)[0]
+    return scientific_numbers(t)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 0: other books' notation and spellings, rewritten into the notes' own
+# ---------------------------------------------------------------------------------------------
+_SCI = re.compile(r"(?<![A-Za-z0-9_^.\\{])(\d+(?:\.\d*)?|\.\d+)[eE]([+-]?\d+)(?![A-Za-z0-9])")
+_REMARK = re.compile(r"(?P<sep>(?:\s|,|\\quad|\\qquad|\\[,;:! ])*)\\text\s*\{(?P<words>[^{}]*)\}[\s.,;]*$")
+
+
+def scientific_numbers(t: Text) -> Text:
+    r"""``1.76e2`` → ``(1.76 \cdot 10^{2})``: a number, not 1.76·e·2 (nor ``1e400`` Euler's e)."""
+    return t.sub(_SCI.pattern, lambda m: rf"({m.group(1)} \cdot 10^{{{m.group(2)}}})")
+
+
+def drop_remarks(t: Text) -> tuple[Text, list[str]]:
+    r"""A trailing ``\text{...}`` remark (``= 0 \quad \text{by the chain rule}``) is dropped;
+    the remarks are returned so a verdict can say so."""
+    dropped = []
+    while True:
+        m = _REMARK.search(t.s)
+        if not m or not t.s[:m.start()].strip() or not (
+                re.search(r"quad|,", m.group("sep")) or len(m.group("words").strip()) >= 3):
+            return t, dropped  # \text{O} right after a term is a factor, not a remark
+        dropped.insert(0, re.search(r"\\text\s*\{([^{}]*)\}", m.group()).group(1).strip())
+        t = t.slice(0, m.start()).strip()
+
+
+def remarks_of(source: str) -> list[str]:
+    """The remarks :func:`drop_remarks` drops from one equation's source."""
+    return drop_remarks(Text.of(source))[1]
+
+
+def _layer(content: str) -> str:
+    """'(2)', '[2]', '{[2]}', '2' -> '2' (the layer as written, brackets off)."""
+    return re.sub(r"^[\s{(\[]+|[\s})\]]+$", "", content)
+
+
+def _index_tokens(content: str) -> list[str]:
+    """'11' -> ['1', '1']; '1,10' -> ['1', '10']; 'kj' -> ['k', 'j']."""
+    content = content.replace(" ", "")
+    return content.split(",") if "," in content else list(content)
+
+
+def _join(tokens: list[str]) -> str:
+    return ",".join(tokens) if any(len(t) > 1 for t in tokens) else "".join(tokens)
+
+
+class NotationPass:
+    """Rewrites one segment written in a :class:`~backprop.verify.notations.Notation` into
+    the notes' names (w^k_{ij}, O_{kj}, z_{kj}, \\delta_{kj}, b_{kj}, x_{ij}, y, \\hat{y}, L)."""
+
+    def __init__(self, spec: Spec, notation):
+        self.spec, self.n = spec, notation
+        self.depth = spec.depth
+        self.single = spec.n_outputs == 1
+        first = 1 if notation.key == "nielsen" else 0  # Nielsen's layer 1 is the input layer
+        self.first = first
+
+    # -- pieces --------------------------------------------------------------------------
+    def _k(self, written: str) -> int | None:
+        lay = _layer(written)
+        return int(lay) - self.first if lay.isdigit() else None
+
+    def _node(self, k: int, j: str, kind: str) -> str:
+        if kind == "O" and k == 0:
+            return f"x_{{i{j}}}"
+        if kind == "O":
+            return f"O_{{{k}{j}}}"
+        return {"z": f"z_{{{k}{j}}}", "delta": rf"\delta_{{{k}{j}}}", "b": f"b_{{{k}{j}}}"}[kind]
+
+    def _split(self, scripts):
+        sup = next((c for k, c, _ in scripts[:2] if k == "^"), None)
+        sub = next((c for k, c, _ in scripts[:2] if k == "_"), None)
+        used = len([1 for k, _, _ in scripts[:2] if k in "^_"]) if sup is not None and sub is not None else \
+            (1 if scripts and scripts[0][0] == "_" else 0)
+        return sup, sub, used
+
+    def node(self, kind: str, scripts):
+        """O/z/δ/b of one node from (layer, node) scripts, as the profile places them."""
+        sup, sub, used = self._split(scripts)
+        if sup is not None and sub is not None:
+            k = self._k(sup)
+            if k is None:
+                return None
+            return self._node(k, _layer(sub).replace(" ", ""), kind), used
+        if sub is None:
+            return None
+        if self.n.layer == "node":
+            m = re.fullmatch(r"\s*([hoi])\s*_?\{?\s*(\d+)\s*\}?\s*", sub)
+            if not m:
+                return None
+            k = {"h": 1, "o": self.depth, "i": 0}[m.group(1)]
+            if m.group(1) == "h" and self.depth != 2:
+                raise InputError("Mazur's h1, h2 name the one hidden layer of a network with one hidden "
+                                 f"layer; this one has {self.depth - 1}: write O_{{kj}}")
+            return self._node(k, m.group(2), kind), 1
+        if self.n.layer == "subscript":
+            return None  # the notes' own O_{kj}: read as it is
+        if self.n.layer == "paren" and self.depth == 2 and kind != "b":
+            return self._node(1, sub.replace(" ", ""), kind), 1  # Bishop's a_j, z_j: the hidden layer
+        return None
+
+    def weight(self, scripts):
+        sup, sub, used = self._split(scripts)
+        if sub is None:
+            return None
+        if sup is None:
+            if self.n.named_weights:
+                m = re.fullmatch(r"\s*(\d+)\s*", sub)
+                if not m:
+                    return None
+                w = int(m.group(1))
+                if self.spec.layers != (2, 2, 2) and list(self.spec.layers) != [2, 2, 2]:
+                    raise InputError(f"Mazur's w_{w} names a weight of his 2-2-2 network; this one is "
+                                     f"{'-'.join(map(str, self.spec.layers))}: write w^{{k}}_{{ij}}")
+                if not 1 <= w <= len(self.n.named_weights):
+                    raise InputError(f"Mazur's weights are w_1 ... w_8; w_{w} is not one of them")
+                k, i, j = self.n.named_weights[w - 1]
+                return f"w^{{{k}}}_{{{i}{j}}}", 1
+            if self.n.layer == "paren" and self.depth == 2:
+                sup = "1"  # Bishop's w_{ji} without a layer: the first layer, as a_j = Σ_i w_ji x_i
+            else:
+                return None
+        k = self._k(sup)
+        tok = _index_tokens(sub)
+        if k is None or len(tok) != 2:
+            return None
+        if self.n.weight_order == "to-from":
+            tok = tok[::-1]
+        if tok[0] == "0":  # Bishop's w_{j0}: the bias
+            return f"b_{{{k}{tok[1]}}}", used
+        return f"w^{{{k}}}_{{{_join(tok)}}}", used
+
+    def target(self, scripts, hat: bool):
+        stem = r"\hat{y}" if hat else "y"
+        if scripts and scripts[0][0] == "_":
+            idx = scripts[0][1].replace(" ", "")
+            m = re.fullmatch(r"o_?\{?(\d+)\}?", idx)
+            idx = m.group(1) if m else idx
+            return (stem if self.single and idx == "1" else f"{stem}_{{{idx}}}"), 1
+        return stem, 0
+
+    # -- the pass ------------------------------------------------------------------------
+    def handlers(self) -> dict:
+        n = self.n
+        table = {}
+        for stem in n.loss:
+            table[stem] = lambda sc, stem=stem: ("L", 0)
+        for stem in n.output:
+            table[stem] = lambda sc: self.node("O", sc)
+        for stem in n.preactivation:
+            table[stem] = lambda sc: self.node("z", sc)
+        table[r"\delta"] = lambda sc: self.node("delta", sc)
+        table["b"] = lambda sc: self.bias(sc)
+        table["w"] = table["W"] = self.weight
+        if n.key == "bishop":
+            table["t"] = lambda sc: self.target(sc, False)
+            table["y"] = lambda sc: self.target(sc, True)
+        if n.key == "mazur":
+            table["target"] = lambda sc: self.target(sc, False)
+            table["i"] = lambda sc: (f"x_{{i{sc[0][1].strip()}}}", 1) if sc and sc[0][0] == "_" \
+                and sc[0][1].strip().isdigit() else None
+        if n.gradient_prefix:
+            for stem, kind in (("dW", "w"), ("dw", "w"), ("db", "b"), ("dZ", "z"), ("dz", "z"), ("dA", "O"),
+                               ("da", "O")):
+                table[stem] = lambda sc, kind=kind: self.gradient(kind, sc)
+        return table
+
+    def bias(self, scripts):
+        sup, sub, used = self._split(scripts)
+        if sup is None and self.n.named_biases and sub is not None and sub.strip().isdigit():
+            raise InputError(self.n.named_biases)
+        return self.node("b", scripts) if sup is not None else None
+
+    def gradient(self, kind: str, scripts):
+        """Ng's dW^{[l]}_{jk}, db, dz, da: ∂L/∂(that name)."""
+        inner = self.weight(scripts) if kind == "w" else self.node(kind, scripts)
+        if inner is None:
+            return None
+        name, used = inner
+        if kind == "z":
+            return name.replace("z_", r"\delta_", 1), used
+        return rf"\frac{{\partial L}}{{\partial {name}}}", used
+
+    def stems_in(self, text: str) -> set[str]:
+        """The profile's stems that occur in ``text`` as names."""
+        found = set()
+        for stem in self.handlers():
+            if re.search(r"(?<![A-Za-z\\])" + re.escape(stem) + (r"(?![A-Za-z])" if stem[-1].isalpha() else ""),
+                         text):
+                found.add(stem)
+        if self.n.named_weights and re.search(r"(?<![A-Za-z\\])w\s*_\s*\{?\s*\d\s*\}?(?!\s*\^)", text):
+            found.add("w_n")
+        return found
+
+    def rewrite(self, t: Text) -> Text:
+        table = self.handlers()
+        pattern = re.compile("|".join(re.escape(s) for s in sorted(table, key=len, reverse=True)))
+        s, edits, i = t.s, [], 0
+        while i < len(s):
+            m = pattern.match(s, i)
+            stem_ok = m and not (i > 0 and (s[i - 1].isalpha() or s[i - 1] == "\\")) and \
+                not (m.group()[-1].isalpha() and m.end() < len(s) and s[m.end()].isalpha())
+            if not stem_ok:
+                i += 1
+                continue
+            scripts, j = [], m.end()
+            while True:
+                k = j
+                while k < len(s) and s[k] == " ":
+                    k += 1
+                if k < len(s) and s[k] in "^_" and len(scripts) < 2:
+                    sc = _script(s, k + 1)
+                    if sc is None:
+                        break
+                    scripts.append((s[k], sc[0], sc[1]))
+                    j = sc[1]
+                else:
+                    break
+            out = table[m.group()](scripts)
+            if out is None:
+                i = m.end()
+                continue
+            rep, used = out
+            end = scripts[used - 1][2] if used else m.end()
+            if re.sub(r"[\s{}]", "", rep) != re.sub(r"[\s{}]", "", s[i:end]):
+                edits.append((i, end, " " + rep + " "))  # the notes' own spelling is left as typed
+            i = end
+        return t.edit(edits) if edits else t
+
+
+def _name_end(s: str, i: int) -> int:
+    """End of the name (stem and scripts) starting at s[i], or i when there is none."""
+    m = re.compile(r"\\(?:hat|widehat|mathcal|mathit|mathrm)\s*\{[^{}]*\}|\\[a-zA-Z]+|[A-Za-z]+").match(s, i)
+    if not m:
+        return i
+    j = m.end()
+    while True:
+        k = j
+        while k < len(s) and s[k] == " ":
+            k += 1
+        if k < len(s) and s[k] in "^_":
+            sc = _script(s, k + 1)
+            if sc is None:
+                return j
+            j = sc[1]
+        else:
+            return j
+
+
+def derivative_spellings(t: Text) -> Text:
+    r"""``\frac{dL}{dw}``, ``\frac{d L}{d w}`` and ``\partial L/\partial w`` →
+    ``\frac{\partial L}{\partial w}``."""
+    t = t.sub(r"\\frac\s*\{\s*(?:\\mathrm\s*\{d\}|d)(?=\s*[A-Za-z\\(])(?P<num>[^{}]*(?:\{[^{}]*\}[^{}]*)*)\}\s*"
+              r"\{\s*(?:\\mathrm\s*\{d\}|d)(?=\s*[A-Za-z\\])(?P<den>[^{}]*(?:\{[^{}]*\}[^{}]*)*)\}",
+              lambda m: rf"\frac{{\partial {m.group('num').strip()}}}{{\partial {m.group('den').strip()}}}")
+    s, edits, i = t.s, [], 0
+    for m in re.finditer(r"\\partial\s*", s):
+        if m.start() < i or (m.start() > 0 and s[:m.start()].rstrip().endswith("{")):
+            continue
+        a_end = _name_end(s, m.end())
+        rest = re.match(r"\s*/\s*\\partial\s*", s[a_end:])
+        if a_end == m.end() or not rest:
+            continue
+        b_start = a_end + rest.end()
+        b_end = _name_end(s, b_start)
+        if b_end == b_start:
+            continue
+        edits.append((m.start(), b_end, rf"\frac{{\partial {s[m.end():a_end]}}}{{\partial {s[b_start:b_end]}}}"))
+        i = b_end
+    return t.edit(edits) if edits else t
+
+
+def indicators(t: Text) -> Text:
+    r"""``\mathbb{1}[z>0]``, ``\mathbb{1}_{z>0}``, ``\mathbb{1}\{z>0\}`` → a 1/0 piecewise;
+    ``H(z)`` → ``\theta(z)`` (the step function, as SymPy prints Heaviside)."""
+    s, edits = t.s, []
+    for m in re.finditer(r"\\(?:mathbb|mathbf|mathds)\s*\{\s*1\s*\}\s*(_\s*\{|\[|\\\{)", s):
+        opener = m.group(1)
+        if opener == r"\{":
+            close = s.find(r"\}", m.end())
+            body, end = (s[m.end():close], close + 2) if close > 0 else (None, -1)
+        else:
+            o = m.end() - 1
+            end = group_end(s, o)
+            body = s[o + 1:end - 1] if end > 0 else None
+        if body is None:
+            raise InputError(rf"unparsable LaTeX: the indicator at column {t.col(m.start()) + 1} is never closed",
+                             t.col(m.start()))
+        edits.append((m.start(), end, rf"\piecewise{{1}}{{{body}}}{{0}}{{}}"))
+    t = t.edit(edits) if edits else t
+    return t.sub(r"(?<![A-Za-z\\])H\s*(?=\()", r"\theta")
+
+
+def norms(t: Text, single_output: bool) -> Text:
+    r"""``\|E\|^2`` and ``\lVert E \rVert^2``: (E)^2 for one output, Σ_j (E_j)^2 otherwise."""
+    pat = r"(?:\\\||\\lVert|\\Vert)(?P<e>.*?)(?:\\\||\\rVert|\\Vert)(?P<p>\s*\^\s*(?:\{\s*2\s*\}|2))?"
+
+    def one(m):
+        e = m.group("e")
+        if single_output:
+            return f"({e}){m.group('p') or ''}"
+        if not m.group("p"):
+            raise InputError(r"a norm \|...\| of the outputs is read squared only: write \|y - \hat{y}\|^2")
+        e = re.sub(r"\\hat\s*\{\s*y\s*\}(?!\s*_)", r"\\hat{y}_{q}", e)
+        e = re.sub(r"(?<![A-Za-z\\{])y(?![A-Za-z_}])", "y_{q}", e)
+        return rf"\sum_{{q=1}}^{{n_out}}({e})^{{2}}"
+    return t.sub(pat, one)
+
+
+def _sum_body_end(s: str, i: int) -> int:
+    """End of a sum's body: the next + or - (or relation, or a closing bracket) at its level."""
+    depth, j = 0, i
+    while j < len(s) and s[j] == " ":
+        j += 1
+    start = j
+    while j < len(s):
+        c = s[j]
+        if c in "{([":
+            depth += 1
+        elif c in "})]":
+            if depth == 0:
+                return j
+            depth -= 1
+        elif depth == 0 and c in "+-" and j > start:
+            return j
+        j += 1
+    return j
+
+
+def _substitute(body: str, letter: str, value: int) -> str:
+    """The sum's index letter replaced by ``value`` inside every sub- and superscript."""
+    def group(m):
+        content = m.group(2)
+        braced = content.startswith("{")
+        inner = content[1:-1] if braced else content
+        if not re.search(rf"(?<![\\A-Za-z]){letter}(?![A-Za-z])", inner):
+            return m.group()
+        if "," not in inner and value >= 10 and len(inner.replace(" ", "")) > 1:
+            inner = ",".join(inner.replace(" ", ""))
+        inner = re.sub(rf"(?<![\\A-Za-z]){letter}(?![A-Za-z])", str(value), inner)
+        return f"{m.group(1)}{{{inner}}}"
+    return re.sub(r"([_^])\s*(\{[^{}]*\}|[A-Za-z0-9])", group, body)
+
+
+def sums(t: Text, spec: Spec, free: str = "jkm") -> Text:
+    r"""``\sum_{j=1}^{2} w^2_{1j} ...`` and ``\sum_k ...`` (the range from the names in the body)
+    written out term by term, so each term names real nodes."""
+    L = list(spec.layers)
+    for _ in range(20):  # nested sums: innermost last
+        s = t.s
+        m = re.search(r"\\sum\s*_\s*(?:\{\s*([A-Za-z])\s*(?:=\s*(\d+)\s*)?\}|([A-Za-z]))"
+                      r"(?:\s*\^\s*(?:\{\s*([^{}]*?)\s*\}|(\d)))?", s)
+        if not m:
+            return t
+        letter = m.group(1) or m.group(3)
+        lo = int(m.group(2)) if m.group(2) else 1
+        end = _sum_body_end(s, m.end())
+        body = s[m.end():end]
+        hi_text = m.group(4) or m.group(5)
+        hi = None
+        if hi_text == "n_out":
+            hi = L[-1]
+        elif hi_text and hi_text.isdigit():
+            hi = int(hi_text)
+        elif not re.search(rf"[_^]\s*\{{[^{{}}]*(?<![\\A-Za-z]){letter}(?![A-Za-z])|[_^]\s*{letter}(?![A-Za-z])",
+                           body):
+            return t  # not over a node index (the delta rule's \sum_i, SymPy's own sums)
+        if hi is None and letter not in free:
+            return t  # left to the reader, which asks for limits
+        if hi is None:
+            hi = _range_of(body, letter, L)
+        if hi is None:
+            raise InputError(rf"\sum over {letter} at column {t.col(m.start()) + 1}: cannot tell which layer "
+                             f"{letter} runs over; give the limits (\\sum_{{{letter}=1}}^{{2}})", t.col(m.start()))
+        terms = [_substitute(body, letter, v) for v in range(lo, hi + 1)]
+        t = t.edit([(m.start(), end, "(" + " + ".join(f"({x})" for x in terms) + ")")])
+    return t
+
+
+def _range_of(body: str, letter: str, L: list[int]) -> int | None:
+    """How far a sum's index runs, from a name in the body (notes' names)."""
+    ix = rf"(?:{letter}|\d)"
+    m = re.search(rf"w\s*\^\s*\{{?\s*(\d+)\s*\}}?\s*_\s*\{{\s*({ix})\s*,?\s*({ix})\s*\}}", body)
+    if m and letter in (m.group(2), m.group(3)):
+        k = int(m.group(1))
+        if 1 <= k < len(L):
+            return L[k - 1] if m.group(2) == letter else L[k]
+    m = re.search(rf"(?:\\delta|z|O|b)\s*_\s*\{{\s*(\d)\s*{letter}\s*\}}", body)
+    if m and 1 <= int(m.group(1)) < len(L):
+        return L[int(m.group(1))]
+    if re.search(rf"(?:y|\\hat\s*\{{\s*y\s*\}})\s*_\s*\{{?\s*{letter}", body):
+        return L[-1]
+    if re.search(rf"x\s*_\s*\{{\s*i?\s*{letter}\s*\}}", body):
+        return L[0]
+    return None
+
+
+def delta_head(t: Text) -> Text:
+    r"""A segment that is exactly ``\delta_{kj}`` is the definition δ_kj = ∂L/∂z_kj."""
+    m = re.fullmatch(r"\s*\\delta\s*_\s*\{\s*(\d)\s*(\d)\s*\}\s*", t.s)
+    if m:
+        return t.edit([(0, len(t.s), rf"\frac{{\partial L}}{{\partial z_{{{m.group(1)}{m.group(2)}}}}}")])
     return t
 
 
@@ -418,9 +823,30 @@ def alias_name(n: int, prefix: str) -> str:
 class Reader:
     """Turns one equation's LaTeX into SymPy segments for one network."""
 
-    def __init__(self, spec: Spec):
+    def __init__(self, spec: Spec, notation=None):
+        from .notations import DEFAULT, NOTATIONS
+
         self.spec = spec
         self.ns = NameSpace(spec)
+        self.notation = notation or NOTATIONS[DEFAULT]
+        self._net = None
+
+    @property
+    def net(self):
+        if self._net is None:
+            from backprop.derive.network import Network
+            self._net = Network(self.spec)
+        return self._net
+
+    def prepare(self, t: Text) -> Text:
+        """Step 0 on one segment: derivative spellings, the profile's names, norms, sums,
+        indicators and a δ definition head, all into the notes' own LaTeX."""
+        t = derivative_spellings(t)
+        t = NotationPass(self.spec, self.notation).rewrite(t)
+        t = norms(t, self.ns.single)
+        t = sums(t, self.spec, self.notation.sum_indices)
+        t = indicators(t)
+        return delta_head(t)
 
     # -- names ---------------------------------------------------------------------------
     def _name(self, stem_tok: str, scripts: list[tuple[str, str]], written: str, col: int):
@@ -578,7 +1004,16 @@ class Reader:
                     raise InputError(f"{word}_... at column {t.col(i) + 1} belongs to the delta rule "
                                      "(see backprop verify --help); it has no meaning in a derivative", t.col(i))
                 gm = re.match(r"g\s*(?:'|\^\s*\{?\s*(?:\\prime|1)\s*\}?)\s*\((\s*in\s*_)?", s[i:])
-                if gm:
+                if gm and re.match(r"g\s*\^\s*\{?\s*1", s[i:]):
+                    raise InputError(f"g^1(...) at column {t.col(i) + 1} does not say which activation: write "
+                                     r"g'(z_{kj}) or the derivative out (O_{11}(1 - O_{11}), 1)", t.col(i))
+                if gm and not gm.group(1):
+                    close = group_end(s, gm.end() - 1)
+                    if close > 0 and "_" not in s[gm.end():close] and "^" not in s[gm.end():close]:
+                        raise InputError(f"g'({s[gm.end():close - 1].strip()}) at column {t.col(i) + 1} does not say "
+                                         "which node, so not which activation: write g'(z_{kj}) (the layer's "
+                                         "activation comes from the spec)", t.col(i))
+                if gm and gm.group(1):
                     where = " (g'(in_j) belongs to the delta rule, see backprop verify --help)" if gm.group(1) else ""
                     raise InputError(f"g'(...) at column {t.col(i) + 1} does not say which activation{where}: "
                                      r"write it out (\sigma(z)(1-\sigma(z)), O_{11}(1 - O_{11}), 1)", t.col(i))
@@ -608,8 +1043,8 @@ class Reader:
             k = end
         pairs = []
         for value, cond in zip(groups[::2], groups[1::2]):
-            v = self.parse_segment(value, aliases, unknowns)
-            c = self.parse_segment(cond, aliases, unknowns, relation_ok=True) if cond.s else sympy.true
+            v = self.parse_segment(value, aliases, unknowns, inner=True)
+            c = self.parse_segment(cond, aliases, unknowns, relation_ok=True, inner=True) if cond.s else sympy.true
             pairs.append((v, c))
         if not pairs or unknowns:
             return k, aliases.new(sympy.S.Zero)
@@ -658,7 +1093,7 @@ class Reader:
                 raise InputError(f"unparsable LaTeX: '(' at column {t.col(k) + 1} is never closed", t.col(k))
             inner = t.slice(k + 1, close - 1)
             end = close
-            expr = self.parse_segment(inner, aliases, unknowns)
+            expr = self.parse_segment(inner, aliases, unknowns, inner=True)
             obj = Derivative(None, den_sym, expr, s[i:end], t.col(i), warning)
             return end, aliases.new(obj)
         num_unknowns: list[Unknown] = []
@@ -667,7 +1102,7 @@ class Reader:
             unknowns.extend(num_unknowns)
             obj = Derivative(single, den_sym, None, s[i:end], t.col(i), warning)
             return end, aliases.new(obj)
-        expr = self.parse_segment(num, aliases, unknowns)
+        expr = self.parse_segment(num, aliases, unknowns, inner=True)
         obj = Derivative(None, den_sym, expr, s[i:end], t.col(i), warning)
         return end, aliases.new(obj)
 
@@ -695,11 +1130,15 @@ class Reader:
 
     # -- parsing ---------------------------------------------------------------------------
     def parse_segment(self, t: Text, aliases: Aliases, unknowns: list[Unknown],
-                      relation_ok: bool = False) -> sympy.Expr:
+                      relation_ok: bool = False, inner: bool = False) -> sympy.Expr:
         """One side of a relation as SymPy, aliases mapped back (Derivative and LOSS stay as
-        alias symbols; see :func:`alias_objects`)."""
+        alias symbols; see :func:`alias_objects`).  ``inner``: a part of a segment already
+        prepared (:meth:`prepare` runs once per segment)."""
         from sympy.parsing.latex import parse_latex
         from sympy.parsing.latex.errors import LaTeXParsingError
+
+        if not inner:
+            t = self.prepare(t)
 
         ph = re.search(r"\(\s*\\cdot\s*\)", t.s)
         if ph:
@@ -710,7 +1149,13 @@ class Reader:
             return sympy.S.Zero  # the caller reports them; nothing to parse
         text = replaced.s
         # primes: \sigma'(u) and \sigma^{\prime}(u) both mean the sigmoid's derivative
-        text_t = replaced.sub(r"\\sigma\s*(?:'|\^\s*\{?\s*\\prime\s*\}?)", r"\mathit{sigmaprime}")
+        if re.search(r"\\(?:Xi|Upsilon)(?![a-zA-Z])", replaced.s):
+            raise InputError(r"\Xi and \Upsilon are not in the network", t.col(0))
+        # primes: σ'(u) is Ξ(u), g'(u)/f'(u)/h'(u) Υ(u) for the parser (single-letter names
+        # are read as functions); _finish gives them their meaning
+        text_t = replaced.sub(r"\\sigma\s*(?:'|\^\s*\{?\s*\\prime\s*\}?)", r"\Xi ")
+        text_t = text_t.sub(r"(?<![A-Za-z\\])(?:[gfh]|\\phi|\\varphi)\s*(?:'|\^\s*\{?\s*\\prime\s*\}?)(?=\s*\()",
+                            r"\Upsilon ")
         text = text_t.s
         try:
             expr = parse_latex(text, strict=True, backend="antlr")
@@ -733,6 +1178,28 @@ class Reader:
             raise InputError(f"unparsable LaTeX at column {t.col(0) + 1}: a relation inside a term", t.col(0))
         return self._finish(expr, t, aliases)
 
+    def _activation_prime(self, arg, aliases: Aliases, t: Text) -> sympy.Expr:
+        """g'(u), f'(u), h'(u): the derivative of the activation of the layer u belongs to
+        (u names a node's z or output), evaluated AT u (so g'(O_{11}) is not g'(z_{11}))."""
+        from backprop.derive.activations import derivative_at
+
+        layers = set()
+        for sym in arg.free_symbols:
+            obj = aliases.table.get(sym.name)
+            name = nt.parse(obj) if isinstance(obj, sympy.Symbol) else None
+            if name is not None and name.kind in ("z", "O", "delta"):
+                layers.add(name.indices[0])
+            elif name is not None and name.kind == "yhat":
+                layers.add(self.spec.depth)
+        if len(layers) != 1:
+            raise InputError(f"g'(...) in '{t.s.strip()}' does not say which layer's activation: write "
+                             r"g'(z_{kj}) with the node's pre-activation", t.col(0))
+        act = self.net.activation(layers.pop())
+        if not act.elementwise:
+            raise InputError(f"g' of a {act.name} layer is a Jacobian, not one factor: write "
+                             r"\frac{\partial O_{kj}}{\partial z_{km}} out", t.col(0))
+        return derivative_at(act.name, act.sym(arg), arg)
+
     def _finish(self, expr, t: Text, aliases: Aliases) -> sympy.Expr:
         """Map aliases back, give functions their meaning, refuse stray symbols."""
         from sympy.core.function import AppliedUndef
@@ -743,9 +1210,11 @@ class Reader:
             args = f.args
             if name == "sigma" and len(args) == 1:
                 rep[f] = 1 / (1 + sympy.exp(-args[0]))
-            elif name == "sigmaprime" and len(args) == 1 or name == "sigma'" and len(args) == 1:
+            elif name == "Xi" and len(args) == 1:
                 s_ = 1 / (1 + sympy.exp(-args[0]))
                 rep[f] = s_ * (1 - s_)
+            elif name == "Upsilon" and len(args) == 1:
+                rep[f] = self._activation_prime(args[0], aliases, t)
             elif name == "theta" and len(args) in (1, 2):
                 rep[f] = sympy.Heaviside(*args)
             else:
@@ -855,8 +1324,20 @@ def split_document(text: str) -> Document:
                             count=pending.pop("count", None), mode=pending.pop("mode", ""),
                             spec_text=spec_text[0], vectors=vectors[0]))
 
+    env: list | None = None  # lines of an align/aligned/equation environment outside $$
+
+    def add_rows(lines: list[str], first_line: int):
+        for src, line in block_rows(lines, first_line):
+            add(src, line)
+
     for n, raw in enumerate(text.splitlines(), start=1):
         m = _DIRECTIVE.match(raw)
+        if env is not None:
+            env.append(re.sub(r"(?<!\\)%.*$", "", raw))
+            if _ENV_END.search(raw):
+                add_rows(env, env_line)
+                env = None
+            continue
         if m and block is None:
             key, val = m.groups()
             if key == "spec":
@@ -875,13 +1356,19 @@ def split_document(text: str) -> Document:
             if "$$" in line:
                 head, _, tail = line.partition("$$")
                 block.append(head)
-                add(" ".join(block), block_line)
+                add_rows(block, block_line)
                 block = None
                 line = tail
             else:
                 block.append(line)
                 continue
         if not line.strip():
+            continue
+        if block is None and "$" not in line and _ENV_BEGIN.search(line):
+            env, env_line = [line], n
+            if _ENV_END.search(line):
+                add_rows(env, env_line)
+                env = None
             continue
         if "$$" in line:
             parts = line.split("$$")
@@ -891,7 +1378,7 @@ def split_document(text: str) -> Document:
                     if k == len(parts) - 1:
                         block, block_line = [part], n
                     else:
-                        add(part, n, len("$$".join(parts[:k])) + 2)
+                        add_rows([part], n)
             continue
         if "$" in line.replace(r"\$", ""):
             for mm in re.finditer(r"(?<!\\)\$(.+?)(?<!\\)\$", line):
@@ -900,7 +1387,52 @@ def split_document(text: str) -> Document:
         add(line, n)
     if block is not None:
         raise InputError(f"a $$ block opened on line {block_line} is never closed")
+    if env is not None:
+        raise InputError(f"the environment opened on line {env_line} is never closed (no \\end{{...}})")
     return Document(eqs, spec_directive)
+
+
+_ENV_BEGIN = re.compile(r"\\begin\s*\{(?:align|aligned|alignat|gather|gathered|equation|split|eqnarray)\*?\}")
+_ENV_END = re.compile(r"\\end\s*\{(?:align|aligned|alignat|gather|gathered|equation|split|eqnarray)\*?\}")
+_CONTINUES = re.compile(r"^\s*&?\s*(?:=|\\approx(?![a-zA-Z])|\\to(?![a-zA-Z])|\\rightarrow(?![a-zA-Z]))")
+
+
+def block_rows(lines: list[str], first_line: int) -> list[tuple[str, int]]:
+    r"""The equations of a block: rows split at ``\\``, a row that starts with a relation
+    (``&= ...``) continuing the previous row's chain, and ``A = B,\quad C = D`` two
+    equations.  Returns (source, line) pairs."""
+    rows: list[list] = []
+    for offset, line in enumerate(lines):
+        body = _ENV_END.sub(" ", _ENV_BEGIN.sub(" ", line))
+        for piece in re.split(r"\\\\(?:\[[^\]]*\])?", body):
+            if not piece.strip():
+                continue
+            if rows and _CONTINUES.match(piece):
+                rows[-1][0] += " " + piece
+            elif rows and not rows[-1][2]:
+                rows[-1][0] += " " + piece  # the same row, broken over lines
+            else:
+                rows.append([piece, first_line + offset, False])
+        if rows and re.search(r"\\\\\s*(?:\[[^\]]*\])?\s*$", body):
+            rows[-1][2] = True  # the row ended with \\
+        elif rows and len(lines) == 1:
+            rows[-1][2] = True
+    if len(lines) > 1:
+        for r in rows:
+            r[2] = True
+    out = []
+    for src, line, _ in rows:
+        for part in _split_quad(src):
+            out.append((part, line))
+    return out
+
+
+def _split_quad(src: str) -> list[str]:
+    r"""``A = B,\quad C = D`` -> two equations (both sides hold a relation)."""
+    parts = re.split(r",?\s*\\q?quad(?![a-zA-Z])\s*(?=[^=]*=)", src)
+    if len(parts) > 1 and all("=" in p for p in parts):
+        return parts
+    return [src]
 
 
 def parse_spec_directive(text: str) -> Spec:

@@ -57,6 +57,8 @@ class Report:
             for v in f.verdicts:
                 d = v.as_dict()
                 d["file"] = f.name
+                if getattr(v, "read_as", None) is not None:  # --explain
+                    d["read_as"] = v.read_as
                 out.append(d)
         return out
 
@@ -72,6 +74,8 @@ class Report:
                 where = f" ({v.where})" if v.where else ""
                 lines.append(f"  [{v.index}] line {v.line}{where}: {v.verdict.upper()}")
                 lines.append(f"      {v.source}")
+                if getattr(v, "read_as", None):  # --explain
+                    lines.append(f"      read as: {v.read_as}")
                 if v.verdict == "wrong":
                     if v.expected_latex:
                         lines.append(f"      expected: {v.expected_latex}")

@@ -12,12 +12,24 @@ notes' 2-2-1 linear network with loss (y - ŷ)².  Exit status: 0 all correct, 1
 wrong, 2 bad input (an unreadable file or spec, or any equation with an 'error' verdict:
 the report still lists every equation).
 
+--notation reads another book's symbols (nielsen, ng, bishop, mazur; see
+`python -m pydoc backprop.verify.notations`); a line that fails in the chosen notation but
+reads in another says which.  Everywhere: \sigma'(z_{11}), g'(z), f'(z), h'(a) (the
+layer's activation from the spec, evaluated AT its argument), w^{(2)}_{11}, w^{[2]}_{11},
+\frac{dL}{dw}, \partial L/\partial w, ∂, \delta_{21} = ... (checked against the true δ),
+\mathbb{1}[z>0], H(z), \theta(z), trailing \text{...} remarks (dropped with a note),
+align/aligned blocks with &= rows, \sum_{j=1}^{2} and \sum_k over nodes, \|y - \hat{y}\|^2,
+1.76e2 and 1.76 \times 10^{2} as numbers.  --explain prints each equation as it was read.
+
 examples:
   backprop verify --layers 2-2-1 --activations linear --loss se \
       '\frac{\partial L}{\partial w^2_{11}} = -2(y - \hat{y}) O_{11}'
   backprop verify --spec net.toml derivations.tex
   backprop verify --spec net.toml derivations.tex --json
   backprop verify --notes                       # the three lecture notes, slips and all
+  backprop verify --layers 2-2-1 --activations sigmoid --loss se --notation nielsen \
+      '\delta^3_1 = \frac{\partial C}{\partial a^3_1} \sigma'"'"'(z^3_1)' --explain
+  backprop derive --spec net.toml --format latex | backprop verify --spec net.toml -
   backprop verify verify/notes/note3_delta_rule.tex
   backprop verify --layers 2-3-2 --activations sigmoid,linear \
       '\frac{\partial L}{\partial W^2} = O^{1\top} \delta^2'
@@ -43,10 +55,31 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable verdicts")
     parser.add_argument("--notes", action="store_true",
                         help="verify the bundled transcriptions of the three lecture notes")
+    from backprop.verify.notations import DEFAULT, NOTATIONS
+    parser.add_argument("--notation", choices=list(NOTATIONS), default=DEFAULT,
+                        help="whose symbols the equations use: notes (w^k_{ij}, O_{kj}, L; the default), "
+                             "nielsen (a^l_j, z^l_j, w^l_{jk}, C), ng (a^{[l]}_j, W^{[l]}_{jk}, dz, J), "
+                             "bishop (a_j pre-activation, z_j activation, w_{ji}, E_n, t_k), "
+                             "mazur (net_{h1}, out_{o1}, w_1..w_8 of a 2-2-2 net, E_{total})")
+    parser.add_argument("--explain", action="store_true",
+                        help="show how each equation was read (printed back in the notes' notation) "
+                             "before its verdict; in --json the field read_as")
 
 
 def _looks_like_latex(arg: str) -> bool:
     return any(c in arg for c in "\\=^_{}") and not arg.endswith((".tex", ".txt", ".md"))
+
+
+def _file_or_equation(arg: str) -> str:
+    """'file', 'dir' or 'other': an argument too long for a path (over 255 bytes a name, or
+    any OSError asking) is not a file, so it is read as an equation."""
+    try:
+        path = Path(arg)
+        if path.is_dir():
+            return "dir"
+        return "file" if path.is_file() else "other"
+    except (OSError, ValueError):
+        return "other"
 
 
 def run(args) -> int:
@@ -57,22 +90,26 @@ def run(args) -> int:
     if not args.inputs and not args.notes:
         raise UserError("nothing to verify: give an equation, a file, - (standard input) or --notes")
     files = []
+
+    def check(text: str, name: str):
+        return check_document(text, name, spec, notation=args.notation, explain=args.explain)
+
     sources = [str(notes_path(n)) for n in NOTES] if args.notes else []
     for arg in [*sources, *args.inputs]:
         if arg == "-":
-            files.append(check_document(sys.stdin.read(), "<stdin>", spec))
+            files.append(check(sys.stdin.read(), "<stdin>"))
             continue
-        path = Path(arg)
-        if path.is_dir():
+        kind = _file_or_equation(arg)
+        if kind == "dir":
             raise UserError(f"{arg} is a directory; give a .tex file or an equation")
-        if path.is_file():
+        if kind == "file":
             try:
-                text = path.read_text(encoding="utf-8")
+                text = Path(arg).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise UserError(f"cannot read {arg}: {exc}") from None
-            files.append(check_document(text, arg, spec))
+            files.append(check(text, arg))
         elif _looks_like_latex(arg):
-            files.append(check_document(arg, "<argument>", spec))
+            files.append(check(arg, "<argument>"))
         else:
             raise UserError(f"{arg} is neither a file nor a LaTeX equation (an equation needs '=')")
     report = Report(files)
