@@ -37,9 +37,9 @@ def load_params(path: str | Path, spec: Spec, dtype: str = "float64") -> dict[st
     """Parameters from a JSON file, every matrix checked against the spec's shapes.  The file is
     read only up to :func:`max_params_bytes` (a 5 GB file is refused, not loaded)."""
     text = read_text(path, "params file", max_params_bytes(spec),
-                     f"the {spec.describe()} has {spec.n_parameters} parameters, and their file is "
-                     "far smaller (the limit is 1 MB plus 256 bytes per parameter): is this the "
-                     "right file?")
+                     f"the params of a {'-'.join(map(str, spec.layers))} network "
+                     f"({spec.n_parameters} numbers) are far smaller (the limit is 1 MB plus 256 "
+                     "bytes per parameter); is this the right file?")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -116,6 +116,9 @@ CASES: list[Case] = [
     Case("params are a device", "JSON", {"d.csv": GOOD_CSV}, tuple(RESUME[:-1]) + ("/dev/zero",),
          ("is a device",), "`/dev/zero`"),
     Case("params file missing", "JSON", {"d.csv": GOOD_CSV}, tuple(RESUME), ("does not exist",)),
+    csv("quoted line break in the header", '"a\nb",c,y\n1,2,3\n2,3,5\n', "line 1", "runs onto the next line"),
+    Case("params file of 2 MB", "JSON", {"d.csv": GOOD_CSV, "p.json": " " * 2_000_000 + "{}"}, tuple(RESUME),
+         ("over 1.001 MB", "is this the right file"), "2 MB of spaces, then `{}`"),
 ]
 
 

@@ -1,7 +1,7 @@
 """CSV training data: a header row, numeric feature columns, one or more target columns.
 
 Loading is vectorised and streamed: the file's shape (same number of cells on every line) is
-checked with NumPy, one 16 MB block of whole lines at a time, and the numbers are parsed by
+checked with NumPy, one 4 MB block of whole lines at a time, and the numbers are parsed by
 :func:`numpy.loadtxt` (which streams too), so a million-row file loads in about a second and
 memory stays near the size of the arrays, whatever the size of the file.  Only when something is wrong does a second,
 row-by-row pass with the :mod:`csv` module run, to name the first bad cell exactly: every
@@ -27,8 +27,9 @@ from backprop.derive.errors import UserError
 #: Losses whose targets are class labels rather than numbers to regress.
 CLASSIFICATION_LOSSES = ("bce", "cce")
 
-#: Bytes read per block when checking the file's shape (whole lines are carried over).
-CHUNK = 1 << 24
+#: Bytes read per block when checking the file's shape (whole lines are carried over): 4 MB,
+#: so the check's memory is a few times this, whatever the size of the file.
+CHUNK = 1 << 22
 
 #: The header line may be at most this long (100 000 columns of 600-character names).
 MAX_HEADER_BYTES = 64 << 20
