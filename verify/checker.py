@@ -447,7 +447,10 @@ class Checker:
         derivs = [aliases.table[s.name] for s in expr.free_symbols
                   if isinstance(aliases.table.get(s.name), Derivative)]
         factor = slip = None
-        if head_num is LOSS and head_den is not None and nt.parse(head_den).kind in ("w", "b"):
+        # explaining factors means factor/cancel of the claim: only within the work budget
+        small = sympy.count_ops(claim) <= equivalence.OPS_BUDGET // 10 and \
+            equivalence.expansion_terms(claim) <= equivalence.TERM_BUDGET // 10
+        if small and head_num is LOSS and head_den is not None and nt.parse(head_den).kind in ("w", "b"):
             slip = misconceptions.label(self.d, head_den, claim, seed=str(expr))
         if derivs and all(d.num is not None for d in derivs) and head_num is LOSS and \
                 nt.parse(head_den).kind in ("w", "b"):
@@ -467,6 +470,8 @@ class Checker:
             expected = self.latex(shown_truth)
             if slip is not None:
                 factor = slip[1]
+            elif not small:
+                factor = "the claim is too large to compare factor by factor"
             elif head_num is LOSS and head_den is not None and nt.parse(head_den).kind in ("w", "b"):
                 factor = self._factor_diff(claim, self.d.gradient(head_den))
         lhs = self.frac(head_num, head_den) if head_den is not None else None

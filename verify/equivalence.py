@@ -121,8 +121,8 @@ def agree(c: sympy.Expr, a: sympy.Expr) -> bool | None:
     if fc != fa:
         return False
     if c.is_Rational and a.is_Rational:
-        return c == a
-    return abs(c - a) <= REL_TOL * max(1, abs(a), abs(c))
+        return bool(c == a)
+    return bool(abs(c - a) <= REL_TOL * max(1, abs(a), abs(c)))
 
 
 def show(v: sympy.Expr) -> float | str:
@@ -383,7 +383,7 @@ class Equivalence:
             return ""
         lo, hi = min(finite), max(finite)
         slack = REL_TOL * max(1, abs(lo), abs(hi)) + 10 * ONE_SIDED * max(1, abs(hi - lo))
-        inside = is_finite_real(c) and lo - slack <= c <= hi + slack
+        inside = is_finite_real(c) and bool(lo - slack <= c) and bool(c <= hi + slack)
         if not inside:
             cx = self.counterexample(on, c, sides[-1])
             cx["kink"] = self.kink_name(full)
