@@ -72,6 +72,8 @@ class Verdict:
     #: for a wrong derivative: the known slip that reproduces the claim
     #: ({"id", "label", "explanation"} from :mod:`backprop.verify.misconceptions`), else None
     misconception: dict | None = None
+    #: in a multi-line derivation: the line of the earlier wrong step this one carries on
+    follows_from: int | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)

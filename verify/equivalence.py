@@ -125,8 +125,9 @@ def agree(c: sympy.Expr, a: sympy.Expr) -> bool | None:
     return bool(abs(c - a) <= REL_TOL * max(1, abs(a), abs(c)))
 
 
-def show(v: sympy.Expr) -> float | str:
-    """A value for a report: a plain number where float can hold it."""
+def show(v: sympy.Expr, digits: int = 12) -> float | str:
+    """A value for a report: exact where a float holds it (so a point can be re-evaluated),
+    else ``digits`` significant digits (a string past what a float holds)."""
     if not is_finite_real(v):
         return "not a real number" if v not in (sympy.oo, -sympy.oo) else str(v)
     try:
@@ -135,10 +136,11 @@ def show(v: sympy.Expr) -> float | str:
         f = math.inf
     if not math.isfinite(f):
         return str(sympy.Float(v, 8))
-    r = round(f, 10)
-    if r == int(r) and abs(r) < 1e15:
-        return int(r)
-    return r if r != 0 else float(f"{f:.6g}")
+    if v.is_Rational and sympy.Rational(f) == v:
+        return int(f) if f == int(f) and abs(f) < 1e15 else f
+    if digits > 15:
+        return str(sympy.Float(v, digits))
+    return float(f"{f:.{digits}g}")
 
 
 # -- the network at one point ---------------------------------------------------------------
@@ -249,8 +251,12 @@ class Equivalence:
         return sympy.Rational(v, 1 << 24) * scale
 
     def counterexample(self, point: dict, c, a) -> dict:
+        """The point (exact values) and both sides, with digits enough to see them differ."""
+        for digits in (12, 20, 30, DPS):
+            if show(c, digits) != show(a, digits):
+                break
         return {"point": {self.printer.text(s): show(v) for s, v in point.items()},
-                "claimed": show(c), "actual": show(a)}
+                "claimed": show(c, digits), "actual": show(a, digits)}
 
     # stages ----------------------------------------------------------------------------
     def symbolic(self, diff: sympy.Expr) -> tuple[bool | None, str]:
