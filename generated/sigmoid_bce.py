@@ -448,6 +448,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _fail(parser, message):
+    """Stop with one line on stderr and exit status 2 (a bad input or a failed run)."""
+    parser.exit(2, f"{parser.prog}: error: {message}\n")
+
+
+class _Diverged(Exception):
+    """The loss (or a parameter) stopped being finite: args are (epoch, loss)."""
+
+
 def _check_data(path):
     """Refuse what is not a regular file before opening it: /dev/zero never ends, a pipe
     blocks until someone writes to it."""
@@ -493,6 +502,8 @@ def _read_csv(path, target):
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         header = [name.strip() for name in next(reader, [])]
+        if not header:
+            raise ValueError(f"{path} is empty; it needs a header row and data rows")
         wanted = [t.strip() for t in target.split(",")] if target else header[len(header) - LAYERS[-1]:]
         missing = [t for t in wanted if t not in header]
         if missing:
@@ -519,10 +530,10 @@ def _read_csv(path, target):
     return values[:, features], values[:, [header.index(t) for t in wanted]]
 
 
-def _check_out(path, force):
+def _check_out(path, force, data):
     """Refuse an --out that cannot be written before training (the work would be lost):
-    a folder, a file in a missing folder, an existing file without --force, a folder that
-    does not let us create a file (a probe is created and removed)."""
+    a folder, a file in a missing folder, an existing file without --force, the data file
+    itself, a folder that does not let us create a file (a probe is created and removed)."""
     if os.path.isdir(path):
         raise ValueError(f"--out {path} is a folder; name the file to write, e.g. {os.path.join(path, 'params.json')}")
     folder = os.path.dirname(os.path.abspath(path))
@@ -530,21 +541,14 @@ def _check_out(path, force):
         raise ValueError(f"--out {path}: the folder {folder} does not exist; create it first")
     if os.path.exists(path) and not force:
         raise ValueError(f"{path} already exists; pass --force to replace it")
+    if os.path.exists(path) and os.path.exists(data) and os.path.samefile(path, data):
+        raise ValueError(f"--out {path} is the data file; name another file")
     try:
         fd, probe = tempfile.mkstemp(prefix=".params.", suffix=".probe", dir=folder)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
         raise ValueError(f"cannot write --out {path}: {exc.strerror} (folder {folder})") from None
-
-
-def _fail(parser, message):
-    """Stop with one line on stderr and exit status 2 (a bad input or a failed run)."""
-    parser.exit(2, f"{parser.prog}: error: {message}\n")
-
-
-class _Diverged(Exception):
-    """The loss (or a parameter) stopped being finite: args are (epoch, loss)."""
 
 
 def _write_json(path, params):
@@ -592,7 +596,7 @@ def main(argv=None):
         parser.error(f"--seed must be 0 or more, got {args.seed}")
     try:
         if args.out:
-            _check_out(args.out, args.force)
+            _check_out(args.out, args.force, args.data)
         X, Y = _read_csv(args.data, args.target)
     except UnicodeDecodeError:
         _fail(parser, f"{args.data} is not UTF-8 text; save the table as UTF-8 CSV")
@@ -618,8 +622,8 @@ def main(argv=None):
                 raise _Diverged(args.epochs, final)
     except _Diverged as exc:
         epoch, value = exc.args
-        _fail(parser, f"training diverged (the loss became {value} in epoch {epoch}); try a smaller --lr "
-                     f"than {args.lr:g} or scale the inputs; parameters not written")
+        _fail(parser, f"training diverged (the loss became {value} in epoch {epoch}); try a smaller "
+                      f"--lr than {args.lr:g} or scale the inputs; parameters not written")
     print(f"final loss {final:.6g} (first epoch {history[0]:.6g})")
     if args.out:
         _write_json(args.out, params)

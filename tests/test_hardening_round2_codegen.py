@@ -129,6 +129,13 @@ def test_a_cell_that_is_not_a_number_names_file_line_and_column(run, cell, words
     assert "d.csv line 4" in line and "column 'package'" in line and words in line
 
 
+@pytest.mark.parametrize("data, words", [("", "is empty"), ("iq,cgpa,package\n\n", "at least one data row"),
+                                         ("iq,cgpa,package\n80,8\n", "line 2: 2 cells but the header has 3")])
+def test_an_empty_or_ragged_table_is_one_line(run, data, words):
+    status, out, err = run("--epochs", "2", data=data)
+    assert status == 2 and out == "" and words in one_line(err)
+
+
 @pytest.mark.parametrize("lr", ["nan", "inf", "-inf", "0", "-0.01"])
 def test_lr_must_be_finite_and_positive(run, tmp_path, lr):
     status, out, err = run("--epochs", "2", f"--lr={lr}", "--out", "p.json")
@@ -165,6 +172,12 @@ def test_out_that_cannot_be_written_is_refused_before_training(run, tmp_path, ou
     assert words in line and out in line
     assert not (tmp_path / "missing").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "sub"]
+
+
+def test_out_naming_the_data_file_is_refused_even_with_force(run, tmp_path):
+    status, stdout, err = run("--epochs", "2", "--out", "./d.csv", "--force")
+    assert status == 2 and stdout == "" and "is the data file" in one_line(err)
+    assert (tmp_path / "d.csv").read_text() == NOTES_CSV
 
 
 def test_out_in_an_unwritable_folder_is_refused_before_training(run, module, tmp_path, monkeypatch):
