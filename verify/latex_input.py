@@ -285,8 +285,14 @@ class NotationPass:
         return sup, sub, used
 
     def node(self, kind: str, scripts):
-        """O/z/δ/b of one node from (layer, node) scripts, as the profile places them."""
+        """O/z/δ/b of one node from (layer, node) scripts, as the profile places them.  A
+        superscript is the layer when it comes first or is bracketed (a^l_j, a_j^{(l)}); after
+        the node index a plain one is a power (O_{11}^{2})."""
         sup, sub, used = self._split(scripts)
+        if sup is not None and sub is not None and scripts[0][0] == "_" and not re.match(r"\s*[(\[]", sup):
+            sup, used = None, 1
+        if sup is not None and sub is not None and self.n.layer == "subscript" and not re.match(r"\s*[(\[]", sup):
+            return None  # the notes' O^k_j is not theirs: the reader names it
         if sup is not None and sub is not None:
             k = self._k(sup)
             if k is None:
@@ -1213,6 +1219,8 @@ class Reader:
             elif name == "Xi" and len(args) == 1:
                 s_ = 1 / (1 + sympy.exp(-args[0]))
                 rep[f] = s_ * (1 - s_)
+            elif name in ("max", "Max") and len(args) >= 2:
+                rep[f] = sympy.Max(*args)
             elif name == "Upsilon" and len(args) == 1:
                 rep[f] = self._activation_prime(args[0], aliases, t)
             elif name == "theta" and len(args) in (1, 2):
@@ -1402,9 +1410,21 @@ def block_rows(lines: list[str], first_line: int) -> list[tuple[str, int]]:
     (``&= ...``) continuing the previous row's chain, and ``A = B,\quad C = D`` two
     equations.  Returns (source, line) pairs."""
     rows: list[list] = []
+    in_cases = 0
     for offset, line in enumerate(lines):
         body = _ENV_END.sub(" ", _ENV_BEGIN.sub(" ", line))
-        for piece in re.split(r"\\\\(?:\[[^\]]*\])?", body):
+        pieces, pos = [], 0  # split at \\ except inside cases / matrices
+        for m in re.finditer(r"\\begin\s*\{(?:cases|[pbvBV]?matrix|array)\}|\\end\s*\{(?:cases|[pbvBV]?matrix|array)\}|"
+                             r"\\\\(?:\[[^\]]*\])?", body):
+            if m.group().startswith(r"\begin"):
+                in_cases += 1
+            elif m.group().startswith(r"\end"):
+                in_cases = max(in_cases - 1, 0)
+            elif not in_cases:
+                pieces.append(body[pos:m.start()])
+                pos = m.end()
+        pieces.append(body[pos:])
+        for piece in pieces:
             if not piece.strip():
                 continue
             if rows and _CONTINUES.match(piece):
@@ -1413,7 +1433,7 @@ def block_rows(lines: list[str], first_line: int) -> list[tuple[str, int]]:
                 rows[-1][0] += " " + piece  # the same row, broken over lines
             else:
                 rows.append([piece, first_line + offset, False])
-        if rows and re.search(r"\\\\\s*(?:\[[^\]]*\])?\s*$", body):
+        if rows and not in_cases and re.search(r"\\\\\s*(?:\[[^\]]*\])?\s*$", body):
             rows[-1][2] = True  # the row ended with \\
         elif rows and len(lines) == 1:
             rows[-1][2] = True
