@@ -438,14 +438,16 @@ def _cells(path, line, header, row):
     """One CSV row as floats; a cell that is not a number names its line and column."""
     if len(row) != len(header):
         raise ValueError(f"{path} line {line}: {len(row)} cells but the header has {len(header)} columns")
-    values = []
+    try:
+        return [float(cell) for cell in row]
+    except ValueError:
+        pass  # find the cell, below
     for name, cell in zip(header, row):
         try:
-            values.append(float(cell))
+            float(cell)
         except ValueError:
             what = "empty cell" if not cell.strip() else f"{cell.strip()!r} is not a number"
             raise ValueError(f"{path} line {line}, column {name!r}: {what}") from None
-    return values
 
 
 def _read_csv(path, target):
