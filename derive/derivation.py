@@ -18,6 +18,8 @@ are computed lazily and memoised per node, so asking for one parameter costs one
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable
@@ -27,7 +29,7 @@ from sympy.core.mul import _mulsort
 
 from . import notation as nt
 from .activations import derivative_at, passes_no_gradient, softmax_jacobian
-from .losses import LOSSES
+from .losses import LOSSES, PREDICTION, TARGET
 from .network import Network
 from .spec import Spec
 
@@ -157,9 +159,11 @@ class Derivation:
 
     # -- the memo table ----------------------------------------------------------------
     @cached_property
-    def dL_dyhat(self) -> list[sympy.Expr]:
-        """∂L/∂ŷ_j, derived by SymPy from the loss table."""
-        return [sympy.diff(self.net.loss, p) for p in self.net.predictions]
+    def dL_dyhat(self) -> "PerOutput":
+        """∂L/∂ŷ_j (index j-1), derived by SymPy from the loss table's per-output term: one
+        differentiation for the whole layer, each output's entry a substitution made when asked."""
+        generic = self.loss.d_per_output(self.spec.n_outputs)
+        return PerOutput(generic, self.net.stand_ins, self.spec.n_outputs)
 
     def grad_output_definition(self, k: int, j: int) -> sympy.Expr:
         """∂L/∂O_kj: from the loss for the output layer, else Σ_m w^{k+1}_jm δ_{k+1,m}."""
@@ -186,10 +190,12 @@ class Derivation:
         reduce to ŷ - y here (the latter using Σ y = 1), by SymPy, not by a lookup."""
         L = self.net.depth
         act = self.net.activation(L)
-        outs = self.net.predictions
         if act.elementwise:
-            expr = self.dL_dyhat[j - 1] * derivative_at(act.name, outs[j - 1], nt.preactivation(L, j))
+            expr = self.dL_dyhat[j - 1] * derivative_at(act.name, self.net.O(L, j), nt.preactivation(L, j))
+        elif self.loss.one_hot and (coupled := self._one_hot_softmax_delta) is not None:
+            return coupled.xreplace(self.net.stand_ins(j))
         else:
+            outs = self.net.predictions
             expr = sympy.Add(*[self.dL_dyhat[m] * softmax_jacobian(outs, m, j - 1)
                                for m in range(len(outs))])
         expr = _shortest(expr)
@@ -197,6 +203,20 @@ class Derivation:
             collected = sympy.collect(sympy.expand(expr), outs[j - 1])
             expr = collected.subs(sympy.Add(*self.net.targets), 1)
         return expr
+
+    @cached_property
+    def _one_hot_softmax_delta(self) -> sympy.Expr | None:
+        """Softmax + a one-hot loss, in the stand-ins, width-free: δ_j = Σ_m g_m ŷ_m(δ_mj - ŷ_j)
+        = ŷ_j g_j - ŷ_j Σ_m ŷ_m g_m with g = ∂ℓ/∂ŷ.  SymPy cancels ŷ_m g_m; when that is c·y_m
+        (cce: -y_m), Σ_m ŷ_m g_m = c Σ_m y_m = c because the targets sum to one.  None when
+        the loss's term has no such form (the caller then sums over the outputs)."""
+        g = self.loss.d_per_output(self.spec.n_outputs)
+        share = sympy.cancel(PREDICTION * g)
+        c = sympy.diff(share, TARGET)
+        if c.free_symbols or sympy.expand(share - c * TARGET) != 0:
+            return None
+        expr = _shortest(PREDICTION * g - PREDICTION * c)
+        return sympy.collect(sympy.expand(expr), PREDICTION)
 
     @cached_property
     def deltas(self) -> dict[sympy.Symbol, sympy.Expr]:
@@ -316,6 +336,28 @@ class Derivation:
             top = Factor(sympy.Symbol("L"), self.net.O(L, last), self.dL_dyhat[last - 1])
             out.append([top] + [f for _, _, f in reversed(path)])
         return out
+
+
+class PerOutput(Sequence):
+    """∂L/∂ŷ_j for j = 1..n as a read-only sequence: one generic expression, each entry the
+    substitution of output j's target and prediction, made on access (O(1) per entry)."""
+
+    def __init__(self, generic: sympy.Expr, stand_ins: Callable[[int], dict], n: int):
+        self.generic, self._stand_ins, self._n = generic, stand_ins, n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._n))]
+        i = operator.index(index)
+        if not -self._n <= i < self._n:
+            raise IndexError(f"output {i} of {self._n}")
+        return self.generic.xreplace(self._stand_ins(i % self._n + 1))
+
+    def __repr__(self) -> str:
+        return f"PerOutput({self.generic}, n={self._n})"
 
 
 def _product(a: sympy.Symbol, b: sympy.Symbol) -> sympy.Mul:

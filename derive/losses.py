@@ -10,6 +10,7 @@ loss is the mean over rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -30,10 +31,31 @@ class Loss:
     def __repr__(self) -> str:
         return f"Loss({self.name!r})"
 
+    def per_output(self, n_outputs: int) -> sympy.Expr:
+        """One output's share of L in the stand-ins TARGET, PREDICTION: ℓ, or ℓ/n for a mean."""
+        term = self.term(TARGET, PREDICTION)
+        return term / n_outputs if self.mean_over_outputs else term
+
+    def d_per_output(self, n_outputs: int) -> sympy.Expr:
+        """∂L/∂ŷ_j in the stand-ins: SymPy differentiates ONE generic term, once; no other
+        output's term contains ŷ_j, so substituting (y_j, ŷ_j) for (TARGET, PREDICTION) gives
+        ∂L/∂ŷ_j at any width (differentiating the whole sum per output was O(width²))."""
+        return _d_per_output(self, n_outputs)
+
     def row(self, ys, yhats) -> sympy.Expr:
         """L of one row: the per-output terms summed (or averaged)."""
         total = sympy.Add(*[self.term(y, yh) for y, yh in zip(ys, yhats)])
         return total / len(ys) if self.mean_over_outputs else total
+
+
+#: The generic target and prediction of one output, substituted by (y_j, ŷ_j) per output.
+TARGET = sympy.Symbol("y_generic", real=True)
+PREDICTION = sympy.Symbol("yhat_generic", real=True)
+
+
+@lru_cache(maxsize=None)
+def _d_per_output(loss: "Loss", n_outputs: int) -> sympy.Expr:
+    return sympy.diff(loss.per_output(n_outputs), PREDICTION)
 
 
 def _log(P: np.ndarray) -> np.ndarray:

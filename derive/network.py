@@ -14,7 +14,7 @@ import sympy
 
 from . import notation as nt
 from .activations import ACTIVATIONS, numpy_forward
-from .losses import LOSSES
+from .losses import LOSSES, PREDICTION, TARGET
 from .spec import Spec
 
 
@@ -48,6 +48,10 @@ class Network:
     @property
     def predictions(self) -> list[sympy.Symbol]:
         return self.outputs(self.depth)
+
+    def stand_ins(self, j: int) -> dict[sympy.Symbol, sympy.Symbol]:
+        """Output j's target and prediction for the loss table's generic stand-ins."""
+        return {TARGET: nt.target(j), PREDICTION: self.O(self.depth, j)}
 
     def parameters(self, k: int | None = None) -> list[sympy.Symbol]:
         """Parameters in backprop order (output layer first), node by node: weights into

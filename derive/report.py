@@ -5,12 +5,32 @@ here builds a formula, it only lays out what :mod:`derivation` and :mod:`vectori
 """
 from __future__ import annotations
 
+import sympy
+
 from . import notation as nt
 from .budget import MAX_EXPANDED_TERMS, check_per_parameter, expanded_terms
 from .derivation import Derivation, Gradient
+from .losses import PREDICTION, TARGET
 from .vectorised import VectorisedForm
 
 FORMS = ("chain", "memoised", "formula", "expanded")
+#: Up to this many outputs L is printed term by term; past it, as Σ_j of the loss table's
+#: per-output term (printing a 100 000-term sum cost minutes and said nothing more).
+MAX_SPELLED_OUTPUTS = 10
+
+
+def loss_line(d: Derivation, tex: bool = False) -> str:
+    """The right-hand side of ``L = ...`` for one row, in text or LaTeX."""
+    p = d.printer
+    n = d.spec.n_outputs
+    if n <= MAX_SPELLED_OUTPUTS:
+        return p.latex(d.net.loss) if tex else p.text(d.net.loss)
+    term = d.loss.per_output(n).xreplace({
+        TARGET: sympy.Symbol("y_j", real=True),
+        PREDICTION: sympy.Symbol("yhat_j" if tex else "ŷ_j", real=True)})
+    if tex:
+        return rf"\sum_{{j=1}}^{{{n}}} {p.latex(term)}"
+    return f"Σ_{{j=1..{n}}} {p.text(term)}"
 
 
 def _frac(num, den, printer, tex: bool) -> str:
@@ -79,7 +99,7 @@ def as_dict(d: Derivation, vectorised: VectorisedForm | None, per_parameter: boo
         "spec": {"layers": list(spec.layers), "activations": list(spec.activations),
                  "loss": spec.loss, "bias": spec.bias},
         "n_parameters": spec.n_parameters,
-        "loss": {"text": p.text(d.net.loss), "latex": p.latex(d.net.loss)},
+        "loss": {"text": loss_line(d), "latex": loss_line(d, tex=True)},
         "warnings": list(d.warnings),
     }
     if per_parameter:
@@ -98,7 +118,7 @@ def as_text(d: Derivation, vectorised: VectorisedForm | None, per_parameter: boo
     p = d.printer
     spec = d.spec
     lines = [f"{spec.describe()}: {spec.n_parameters} parameters",
-             f"L = {p.text(d.net.loss)}   (one row; over a batch, the mean over rows)", ""]
+             f"L = {loss_line(d)}   (one row; over a batch, the mean over rows)", ""]
     lines += [f"warning: {w}" for w in d.warnings]
     if per_parameter:
         check_per_parameter(spec)
@@ -126,7 +146,7 @@ def as_latex(d: Derivation, vectorised: VectorisedForm | None, per_parameter: bo
     p = d.printer
     spec = d.spec
     out = [f"% backprop derive: {spec.describe()}", r"\begin{align*}",
-           f"L &= {p.latex(d.net.loss)} \\\\"]
+           f"L &= {loss_line(d, tex=True)} \\\\"]
     if per_parameter:
         check_per_parameter(spec)
         out += [f"{lhs} &= {rhs} \\\\" for lhs, rhs in delta_lines(d, tex=True)]
