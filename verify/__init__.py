@@ -50,6 +50,7 @@ from backprop.derive.spec import NOTES_2_2_1, Spec
 import sympy
 
 from . import notations
+from . import steps
 from .checker import Checker, Verdict
 from .latex_input import LOSS, Derivative, InputError, alias_name, parse_spec_directive, remarks_of, split_document
 from .notations import DEFAULT, NOTATIONS
@@ -110,6 +111,7 @@ def check_document(text: str, name: str = "<input>", spec: Spec | None = None, n
         if explain:
             v.read_as = read_as(c, eq)
         verdicts.append(v)
+    steps.annotate(doc.equations, verdicts, checker_for)  # multi-line derivations: first wrong step
     first = checker_for(doc.equations[0]).spec
     return FileReport(name, first, verdicts)
 
@@ -143,7 +145,7 @@ def _hint_other_notation(c: Checker, eq, v) -> None:
     from .latex_input import NotationPass
 
     chosen = c.reader.notation
-    mine = NotationPass(c.spec, chosen).stems_in(eq.source)
+    mine = NotationPass(c.spec, chosen).stems_in(eq.source) | {"y"}  # y is every book's
     try:
         for other in NOTATIONS.values():
             if other is chosen or not NotationPass(c.spec, other).stems_in(eq.source) - mine:

@@ -1014,9 +1014,10 @@ class Reader:
                     raise InputError(f"g^1(...) at column {t.col(i) + 1} does not say which activation: write "
                                      r"g'(z_{kj}) or the derivative out (O_{11}(1 - O_{11}), 1)", t.col(i))
                 if gm and not gm.group(1):
-                    close = group_end(s, gm.end() - 1)
-                    if close > 0 and "_" not in s[gm.end():close] and "^" not in s[gm.end():close]:
-                        raise InputError(f"g'({s[gm.end():close - 1].strip()}) at column {t.col(i) + 1} does not say "
+                    open_ = i + gm.end() - 1
+                    close = group_end(s, open_)
+                    if close > 0 and "_" not in s[open_:close] and "^" not in s[open_:close]:
+                        raise InputError(f"g'({s[open_ + 1:close - 1].strip()}) at column {t.col(i) + 1} does not say "
                                          "which node, so not which activation: write g'(z_{kj}) (the layer's "
                                          "activation comes from the spec)", t.col(i))
                 if gm and gm.group(1):
@@ -1156,7 +1157,8 @@ class Reader:
         text = replaced.s
         # primes: \sigma'(u) and \sigma^{\prime}(u) both mean the sigmoid's derivative
         if re.search(r"\\(?:Xi|Upsilon)(?![a-zA-Z])", replaced.s):
-            raise InputError(r"\Xi and \Upsilon are not in the network", t.col(0))
+            m = re.search(r"\\(?:Xi|Upsilon)(?![a-zA-Z])", t.s)
+            raise InputError(f"{m.group() if m else 'a Greek capital'} is not in the network", t.col(0))
         # primes: σ'(u) is Ξ(u), g'(u)/f'(u)/h'(u) Υ(u) for the parser (single-letter names
         # are read as functions); _finish gives them their meaning
         text_t = replaced.sub(r"\\sigma\s*(?:'|\^\s*\{?\s*\\prime\s*\}?)", r"\Xi ")
