@@ -143,6 +143,18 @@ def show(v: sympy.Expr, digits: int = 12) -> float | str:
     return float(f"{f:.{digits}g}")
 
 
+_T = sympy.Symbol("t", real=True)
+
+
+def _apply(f: sympy.Expr, zv: sympy.Expr) -> sympy.Expr:
+    """f(t) at a finite number t = zv; Max/Min compared directly (SymPy's own is ~1 ms each)."""
+    if isinstance(f, (sympy.Max, sympy.Min)):
+        vals = [_apply(a, zv) for a in f.args]
+        if all(is_finite_real(v) for v in vals):
+            return max(vals) if isinstance(f, sympy.Max) else min(vals)
+    return numeric(f.xreplace({_T: zv}))
+
+
 # -- the network at one point ---------------------------------------------------------------
 class Evaluator:
     """Forward values (z and O of every node) at exact points, and expressions evaluated there."""
@@ -150,6 +162,7 @@ class Evaluator:
     def __init__(self, net):
         self.net = net
         self.spec = net.spec
+        self._shapes: dict = {}
 
     def forward(self, point: dict) -> dict:
         """point (x, w, b, y as exact numbers) -> every symbol's value, nodes included."""
@@ -161,7 +174,8 @@ class Evaluator:
                 values[nt.preactivation(k, j)] = zv
             act = self.net.activation(k)
             if act.elementwise:
-                outs = [numeric(act.sym(zv)) if is_finite_real(zv) else sympy.nan for zv in zs]
+                f = self._shape(act)
+                outs = [_apply(f, zv) if is_finite_real(zv) else sympy.nan for zv in zs]
             else:
                 top = max(zs, key=lambda v: v if is_finite_real(v) else 0)
                 exps = [sympy.exp(zv - top) for zv in zs]
@@ -170,6 +184,12 @@ class Evaluator:
             for j, ov in enumerate(outs, start=1):
                 values[self.net.O(k, j)] = ov
         return values
+
+    def _shape(self, act) -> sympy.Expr:
+        """The activation as a formula in :data:`_T` (built once: Max(0, z) per number is slow)."""
+        if act.name not in self._shapes:
+            self._shapes[act.name] = act.sym(_T)
+        return self._shapes[act.name]
 
     def value(self, expr: sympy.Expr, values: dict) -> sympy.Expr:
         missing = [s for s in expr.free_symbols if s not in values]
