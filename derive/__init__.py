@@ -10,7 +10,7 @@ Data flows one way: :mod:`spec` → :mod:`network` (forward definitions) → :mo
 """
 from .activations import ACTIVATIONS
 from .derivation import Derivation, Factor, Gradient, derive, numeric_gradients
-from .errors import UserError
+from .errors import UserError, UserTypeError
 from .losses import LOSSES
 from .network import Network
 from .spec import NOTES_2_2_1, Spec, load_toml, make_spec
@@ -18,6 +18,6 @@ from .vectorised import VectorisedForm, vectorise
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "NOTES_2_2_1", "Derivation", "Factor", "Gradient", "Network",
-    "Spec", "UserError", "VectorisedForm", "derive", "load_toml", "make_spec",
+    "Spec", "UserError", "UserTypeError", "VectorisedForm", "derive", "load_toml", "make_spec",
     "numeric_gradients", "vectorise",
 ]

@@ -19,11 +19,29 @@ def paths_to_loss(spec: Spec, k: int) -> int:
 
 
 def formula_terms(spec: Spec) -> int:
-    """Approximate number of terms in all per-parameter formulas in the notes' vocabulary."""
-    total = 0
-    for k, (w, b) in enumerate(spec.parameter_counts(), start=1):
-        total += (w + b) * paths_to_loss(spec, k) * (spec.depth - k + 1)
+    """Approximate number of terms in all per-parameter formulas in the notes' vocabulary
+    (an exact int however large; the paths after each layer are one running product)."""
+    total, paths = 0, 1
+    counts = spec.parameter_counts()
+    for k in range(spec.depth, 0, -1):  # paths = product of the widths after layer k
+        w, b = counts[k - 1]
+        total += (w + b) * paths * (spec.depth - k + 1)
+        paths *= spec.layers[k]
     return total
+
+
+def _widths(spec: Spec) -> str:
+    """2-2-1, or 2-1000-1000-…-1 (122 layers) when the list is long."""
+    if len(spec.layers) <= 8:
+        return "-".join(map(str, spec.layers))
+    return "-".join(map(str, spec.layers[:3])) + f"-…-{spec.layers[-1]} ({len(spec.layers)} layers)"
+
+
+def approx(n: int | float) -> str:
+    """A count for a message, about two digits: 2.4e+06, or 10^357 past what a float holds."""
+    if n < 1e300:
+        return f"{n:.2g}"
+    return f"10^{math.floor(math.log10(n))}"
 
 
 def expanded_terms(spec: Spec, k: int) -> int:
@@ -42,7 +60,7 @@ def check_per_parameter(spec: Spec, hint: str = VECTORISED_HINT) -> None:
     terms = formula_terms(spec)
     if terms > MAX_TERMS:
         raise UserError(
-            f"per-parameter formulas for {'-'.join(map(str, spec.layers))} "
-            f"({spec.n_parameters:,} parameters) would need about {terms:.2g} terms "
-            f"(~{terms * 60 / 1e9:.2g} GB of text); {hint}"
+            f"per-parameter formulas for {_widths(spec)} "
+            f"({spec.n_parameters:,} parameters) would need about {approx(terms)} terms "
+            f"(~{approx(terms * 60 / 1e9 if terms < 1e300 else terms * 60 // 10**9)} GB of text; at most {MAX_TERMS:,} terms); {hint}"
         )

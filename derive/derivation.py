@@ -30,6 +30,7 @@ from sympy.core.mul import _mulsort
 from . import notation as nt
 from .activations import derivative_at, passes_no_gradient, softmax_jacobian
 from .losses import LOSSES, PREDICTION, TARGET
+from .errors import UserTypeError
 from .network import Network
 from .spec import Spec
 
@@ -128,6 +129,9 @@ class Derivation:
     """All gradients of a network: the memoised δ table and one Gradient per parameter."""
 
     def __init__(self, spec_or_network: Spec | Network):
+        if not isinstance(spec_or_network, (Spec, Network)):
+            raise UserTypeError(f"derive() takes a Spec, e.g. derive(make_spec('2-2-1', 'linear', 'se')), "
+                                f"got {type(spec_or_network).__name__}")
         self.net = spec_or_network if isinstance(spec_or_network, Network) else Network(spec_or_network)
         self.spec = self.net.spec
         self.loss = LOSSES[self.spec.loss]

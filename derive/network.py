@@ -15,6 +15,7 @@ import sympy
 from . import notation as nt
 from .activations import ACTIVATIONS, numpy_forward
 from .losses import LOSSES, PREDICTION, TARGET
+from .errors import UserTypeError
 from .spec import Spec
 
 
@@ -22,6 +23,8 @@ class Network:
     """The symbols and forward definitions of a Spec, in the notes' notation."""
 
     def __init__(self, spec: Spec):
+        if not isinstance(spec, Spec):
+            raise UserTypeError(f"Network() takes a Spec, got {type(spec).__name__}")
         self.spec = spec
         self.depth = spec.depth
         self.single_output = spec.n_outputs == 1

@@ -7,12 +7,16 @@ file (``layers = [2, 2, 1]``, ``activations = ["linear", "linear"]``, ``loss = "
 from __future__ import annotations
 
 import hashlib
+import numbers
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .activations import ACTIVATIONS
-from .errors import UserError
+from .errors import UserError, UserTypeError
 from .losses import LOSSES
 from .userfile import read_text
 
@@ -22,6 +26,8 @@ NOTES_2_2_1 = dict(layers=(2, 2, 1), activations=("linear", "linear"), loss="se"
 _TOML_KEYS = {"layers", "activations", "loss", "bias"}
 #: Largest spec file read (a spec is four short lines; this bounds reading /dev/zero or a mistake).
 MAX_SPEC_BYTES = 100_000
+#: Most digits in one layer width (10^100 nodes is no network; int() itself stops at 4 300).
+MAX_WIDTH_DIGITS = 100
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class Spec:
     bias: bool = True
 
     def __post_init__(self):
+        _normalise(self)
         _validate(self)
 
     @property
@@ -96,6 +103,42 @@ def _names(table) -> str:
     return ", ".join(sorted(table))
 
 
+def _whole(value, what: str) -> int:
+    """An int from an int or a NumPy integer (not a bool, not a float), else UserTypeError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise UserTypeError(f"{what} must be whole numbers, got {value!r} ({type(value).__name__})")
+    return int(value)
+
+
+def _flag(value, what: str) -> bool:
+    """A bool from a bool or a NumPy bool, else UserTypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise UserTypeError(f"{what} must be true or false, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def _sequence(value, what: str, example: str) -> tuple:
+    """A tuple from a list/tuple/array (not a string, mapping or set), else UserTypeError."""
+    if isinstance(value, (str, bytes, dict, set, frozenset)) or not isinstance(value, (Sequence, np.ndarray)):
+        raise UserTypeError(f"{what} must be a sequence such as {example}, got {type(value).__name__}")
+    return tuple(value.tolist() if isinstance(value, np.ndarray) else value)
+
+
+def _normalise(spec: Spec) -> None:
+    """Store plain, immutable values: tuples of int and str, a bool (a list or a NumPy value
+    given to the constructor would otherwise stay mutable or compare oddly afterwards)."""
+    layers = tuple(_whole(w, "layer widths") for w in _sequence(spec.layers, "layers", "(2, 2, 1)"))
+    acts = _sequence(spec.activations, "activations", '("linear", "linear")')
+    for name in acts:
+        if not isinstance(name, str):
+            raise UserTypeError(f"activation names must be strings, got {name!r} ({type(name).__name__})")
+    if not isinstance(spec.loss, str):
+        raise UserTypeError(f"loss must be a name such as 'se', got {spec.loss!r} ({type(spec.loss).__name__})")
+    for key, value in (("layers", layers), ("activations", tuple(map(str, acts))),
+                       ("loss", str(spec.loss)), ("bias", _flag(spec.bias, "bias"))):
+        object.__setattr__(spec, key, value)
+
+
 def _validate(spec: Spec) -> None:
     if len(spec.layers) < 2:
         raise UserError(
@@ -103,7 +146,7 @@ def _validate(spec: Spec) -> None:
             "width(s); write e.g. --layers 2-2-1"
         )
     for width in spec.layers:
-        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        if width < 1:
             raise UserError(f"layer widths must be positive integers, got {width!r}")
     if len(spec.activations) != spec.depth:
         raise UserError(
@@ -120,8 +163,6 @@ def _validate(spec: Spec) -> None:
             )
     if spec.loss not in LOSSES:
         raise UserError(f"unknown loss {spec.loss!r}; known: {_names(LOSSES)}")
-    if not isinstance(spec.bias, bool):
-        raise UserError(f"bias must be true or false, got {spec.bias!r}")
 
 
 def parse_layers(text: str) -> tuple[int, ...]:
@@ -130,20 +171,29 @@ def parse_layers(text: str) -> tuple[int, ...]:
     widths = []
     for part in parts:
         part = part.strip()
-        if not part.isdigit() or int(part) < 1:
+        if len(part) > MAX_WIDTH_DIGITS and part.isascii() and part.isdigit():
+            raise UserError(f"a layer width of {len(part):,} digits is too large: widths have at most "
+                            f"{MAX_WIDTH_DIGITS} digits")
+        # ASCII digits only: '²'.isdigit() is True but int('²') fails
+        if not (part.isascii() and part.isdigit()) or int(part) < 1:
             raise UserError(
-                f"layer widths must be positive integers separated by '-', got {text!r}"
+                f"layer widths must be positive integers (digits 0-9) separated by '-', got {_short(text)!r}"
             )
         widths.append(int(part))
     return tuple(widths)
 
 
+def _short(text: str, limit: int = 60) -> str:
+    """A user's text cut for an error message."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def make_spec(layers, activations, loss: str, bias: bool = True) -> Spec:
     """Build a Spec from loose values: a layers string or sequence, one or many activations."""
-    widths = parse_layers(layers) if isinstance(layers, str) else tuple(layers)
+    widths = parse_layers(layers) if isinstance(layers, str) else _sequence(layers, "layers", "'2-2-1' or (2, 2, 1)")
     if isinstance(activations, str):
         activations = [a.strip() for a in activations.split(",")]
-    activations = tuple(activations)
+    activations = _sequence(activations, "activations", "'relu' or ('relu', 'sigmoid')")
     depth = len(widths) - 1
     if len(activations) == 1 and depth > 1:
         activations = activations * depth

@@ -19,6 +19,7 @@ import sympy
 from . import notation as nt
 from .activations import ACTIVATIONS, a, derivative, z
 from .derivation import Derivation
+from .errors import UserTypeError
 from .losses import LOSSES
 from .spec import Spec
 
@@ -160,5 +161,8 @@ class VectorisedForm:
 
 def vectorise(spec_or_derivation: Spec | Derivation) -> VectorisedForm:
     """The matrix form of a spec's derivation (cheap at any width)."""
+    if not isinstance(spec_or_derivation, (Spec, Derivation)):
+        raise UserTypeError(f"vectorise() takes a Spec or a Derivation, e.g. vectorise(make_spec('2-2-1', "
+                            f"'linear', 'se')), got {type(spec_or_derivation).__name__}")
     d = spec_or_derivation if isinstance(spec_or_derivation, Derivation) else Derivation(spec_or_derivation)
     return VectorisedForm(d)

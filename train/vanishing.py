@@ -43,13 +43,15 @@ class Run:
     def ratio(self) -> float:
         """‖∂L/∂W^1‖ / ‖∂L/∂W^L‖ at the initial weights."""
         first = self.history.grad_norms[0]
-        return first[0] / first[-1] if first[-1] > 0 else float("inf")
+        if first[-1] > 0:
+            return first[0] / first[-1]
+        return float("inf") if first[0] > 0 else float("nan")  # 0/0: no gradient anywhere
 
     def row(self) -> dict:
         norms = np.asarray(self.history.grad_norms)
         return {"activation": self.activation, "init": self.init,
                 "first_epoch": norms[0].tolist(), "last_epoch": norms[-1].tolist(),
-                "ratio_first_to_last_layer": self.ratio,
+                "ratio_first_to_last_layer": self.ratio if np.isfinite(self.ratio) else None,
                 "loss_initial": self.history.losses[0], "loss_final": self.history.losses[-1]}
 
 
@@ -68,6 +70,8 @@ def run_all(layers: str, activations, inits, *, epochs: int = 20, lr: float = 0.
     if len(widths) < 3:
         raise UserError(f"vanishing gradients need hidden layers; {'-'.join(map(str, widths))} has "
                         "none, try --layers 2-8-8-8-8-8-1")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise UserError(f"the seed must be a whole number >= 0, got {seed!r}")
     for init in inits:
         if init not in runner.INIT_SCHEMES:
             raise UserError(f"unknown initialisation {init!r}; choose {', '.join(runner.INIT_SCHEMES)}")
@@ -109,6 +113,9 @@ def verdict(run: Run) -> str:
     if top < 1e-6:
         return (f"{run.activation} + {run.init}: every layer's gradient is tiny (at most {top:.1e}): "
                 "weights this small pass no signal — vanishing everywhere")
+    if r == 0:  # e.g. step: its derivative is 0, so nothing reaches layer 1
+        return (f"{run.activation} + {run.init}: layer 1 gets no gradient at all (the last layer gets "
+                f"{run.history.grad_norms[0][-1]:.1e}) — vanishing completely")
     if r < 0.1:
         return (f"{run.activation} + {run.init}: layer 1 gets {1 / r:.3g}× less gradient than the "
                 "last layer — vanishing")
