@@ -71,9 +71,18 @@ def _raise_terminated(signum, frame):
     raise Terminated(signum)
 
 
+#: Imported before the handlers are installed: an exception raised by a signal handler while
+#: a C extension initialises (numpy.random's Cython modules, imported lazily by the first
+#: ``default_rng``) can be swallowed there, and the run would go on as if never signalled.
+PRELOAD = ("numpy.random",)
+
+
 @contextlib.contextmanager
 def _signals_unwind():
     """SIGTERM/SIGHUP raise :class:`Terminated` while the command runs (main thread only)."""
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
     previous = {}
     try:
         for sig in TERMINATING:

@@ -37,7 +37,8 @@ def add_arguments(parser) -> None:
                         help="instead of --data: a synthetic regression set of N rows")
     add_run_arguments(parser, gd=False)
     o = parser.add_argument_group("output")
-    o.add_argument("--plot", metavar="PNG", help="loss vs epochs and loss vs wall time")
+    o.add_argument("--plot", metavar="FILE", help="loss vs epochs and loss vs wall time "
+                   "(.png, .svg or .pdf)")
     o.add_argument("--json", action="store_true", help="print the table as JSON")
     o.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     o.add_argument("--force", action="store_true", help="replace an existing plot")

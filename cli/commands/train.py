@@ -79,7 +79,8 @@ def add_arguments(parser) -> None:
     o = parser.add_argument_group("output")
     o.add_argument("--params-out", metavar="JSON", help="write the trained parameters")
     o.add_argument("--history", metavar="CSV", help="write epoch,loss,seconds per epoch")
-    o.add_argument("--plot", metavar="PNG", help="plot loss per epoch and weights per epoch")
+    o.add_argument("--plot", metavar="FILE", help="plot loss per epoch and weights per epoch "
+                   "(.png, .svg or .pdf)")
     o.add_argument("--grad-norms", action="store_true",
                    help="record ‖∂L/∂W^k‖ per layer each epoch (in --history, --plot, --json)")
     o.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
