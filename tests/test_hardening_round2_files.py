@@ -404,3 +404,18 @@ def test_negative_seed_is_one_line_exit_2(argv, monkeypatch, tmp_path, capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2 and _one_line(err) and "--seed: expected a whole number >= 0" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_compare_gd_json_is_strict_when_a_variant_diverges(cli):
+    status, out, err = cli("compare-gd", "--example", "notes-iq-cgpa", "--lr", "50", "--epochs", "5",
+                           "--json")
+    assert status == 0
+
+    def no_constants(name):
+        raise AssertionError(f"invalid JSON token {name}")
+
+    report = json.loads(out, parse_constant=no_constants)
+    diverged = [row for row in report["table"] if row["diverged_at"] is not None]
+    assert diverged
+    for row in diverged:
+        assert report["losses"][row["variant"]][row["diverged_at"]] is None
