@@ -270,7 +270,8 @@ def test_derive_latex_reads_back_all_correct(spec):
        loss=st.sampled_from(["se", "half_se", "mse", "bce", "hinge"]))
 def test_round_trip_property(widths, hidden, loss):
     out = "sigmoid" if loss == "bce" else "linear"
-    _round_trip(("-".join(map(str, widths + [1])), f"{hidden},{out}", loss))
+    acts = ",".join([hidden] * (len(widths) - 1) + [out])
+    _round_trip(("-".join(map(str, widths + [1])), acts, loss))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -36,6 +36,11 @@ start with ``%`` are comments, except these directives:
     how vectors are laid out in matrix equations from here on (the notes write σ(W^T x + b)
     with columns; ``backprop derive --vectorised`` prints rows).
 
+Notation: ``check_document(..., notation="nielsen")`` (``--notation``) reads another book's
+symbols (:mod:`backprop.verify.notations`); a line that cannot be read in the chosen notation
+but reads in another says which.  ``explain=True`` (``--explain``) gives each verdict a
+``read_as``: the equation as it was read, printed back in the notes' notation.
+
 Verdicts are described in :mod:`backprop.verify.checker`; exit codes in
 :mod:`backprop.verify.report`.
 """

@@ -5,9 +5,21 @@ everything it cannot: the notes' indexed names, derivative fractions and layout.
 
 The pre-pass, per equation
 --------------------------
+0. **Other spellings** become the notes' own (per segment, :meth:`Reader.prepare`): the
+   chosen notation profile's names (:mod:`backprop.verify.notations`: Nielsen's a^l_j,
+   w^l_{jk}, C; Ng's a^{[l]}_j, dW, dz, J; Bishop's a_j, z_j, w_{ji}, t_k, E_n; Mazur's
+   net_{h1}, out_{o1}, w_5, E_{total}); in every profile ``w^{(2)}_{11}``/``w^{[2]}_{11}``,
+   ``\frac{dL}{dw}``, ``\partial L/\partial w``, ``\|y - \hat{y}\|^2``, sums over nodes
+   (``\sum_{j=1}^{2}``, ``\sum_k`` with the range read from the names in the body) written
+   out term by term, ``\mathbb{1}[z>0]``/``H(z)`` as steps, and a segment ``\delta_{kj}``
+   as ∂L/∂z_kj.  ``\sigma'(u)`` is the sigmoid's derivative AT u; ``g'(u)``, ``f'(u)``,
+   ``h'(u)`` the derivative of the activation of u's layer (from the spec) at u.  Files:
+   ``align``/``aligned`` rows split at ``\\``, a row starting ``&=`` continuing the chain
+   above, ``A = B,\quad C = D`` two equations (:func:`block_rows`).
 1. **Layout** is dropped: ``\boxed{X}`` → X, ``\underbrace{X}_{...}`` → X, ``\left( \right)``,
    ``\therefore``, ``\textcircled{1}``/①, ``\quad``, ``\space``, ``&``, ``\\``, aligned
-   environments, a trailing ``,`` or ``.``.  Unicode ``ŷ ∂ · × σ γ θ ω`` become LaTeX.  A
+   environments, a trailing ``,`` or ``.``, a trailing ``\text{...}`` remark (the verdict
+   notes it).  ``1.76e2``, ``1e-3`` are numbers (1.76·10², not 1.76·e·2).  Unicode ``ŷ ∂ · × σ γ θ ω`` become LaTeX.  A
    ``\begin{cases} A & \text{for} C \\ B & \text{otherwise} \end{cases}`` block (as SymPy
    prints leaky relu's derivative) becomes a Piecewise.
 2. **Relations** split the equation at top level: ``=``, ``\rightarrow``/``\to`` (the
@@ -419,19 +431,7 @@ class NotationPass:
             if not stem_ok:
                 i += 1
                 continue
-            scripts, j = [], m.end()
-            while True:
-                k = j
-                while k < len(s) and s[k] == " ":
-                    k += 1
-                if k < len(s) and s[k] in "^_" and len(scripts) < 2:
-                    sc = _script(s, k + 1)
-                    if sc is None:
-                        break
-                    scripts.append((s[k], sc[0], sc[1]))
-                    j = sc[1]
-                else:
-                    break
+            scripts = scripts_after(s, m.end(), most=2)
             out = table[m.group()](scripts)
             if out is None:
                 i = m.end()
@@ -449,24 +449,14 @@ def _name_end(s: str, i: int) -> int:
     m = re.compile(r"\\(?:hat|widehat|mathcal|mathit|mathrm)\s*\{[^{}]*\}|\\[a-zA-Z]+|[A-Za-z]+").match(s, i)
     if not m:
         return i
-    j = m.end()
-    while True:
-        k = j
-        while k < len(s) and s[k] == " ":
-            k += 1
-        if k < len(s) and s[k] in "^_":
-            sc = _script(s, k + 1)
-            if sc is None:
-                return j
-            j = sc[1]
-        else:
-            return j
+    scripts = scripts_after(s, m.end())
+    return scripts[-1][2] if scripts else m.end()
 
 
 def derivative_spellings(t: Text) -> Text:
     r"""``\frac{dL}{dw}``, ``\frac{d L}{d w}`` and ``\partial L/\partial w`` →
     ``\frac{\partial L}{\partial w}``."""
-    t = t.sub(r"\\frac\s*\{\s*(?:\\mathrm\s*\{d\}|d)(?=\s*[A-Za-z\\(])(?P<num>[^{}]*(?:\{[^{}]*\}[^{}]*)*)\}\s*"
+    t = t.sub(r"\\frac\s*\{\s*(?:\\mathrm\s*\{d\}|d)(?=\s*[A-Za-z\\(}])(?P<num>[^{}]*(?:\{[^{}]*\}[^{}]*)*)\}\s*"
               r"\{\s*(?:\\mathrm\s*\{d\}|d)(?=\s*[A-Za-z\\])(?P<den>[^{}]*(?:\{[^{}]*\}[^{}]*)*)\}",
               lambda m: rf"\frac{{\partial {m.group('num').strip()}}}{{\partial {m.group('den').strip()}}}")
     s, edits, i = t.s, [], 0
@@ -723,6 +713,23 @@ def _script(s: str, i: int) -> tuple[str, int] | None:
     return m.group(), i + m.end()
 
 
+def scripts_after(s: str, j: int, most: int | None = None) -> list[tuple[str, str, int]]:
+    """The ^ and _ groups right after a stem ending at s[j]: [(kind, content, end)]."""
+    scripts: list[tuple[str, str, int]] = []
+    while most is None or len(scripts) < most:
+        k = j
+        while k < len(s) and s[k] == " ":
+            k += 1
+        if k >= len(s) or s[k] not in "^_":
+            break
+        sc = _script(s, k + 1)
+        if sc is None:
+            break
+        scripts.append((s[k], sc[0], sc[1]))
+        j = sc[1]
+    return scripts
+
+
 def _indices(content: str) -> tuple[int, ...] | None:
     """'11' -> (1, 1); '1,10' -> (1, 10); anything with letters -> None."""
     content = content.replace(" ", "")
@@ -946,21 +953,7 @@ class Reader:
         m = _STEM.match(s, i)
         tok = re.sub(r"\s+", "", m.group())
         tok = r"\hat" if tok.startswith(r"\hat") or tok.startswith(r"\widehat") else tok
-        j = m.end()
-        scripts = []
-        while True:
-            k = j
-            while k < len(s) and s[k] == " ":
-                k += 1
-            if k < len(s) and s[k] in "^_":
-                sc = _script(s, k + 1)
-                if sc is None:
-                    break
-                scripts.append((s[k], sc[0], sc[1]))
-                j = sc[1]
-            else:
-                break
-        return tok, scripts, m.end()
+        return tok, scripts_after(s, m.end()), m.end()
 
     def replace_names(self, t: Text, aliases: Aliases, unknowns: list[Unknown], mode: str = "") -> Text:
         """Every network name -> \\mathit{alias}; derivative fractions too (recursively)."""
