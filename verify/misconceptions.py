@@ -6,7 +6,17 @@ checker, so they never change; a new slip is one new entry in :data:`SLIPS`.
 """
 from __future__ import annotations
 
+import math
+import random
+import zlib
 from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import sympy
+
+from backprop.derive import notation as nt
+from backprop.derive.activations import ACTIVATIONS, a as _a, derivative, derivative_at, z as _z
 
 
 @dataclass(frozen=True)
@@ -80,18 +90,9 @@ def get(slip_id: str) -> dict:
 # The matrix-form slips (transposes, ⊙ vs product, 1/n over rows, bias sums) have no scalar
 # reading; their ids label matrix-form verdicts (:mod:`backprop.verify.matrix_form`).
 
-import math
-import random
-import zlib
-from typing import Callable, Iterator
-
-import sympy
-
-from backprop.derive import notation as nt
-from backprop.derive.activations import ACTIVATIONS, derivative, derivative_at, z as _z
-
-#: Points a candidate must match the claim at (continuous random values, seeded by the claim).
-N_POINTS = 3
+#: Points a candidate must match the claim at (continuous random values, seeded by the claim;
+#: enough that a relu node is alive at some of them).
+N_POINTS = 8
 REL_TOL = 1e-9
 
 
@@ -100,7 +101,11 @@ class Truth:
     a slip can replace: δ of the output (``dout``), g' of a hidden node (``gp``), the weight
     on an edge (``weight``), and the input the parameter multiplies (``local``)."""
 
-    def __init__(self, derivation, parameter: sympy.Symbol):
+    def __init__(self, derivation, parameter: sympy.Symbol, points: "_Points | None" = None):
+        """Symbolic candidates, or (with ``points``) their values there as NumPy arrays:
+        the same path sums with every factor evaluated once (fast enough to try them all)."""
+        self.points = points
+        self._values: dict = {}
         self.d = derivation
         self.net = derivation.net
         self.spec = derivation.spec
@@ -120,6 +125,20 @@ class Truth:
             out = [p + (m,) for p in out for m in range(1, layers[l] + 1)]
         return iter(out)
 
+    def val(self, expr):
+        """expr itself (symbolic) or its values at the points (numeric, memoised)."""
+        if self.points is None:
+            return expr
+        if expr not in self._values:
+            got = self.points.values(sympy.sympify(expr))
+            self._values[expr] = np.full(len(self.points.full), np.nan) if got is None else np.array(got)
+        return self._values[expr]
+
+    @property
+    def F(self):
+        """The true gradient (symbolic or its values)."""
+        return self.val(self.formula)
+
     # the hooks, as the derivation has them
     def dout(self, m: int) -> sympy.Expr:
         return self.d.resolved_delta(self.net.depth, m)
@@ -136,15 +155,16 @@ class Truth:
     def build(self, dout=None, gp=None, weight=None, local=None, keep=None) -> sympy.Expr:
         """Σ over paths of δ_L · Π (g' w) · local, with any hook replaced (``keep`` filters paths)."""
         dout, gp, weight = dout or self.dout, gp or self.gp, weight or self.weight
+        val = self.val
         total = sympy.S.Zero
         for n, path in enumerate(self.paths):
             if keep is not None and not keep(n):
                 continue
-            term = dout(path[-1])
+            term = val(dout(path[-1]))
             for pos, l in enumerate(range(self.k, self.net.depth)):
-                term *= gp(l, path[pos]) * weight(l + 1, path[pos], path[pos + 1])
-            total += term
-        return total * (self.local() if local is None else local)
+                term = term * val(gp(l, path[pos])) * val(weight(l + 1, path[pos], path[pos + 1]))
+            total = total + term
+        return total * val(self.local() if local is None else local)
 
     def tex(self, expr) -> str:
         return self.d.printer.latex(expr)
@@ -168,16 +188,11 @@ def _gp_z_form(name: str) -> sympy.Expr | None:
     """g' written in the pre-activation z (σ(z)(1-σ(z)), 1 - tanh²z), or None where it is
     the same written in the output (linear, relu) or constant."""
     d_out, var = derivative(name)
-    if var is not _a() or d_out.is_number:
+    if var is not _a or d_out.is_number:
         return None
     act = ACTIVATIONS[name]
     d_z = sympy.diff(act.sym(_z), _z)
     return d_z if d_z.has(_z) else None
-
-
-def _a():
-    from backprop.derive.activations import a
-    return a
 
 
 def _hidden_layers(t: Truth) -> range:
@@ -270,7 +285,7 @@ def _transposed_indices(t: Truth) -> list[Candidate]:
                                            "swapped (w_ji for w_ij)"))
     if t.i is not None and t.i != t.j and t.weight_ok(t.k, t.j, t.i):
         other = t.d.gradient(nt.weight(t.k, t.j, t.i))
-        out.append((other.formula, f"the claim is ∂L/∂w^{t.k}_{t.j}{t.i}: the indices of w^{t.k}_{t.i}{t.j} "
+        out.append((t.val(other.formula), f"the claim is ∂L/∂w^{t.k}_{t.j}{t.i}: the indices of w^{t.k}_{t.i}{t.j} "
                                    "are swapped"))
         if t.j <= t.spec.layers[t.k - 1]:
             out.append((t.build(local=t.net.O(t.k - 1, t.j)),
@@ -297,13 +312,19 @@ def _dl_dyhat(t: Truth, scale) -> str:
     return f"∂L/∂ŷ is multiplied by {t.tex(scale)}"
 
 
+#: Losses with the ½ convention question: (y - ŷ)² or ½(y - ŷ)².
+_SQUARED = ("se", "half_se", "mse")
+
+
 def _sign_error(t: Truth) -> list[Candidate]:
-    return [(-t.formula, _dl_dyhat(t, -1) + ": the sign is wrong")]
+    return [(-t.F, _dl_dyhat(t, -1) + ": the sign is wrong")]
 
 
 def _factor_two(t: Truth) -> list[Candidate]:
-    return [(2 * t.formula, _dl_dyhat(t, 2) + ": a factor 2 the loss convention does not give"),
-            (t.formula / 2, _dl_dyhat(t, sympy.S.Half) + ": the factor 2 of the loss is missing")]
+    if t.spec.loss not in _SQUARED:
+        return []
+    return [(2 * t.F, _dl_dyhat(t, 2) + ": a factor 2 the loss convention does not give"),
+            (t.F / 2, _dl_dyhat(t, sympy.S.Half) + ": the factor 2 of the loss is missing")]
 
 
 def _mean(t: Truth, missing: bool) -> list[Candidate]:
@@ -312,9 +333,9 @@ def _mean(t: Truth, missing: bool) -> list[Candidate]:
         return []
     averaged = getattr(t.d.loss, "mean_over_outputs", False)
     if missing and averaged:
-        return [(t.formula * n, f"the loss averages over the {n} outputs: the factor 1/{n} is missing")]
+        return [(t.F * n, f"the loss averages over the {n} outputs: the factor 1/{n} is missing")]
     if not missing and not averaged:
-        return [(t.formula / n, f"the loss sums over the {n} outputs: there is no factor 1/{n}")]
+        return [(t.F / n, f"the loss sums over the {n} outputs: there is no factor 1/{n}")]
     return []
 
 
@@ -322,7 +343,7 @@ def _bias_extra_input(t: Truth) -> list[Candidate]:
     if t.i is not None:
         return []
     z = nt.preactivation(t.k, t.j)
-    return [(t.formula * t.net.O(t.k - 1, i), f"the factor {t.frac(z, t.parameter)} is 1, the claim has "
+    return [(t.F * t.val(t.net.O(t.k - 1, i)), f"the factor {t.frac(z, t.parameter)} is 1, the claim has "
              f"{t.tex(t.net.O(t.k - 1, i))} (the input a weight multiplies, not the bias)")
             for i in range(1, t.spec.layers[t.k - 1] + 1)]
 
@@ -341,8 +362,10 @@ APPLY: dict[str, Callable[[Truth], list[Candidate]]] = {
     "missing_path": _missing_path,
     "bias_extra_input": _bias_extra_input,
     "sign_error": _sign_error,
-    "factor_two": _factor_two,
+    # with two outputs, x2 and /2 are also a mean over outputs: a loss that averages (mse)
+    # blames its mean first, a loss that sums (se, half_se) the 2 vs ½ convention first
     "missing_mean": lambda t: _mean(t, True),
+    "factor_two": _factor_two,
     "extra_mean": lambda t: _mean(t, False),
     "missing_transpose": _matrix_only,
     "extra_transpose": _matrix_only,
@@ -352,10 +375,10 @@ APPLY: dict[str, Callable[[Truth], list[Candidate]]] = {
 assert set(APPLY) == set(SLIPS)
 
 
-def candidates(derivation, parameter) -> Iterator[tuple[str, sympy.Expr, str]]:
-    """(slip id, wrong formula, where) for every slip applied to ∂L/∂parameter; candidates
-    that equal the truth (a slip that changes nothing on this network) are left out."""
-    t = Truth(derivation, parameter)
+def candidates(derivation, parameter, points: "_Points | None" = None) -> Iterator[tuple[str, object, str]]:
+    """(slip id, wrong formula, where) for every slip applied to ∂L/∂parameter (with
+    ``points``: the formula's values there instead of the formula)."""
+    t = Truth(derivation, parameter, points)
     for slip_id, apply in APPLY.items():
         for expr, where in apply(t):
             yield slip_id, expr, where
@@ -386,33 +409,44 @@ class _Points:
             self.full.append(full)
 
     def values(self, expr: sympy.Expr) -> list[float] | None:
-        out = []
-        for full in self.full:
-            try:
-                v = complex(sympy.N(expr.xreplace({s: full[s] for s in expr.free_symbols}), 17))
-            except (KeyError, TypeError, ValueError):
-                return None
-            if abs(v.imag) > 1e-12 or not math.isfinite(v.real):
-                return None
-            out.append(v.real)
-        return out
+        """expr at every point (one vectorised NumPy call), or None where it is undefined."""
+        syms = sorted(expr.free_symbols, key=str)
+        if any(sym not in self.full[0] for sym in syms):
+            return None
+        if expr.is_Symbol or expr.is_number:  # most factors: no code to generate
+            got = [float(f[expr]) if expr.is_Symbol else complex(expr).real for f in self.full]
+            return got if all(math.isfinite(v) for v in got) else None
+        try:
+            fn = sympy.lambdify(syms, expr, modules="numpy")
+            with np.errstate(all="ignore"):
+                got = np.broadcast_to(np.asarray(fn(*[np.array([f[sym] for f in self.full]) for sym in syms]),
+                                                 dtype=float), (len(self.full),))
+        except (TypeError, ValueError, NameError, ZeroDivisionError, OverflowError):
+            return None
+        return [float(v) for v in got] if np.all(np.isfinite(got)) else None
 
 
-def _same(a: list[float] | None, b: list[float] | None) -> bool:
+def _same(a, b) -> bool:
     return a is not None and b is not None and all(
-        abs(x - y) <= REL_TOL * max(1.0, abs(x), abs(y)) for x, y in zip(a, b))
+        math.isfinite(x) and math.isfinite(y) and abs(x - y) <= REL_TOL * max(1.0, abs(x), abs(y))
+        for x, y in zip(a, b))
 
 
 def label(derivation, parameter, claim: sympy.Expr, seed: str = "") -> tuple[Slip, str] | None:
     """The first slip (table order) that, applied to ∂L/∂parameter, gives ``claim`` (equal at
-    N_POINTS random points), with where it is; None when no known slip reproduces it."""
+    N_POINTS random points, and different from the truth), with where it is; None when no
+    known slip reproduces it."""
     pts = _Points(derivation.net, derivation.spec.loss, seed or str(claim))
     got = pts.values(claim)
-    truth = pts.values(derivation.gradient(parameter).formula)
-    if got is None or _same(got, truth):
+    if got is None:
         return None
-    for slip_id, expr, where in candidates(derivation, parameter):
-        vals = pts.values(expr)
-        if _same(vals, got) and not _same(vals, truth):
-            return SLIPS[slip_id], where
+    t = Truth(derivation, parameter, pts)
+    truth = list(t.F)
+    if _same(got, truth):
+        return None
+    for slip_id, apply in APPLY.items():
+        for vals, where in apply(t):
+            vals = list(np.broadcast_to(vals, (len(pts.full),)))
+            if _same(vals, got) and not _same(vals, truth):
+                return SLIPS[slip_id], where
     return None
