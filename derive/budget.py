@@ -37,6 +37,11 @@ def _widths(spec: Spec) -> str:
     return "-".join(map(str, spec.layers[:3])) + f"-…-{spec.layers[-1]} ({len(spec.layers)} layers)"
 
 
+def _count(n: int) -> str:
+    """1,234,567 exactly, or about 10^N when the digits would fill the line."""
+    return f"{n:,}" if n < 10**15 else approx(n)
+
+
 def approx(n: int | float) -> str:
     """A count for a message, about two digits: 2.4e+06, or 10^357 past what a float holds."""
     if n < 1e300:
@@ -61,6 +66,6 @@ def check_per_parameter(spec: Spec, hint: str = VECTORISED_HINT) -> None:
     if terms > MAX_TERMS:
         raise UserError(
             f"per-parameter formulas for {_widths(spec)} "
-            f"({spec.n_parameters:,} parameters) would need about {approx(terms)} terms "
+            f"({_count(spec.n_parameters)} parameters) would need about {approx(terms)} terms "
             f"(~{approx(terms * 60 / 1e9 if terms < 1e300 else terms * 60 // 10**9)} GB of text; at most {MAX_TERMS:,} terms); {hint}"
         )

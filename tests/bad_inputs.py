@@ -119,6 +119,14 @@ CASES: list[Case] = [
     csv("quoted line break in the header", '"a\nb",c,y\n1,2,3\n2,3,5\n', "line 1", "runs onto the next line"),
     Case("params file of 2 MB", "JSON", {"d.csv": GOOD_CSV, "p.json": " " * 2_000_000 + "{}"}, tuple(RESUME),
          ("over 1.001 MB", "is this the right file"), "2 MB of spaces, then `{}`"),
+    # -- command-line flags (kind "flags": no file, the bad value is on the command line)
+    Case("width in superscript digits", "flags", {}, ("derive", "--layers", "2-²-1"), ("digits 0-9",),
+         "`--layers 2-²-1`"),
+    Case("a width of 101 digits", "flags", {}, ("count", "--layers", "2-" + "9" * 101 + "-1"),
+         ("101 digits", "at most 100 digits"), "`--layers 2-99…9-1` (101 nines)"),
+    Case("size estimate past a float", "flags", {}, ("derive", "--layers", "2-" + "-".join(["9" * 80] * 4) + "-1"),
+         ("10^", "terms", "--vectorised"), "four widths of 80 nines"),
+    Case("negative seed", "flags", {}, ("vanishing", "--seed", "-1"), ("whole number >= 0",), "`--seed -1`"),
 ]
 
 
