@@ -1,0 +1,1 @@
+"""The labelled verify corpus (see build.py)."""
