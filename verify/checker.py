@@ -4,8 +4,8 @@ One :class:`Verdict` per equation:
 
 * ``correct``: every segment of the equation equals its left side, checked with the forward
   definitions substituted (so ``O_{11}`` and ``w^1_{11} x_{i1} + w^1_{21} x_{i2} + b_{11}`` are
-  the same thing): numerically at 8 random points (small integers first, then decimals) and,
-  where cheap, symbolically (``method`` says which proved it);
+  the same thing): symbolically within a work budget, at seeded continuous random points and
+  at and around every kink (:mod:`backprop.verify.equivalence`; ``method`` says which);
 * ``wrong``: a segment differs at some point: ``expected_latex`` is the truth in the claim's
   own vocabulary (O and ŷ if the claim uses them, else x, w, b only), ``factor`` names the
   chain factor that differs where the truth is a single chain product, and
