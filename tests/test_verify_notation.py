@@ -188,6 +188,13 @@ def test_sigma_prime_of_the_output_is_evaluated_at_the_output():
     assert v.verdict == "wrong"
 
 
+def test_explain_prints_primes_with_the_nodes_output():
+    v = one(TANH_LIN, r"\delta_{11} = \delta_{21} w^2_{11} g'(z_{11})", explain=True)
+    assert v.verdict == "correct" and v.read_as.endswith(r"\left(1 - O_{11}^{2}\right)"), v.read_as
+    v = one(SIG, r"\delta_{11} = \delta_{21} w^2_{11} \sigma'(z_{11})", explain=True)
+    assert v.verdict == "correct" and v.read_as.endswith(r"O_{11} \left(1 - O_{11}\right)"), v.read_as
+
+
 def test_g_prime_takes_the_layers_activation():
     # g' of a linear output layer is 1, of a tanh hidden layer 1 - O²; σ' stays the sigmoid's
     assert one(TANH_LIN, r"\frac{\partial L}{\partial w^2_{11}} = -2(y-\hat{y}) g'(z_{21}) O_{11}").verdict == "correct"

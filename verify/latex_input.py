@@ -1179,11 +1179,11 @@ class Reader:
             raise InputError(f"unparsable LaTeX at column {t.col(0) + 1}: a relation inside a term", t.col(0))
         return self._finish(expr, t, aliases)
 
-    def _activation_prime(self, arg, aliases: Aliases, t: Text) -> sympy.Expr:
+    def _activation_prime(self, arg, aliases: Aliases, t: Text, name: str | None = None) -> sympy.Expr:
         """g'(u), f'(u), h'(u): the derivative of the activation of the layer u belongs to
         (u names a node's z or output), evaluated AT u (so g'(O_{11}) is not g'(z_{11}))."""
-        from backprop.derive.activations import derivative_at
-
+        if name is not None:  # σ': the sigmoid's, whatever the layer
+            return self._prime_at(name, arg, aliases)
         layers = set()
         for sym in arg.free_symbols:
             obj = aliases.table.get(sym.name)
@@ -1199,7 +1199,20 @@ class Reader:
         if not act.elementwise:
             raise InputError(f"g' of a {act.name} layer is a Jacobian, not one factor: write "
                              r"\frac{\partial O_{kj}}{\partial z_{km}} out", t.col(0))
-        return derivative_at(act.name, act.sym(arg), arg)
+        return self._prime_at(act.name, arg, aliases)
+
+    def _prime_at(self, name: str, arg, aliases: Aliases) -> sympy.Expr:
+        """Activation ``name``'s derivative at ``arg``; at a node's own z_kj whose layer has
+        that activation, written with its output (σ'(z_11) = O_11(1 - O_11)), as derive prints."""
+        from backprop.derive.activations import ACTIVATIONS, derivative_at
+
+        obj = aliases.table.get(arg.name) if isinstance(arg, sympy.Symbol) else None
+        node = nt.parse(obj) if isinstance(obj, sympy.Symbol) else None
+        if node is not None and node.kind == "z" and self.net.activation(node.indices[0]).name == name:
+            k, j = node.indices
+            out = sympy.Symbol(aliases.new(nt.output(k, j, self.spec.depth)))  # mapped back with the rest
+            return derivative_at(name, out, arg)
+        return derivative_at(name, ACTIVATIONS[name].sym(arg), arg)
 
     def _finish(self, expr, t: Text, aliases: Aliases) -> sympy.Expr:
         """Map aliases back, give functions their meaning, refuse stray symbols."""
@@ -1212,8 +1225,7 @@ class Reader:
             if name == "sigma" and len(args) == 1:
                 rep[f] = 1 / (1 + sympy.exp(-args[0]))
             elif name == "Xi" and len(args) == 1:
-                s_ = 1 / (1 + sympy.exp(-args[0]))
-                rep[f] = s_ * (1 - s_)
+                rep[f] = self._activation_prime(args[0], aliases, t, "sigmoid")
             elif name in ("max", "Max") and len(args) >= 2:
                 rep[f] = sympy.Max(*args)
             elif name == "Upsilon" and len(args) == 1:
