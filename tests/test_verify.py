@@ -258,7 +258,9 @@ def test_matrix_forms_wrong_and_shape_errors():
     v = one(r"\frac{\partial L}{\partial W^2} = \delta^2 O^{1\top}", MAT)
     assert v.verdict == "error" and "cannot multiply a 1×2 by a 3×1" in v.message
     col = verify_text("% vectors: column\nO^1 = \\sigma(W^{1\\top} x + b^1)\nO^1 = \\sigma(W^1 x + b^1)\n", MAT)
-    assert [v.verdict for v in col.verdicts] == ["correct", "error"]
+    # W^1 x with W^1 2×3 cannot multiply; read with W^1 transposed it holds: a missing transpose
+    assert [v.verdict for v in col.verdicts] == ["correct", "wrong"]
+    assert col.verdicts[1].misconception["id"] == "missing_transpose" and "2×3" in col.verdicts[1].message
 
 
 # -- robustness ------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ EXPECTED = {
         (22, "correct"),  #
         (24, "error"),  # note 2, Layer h: the final output (h and n stand for the last layer, 4)
         (27, "correct"),  # note 2, Layer h (read with h = n = 4)
-        (31, "error"),  # note 2, Layer 1 as first written: W (5×4) times x (5×1), before "Transposing"
+        (31, "wrong"),  # note 2, Layer 1 as first written: W (5×4) times x (5×1): a missing transpose
         (33, "correct"),  # note 2, Layer 1: σ(W^T x + b) ("[4 × 3] [5 × 1] → [4 × 1]": W^T is 4 × 5; a shape claim, not checked)
         (35, "correct"),  # note 2, Layer 2: G(W^T o + b)
         (37, "correct"),  # note 2, Layer 3: g(W^T o + b)
@@ -142,7 +142,8 @@ def test_note2_notation_slips_suggest_what_was_meant(reports):
 
 def test_note2_untransposed_product_is_a_shape_error(reports):
     v = by_line(reports, NOTES[1], 31)
-    assert v.verdict == "error" and "5×4 by a 5×1" in v.message
+    assert v.verdict == "wrong" and "5×4 by a 5×1" in v.message
+    assert v.misconception["id"] == "missing_transpose"
 
 
 def test_note3_index_order(reports):

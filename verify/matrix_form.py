@@ -93,12 +93,14 @@ class V:
         return self.m[0, 0] if isinstance(self.m, sympy.MatrixBase) else self.m
 
 
-def _shape(v: V) -> str:
+def _shape(v: V, batch: bool = True) -> str:
+    """'n×3' (a batch of n rows; '1×3' for one row), '3×n', '2×3', 'a number'."""
     if not isinstance(v.m, sympy.MatrixBase):
         return "a number"
     r, c = v.m.shape
+    n = "n" if batch else "1"
     if v.kind == "batch":
-        return f"n×{c}" if v.axis == 0 else f"{r}×n"
+        return f"{n}×{c}" if v.axis == 0 else f"{r}×{n}"
     return f"{r}×{c}"
 
 
@@ -157,8 +159,9 @@ def _close(s: str, i: int) -> int:
 class _Parser:
     """Reads one segment into a :class:`V` (see the module docstring for the grammar)."""
 
-    def __init__(self, checker, column: bool, ng: bool, lenient: str = ""):
+    def __init__(self, checker, column: bool, ng: bool, lenient: str = "", batch: bool = True):
         self.c = checker
+        self.batch = batch
         self.net = checker.net
         self.spec = checker.spec
         self.col = column
@@ -444,7 +447,7 @@ class _Parser:
             top, bottom = self.parse(*text[0]), self.parse(*text[1])
             self._toks, self._i = toks, i
             if not bottom.is_scalar:
-                raise InputError(rf"\frac at column {col + 1} divides by a {_shape(bottom)} matrix", col)
+                raise InputError(rf"\frac at column {col + 1} divides by a {_shape(bottom, self.batch)} matrix", col)
             value = _map(top, lambda e: e / bottom.scalar())
         elif kind == "frac":
             value = self.derivative(text, col)
@@ -567,7 +570,7 @@ class _Parser:
         rb = b.m.shape
 
         def fail():
-            raise _Shapes(f"cannot multiply a {_shape(a)} by a {_shape(b)} matrix at column {col + 1}: the inner "
+            raise _Shapes(f"cannot multiply a {_shape(a, self.batch)} by a {_shape(b, self.batch)} matrix at column {col + 1}: the inner "
                           "sizes differ (a transpose missing or in the wrong place, or \\odot meant?)", col)
         if ka == "batch" and kb == "batch":
             if a.axis == 1 and b.axis == 0:  # contracts over the examples
@@ -638,15 +641,15 @@ class _Parser:
         broadcast over a batch)."""
         if a.kind == b.kind == "batch":
             if a.axis != b.axis or a.m.shape != b.m.shape:
-                raise _Shapes(f"cannot {what} a {_shape(a)} and a {_shape(b)} matrix at column {col + 1}", col)
+                raise _Shapes(f"cannot {what} a {_shape(a, self.batch)} and a {_shape(b, self.batch)} matrix at column {col + 1}", col)
             return a.m, b.m, "batch", a.axis
         if a.kind == "batch" or b.kind == "batch":
             bat, con = (a, b) if a.kind == "batch" else (b, a)
             if con.m.shape != bat.m.shape:
-                raise _Shapes(f"cannot {what} a {_shape(a)} and a {_shape(b)} matrix at column {col + 1}", col)
+                raise _Shapes(f"cannot {what} a {_shape(a, self.batch)} and a {_shape(b, self.batch)} matrix at column {col + 1}", col)
             return (bat.m, con.m, "batch", bat.axis) if a is bat else (con.m, bat.m, "batch", bat.axis)
         if a.m.shape != b.m.shape:
-            raise _Shapes(f"cannot {what} a {_shape(a)} and a {_shape(b)} matrix at column {col + 1}", col)
+            raise _Shapes(f"cannot {what} a {_shape(a, self.batch)} and a {_shape(b, self.batch)} matrix at column {col + 1}", col)
         return a.m, b.m, a.kind, 0
 
     def add(self, a: V, b: V, col: int) -> V:
@@ -661,7 +664,7 @@ class _Parser:
         if {a.kind, b.kind} == {"tot", "const"}:
             a, b = [replace(v, m=v.m / N, kind="tot") if v.kind == "const" else v for v in (a, b)]
         if (a.kind == "tot") != (b.kind == "tot"):
-            raise InputError(f"cannot add a {_shape(a)} and a {_shape(b)} matrix at column {col + 1} (one is "
+            raise InputError(f"cannot add a {_shape(a, self.batch)} and a {_shape(b, self.batch)} matrix at column {col + 1} (one is "
                              "summed over the rows)", col)
         try:
             ma, mb, kind, axis = self._broadcast(a, b, col, "add")
@@ -672,7 +675,7 @@ class _Parser:
     def sum_rows(self, v: V, col: int) -> V:
         if v.kind != "batch":
             raise InputError(f"the sum at column {col + 1} is over the rows of a batch, but it sums a "
-                             f"{_shape(v)} {'sum' if v.kind == 'tot' else 'constant'}", col)
+                             f"{_shape(v, self.batch)} {'sum' if v.kind == 'tot' else 'constant'}", col)
         return V(v.m, "tot")
 
 
@@ -702,8 +705,8 @@ def _setup(checker, eq):
     return ng, column, parts, batch
 
 
-def _read(checker, parts, column, ng, lenient=""):
-    p = _Parser(checker, column, ng, lenient)
+def _read(checker, parts, column, ng, lenient="", batch=True):
+    p = _Parser(checker, column, ng, lenient, batch)
     values = [p.parse(_normalise(seg.s), seg.col(0)) for _, seg in parts]
     return values, p.slips
 
@@ -712,7 +715,7 @@ def _as_pair(head: V, value: V, batch: bool):
     """Comparable (truth, claim) matrices, or None when their shapes differ."""
     h, v = head, value
     if not batch:  # one row: a batch, its sum and a constant are all the one row
-        hm, vm = (x.m.xreplace({N: 1}) if isinstance(x.m, sympy.Basic) else x.m for x in (h, v))
+        hm, vm = (_map(x, lambda e: sympy.sympify(e).xreplace({N: 1})).m for x in (h, v))
         if isinstance(hm, sympy.MatrixBase) != isinstance(vm, sympy.MatrixBase):
             return None
         if isinstance(hm, sympy.MatrixBase) and hm.shape != vm.shape:
@@ -797,14 +800,14 @@ def check(checker, eq, base: dict):
 
     ng, column, parts, batch = _setup(checker, eq)
     try:
-        values, _ = _read(checker, parts, column, ng)
+        values, _ = _read(checker, parts, column, ng, batch=batch)
     except InputError:
         # read the other way (⊙ for a product, a transpose added or dropped): a named slip?
         try:
-            values, slips = _read(checker, parts, column, ng, lenient="swap")
+            values, slips = _read(checker, parts, column, ng, lenient="swap", batch=batch)
         except InputError:
             values, slips = None, []
-        strict_error = _read_error(checker, parts, column, ng)
+        strict_error = _read_error(checker, parts, column, ng, batch)
         if values is None or not slips or _mismatch(checker, eq, parts, values, batch, column) is not None:
             raise strict_error from None
         raise _wrong(checker, expected_latex=_expected(checker, parts[0][1].s, column),
@@ -821,12 +824,13 @@ def check(checker, eq, base: dict):
         method = _differs(checker, pair[1], pair[0], eq.source)[1] or method
     rows = "a batch of n rows (L the mean over them)" if batch else "one row"
     return Verdict(**base, verdict="correct", method=f"{method}, every entry",
-                   message=f"{_shape(values[0])}, {'column' if column else 'row'} vectors, {rows}")
+                   message=f"{_shape(values[0], batch)}, "
+                           f"{'column' if column else 'row'} vectors, {rows}")
 
 
-def _read_error(checker, parts, column, ng) -> InputError:
+def _read_error(checker, parts, column, ng, batch) -> InputError:
     try:
-        _read(checker, parts, column, ng)
+        _read(checker, parts, column, ng, batch=batch)
     except InputError as exc:
         return exc
     return InputError("cannot read the equation")
@@ -845,10 +849,10 @@ def _mismatch(checker, eq, parts, values, batch, column):
                 sp = _as_pair(head, summed, batch)
                 if sp is not None and _differs(checker, sp[1], sp[0], eq.source + "#sum")[0] is None:
                     return _wrong(checker, expected_latex=expected, method="shapes", slip="bias_not_summed",
-                                  counterexample={"point": {}, "claimed": f"a {_shape(value)} matrix",
-                                                  "actual": f"a {_shape(head)} matrix"},
-                                  message=f"segment {n} is {_shape(value)} (one entry per example), the left side "
-                                          f"{_shape(head)}: sum over the rows")
+                                  counterexample={"point": {}, "claimed": f"a {_shape(value, batch)} matrix",
+                                                  "actual": f"a {_shape(head, batch)} matrix"},
+                                  message=f"segment {n} is {_shape(value, batch)} (one entry per example), the left side "
+                                          f"{_shape(head, batch)}: sum over the rows")
             if isinstance(value.m, sympy.MatrixBase) and isinstance(head.m, sympy.MatrixBase):
                 flipped = _as_pair(head, replace(value, m=value.m.T, axis=1 - value.axis), batch)
                 if flipped is not None and _differs(checker, flipped[1], flipped[0], eq.source + "#T")[0] is None:
@@ -856,11 +860,11 @@ def _mismatch(checker, eq, parts, values, batch, column):
                     want = len(re.findall(r"\\top", expected or "")) if expected else None
                     slip = "extra_transpose" if want is not None and marks > want else "missing_transpose"
                     return _wrong(checker, expected_latex=expected, method="shapes", slip=slip,
-                                  counterexample={"point": {}, "claimed": f"a {_shape(value)} matrix",
-                                                  "actual": f"a {_shape(head)} matrix"},
-                                  message=f"segment {n} is {_shape(value)}, the left side {_shape(head)}: "
+                                  counterexample={"point": {}, "claimed": f"a {_shape(value, batch)} matrix",
+                                                  "actual": f"a {_shape(head, batch)} matrix"},
+                                  message=f"segment {n} is {_shape(value, batch)}, the left side {_shape(head, batch)}: "
                                           "it is the transpose of the truth")
-            return InputError(f"segment {n} is {_shape(value)}, the left side {_shape(head)}")
+            return InputError(f"segment {n} is {_shape(value, batch)}, the left side {_shape(head, batch)}")
         truth_m, claim_m = pair
         found, _ = _differs(checker, claim_m, truth_m, eq.source)
         if found is not None:
