@@ -240,6 +240,10 @@ def test_align_blocks_join_continuation_rows():
 
 
 def test_unreadable_lines_are_one_precise_line():
+    v = one(LINEAR, r"L = \sum_{k=1}^{99999} O_{1k}")
+    assert v.verdict == "error" and "99999" in v.message and "2 nodes" in v.message
+    v = one(LINEAR, r"L = \sum_{k=1}^{x} O_{1k}")
+    assert v.verdict == "error" and "number of nodes" in v.message
     for src in [r"\frac{\partial L}{\partial w^2_{11}} = \sum_i O_{1i}",
                 r"\frac{\partial L}{\partial w^2_{11}} = q O_{11}",
                 r"\frac{\partial L}{\partial w^2_{11}} = \Xi(O_{11})",

@@ -56,7 +56,7 @@ import sympy
 
 from . import notations
 from . import steps
-from .checker import Checker, Verdict
+from .checker import MAX_EQUATION_CHARS, Checker, Verdict
 from .latex_input import LOSS, Derivative, InputError, alias_name, parse_spec_directive, remarks_of, split_document
 from .notations import DEFAULT, NOTATIONS
 from .report import FileReport, Report
@@ -149,6 +149,8 @@ def _hint_other_notation(c: Checker, eq, v) -> None:
     """An equation that cannot be read in the chosen notation but reads in another: say which."""
     from .latex_input import NotationPass
 
+    if len(eq.source) > MAX_EQUATION_CHARS:
+        return  # refused for its size in every notation
     chosen = c.reader.notation
     mine = NotationPass(c.spec, chosen).stems_in(eq.source) | {"y"}  # y is every book's
     try:

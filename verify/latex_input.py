@@ -568,6 +568,12 @@ def sums(t: Text, spec: Spec, free: str = "jkm") -> Text:
             hi = L[-1]
         elif hi_text and hi_text.isdigit():
             hi = int(hi_text)
+            if hi > max(L):
+                raise InputError(rf"\sum over {letter} at column {t.col(m.start()) + 1} runs to {hi}, but no layer of the "
+                                 f"{'-'.join(map(str, L))} network has more than {max(L)} nodes", t.col(m.start()))
+        elif hi_text:
+            raise InputError(rf"\sum at column {t.col(m.start()) + 1} runs to '{hi_text}': give the number of nodes "
+                             rf"(\sum_{{{letter}=1}}^{{2}})", t.col(m.start()))
         elif not re.search(rf"[_^]\s*\{{[^{{}}]*(?<![\\A-Za-z]){letter}(?![A-Za-z])|[_^]\s*{letter}(?![A-Za-z])",
                            body):
             return t  # not over a node index (the delta rule's \sum_i, SymPy's own sums)
