@@ -393,8 +393,10 @@ class Checker:
                 parameter = self.printer.text(obj.den)
         elif isinstance(obj, Derivative) and obj.expr is not None:
             inner = self.resolve(obj.expr, aliases)
-            self._check_stands_for(1, obj, inner, None, None, None, eq.source)
-            head_den, truth = obj.den, self.total_derivative(inner, obj.den)
+            node = self._check_stands_for(1, obj, inner, None, None, None, eq.source)
+            truth = self.total_derivative(inner, obj.den)
+            if node[0] == "L" and nt.parse(obj.den) and nt.parse(obj.den).kind in ("w", "b"):
+                head_num, head_den, parameter = LOSS, obj.den, self.printer.text(obj.den)
         elif obj is LOSS:
             truth, head_num = self.net.loss, LOSS
         elif isinstance(head, sympy.Symbol) and self._layer_of(head) not in (None, 0):
@@ -415,12 +417,13 @@ class Checker:
         return Verdict(**base, verdict="correct", parameter=parameter, method=method,
                        message=("note: " + message) if message else "")
 
-    def _check_stands_for(self, n, d_obj, inner, head_num, head_den, parameter, seed) -> None:
+    def _check_stands_for(self, n, d_obj, inner, head_num, head_den, parameter, seed) -> tuple:
         """A factor ∂(E)/∂P is right only where E is the expression of a node (L, ŷ, O_kj,
-        z_kj); otherwise _Wrong, naming the node it should be (the left side's numerator when
-        P is the left side's denominator)."""
-        if self._node_of(inner, seed + "#inner", head_num) is not None:
-            return
+        z_kj): returns (name, expression) of that node; otherwise _Wrong, naming the node it
+        should be (the left side's numerator when P is the left side's denominator)."""
+        found = self._node_of(inner, seed + "#inner", head_num)
+        if found is not None:
+            return found
         numerator = head_num if head_num is not None and d_obj.den == head_den else None
         if numerator is None:
             raise _Wrong(parameter=parameter, counterexample=None, method="numeric",
