@@ -116,8 +116,8 @@ class Profile:
         """g' of node (k, j) as the book writes it, or None to print it expanded."""
         act = spec.activations[k - 1]
         g = {"sigmoid": r"\sigma'", "tanh": r"\tanh'"}.get(act, "g'")
-        if self.name == "nielsen":
-            return rf"{g}(z^{{{k}}}_{{{j}}})"
+        if self.name == "nielsen":  # his input layer is layer 1
+            return rf"{g}(z^{{{k + 1}}}_{{{j}}})"
         if self.name == "ng":
             return rf"g^{{[{k}]\prime}}(z^{{[{k}]}}_{{{j}}})"
         if self.name == "bishop" and k < spec.depth:
@@ -143,13 +143,13 @@ def _all_symbols(spec):
     return out
 
 
-def _book_names(spec, layer_fmt, out_name, target_name, input_name="x_{{{i}}}") -> dict:
+def _book_names(spec, layer_fmt, out_name, target_name, input_name="x_{{{i}}}", shift=0) -> dict:
     """Names for the books that write w^l_{jk} (to-node first) and a per-layer letter."""
     L = spec.depth
     names = {}
     single = spec.n_outputs == 1
     for k in range(1, L + 1):
-        lk = layer_fmt.format(k=k)
+        lk = layer_fmt.format(k=k + shift)
         for j in range(1, spec.layers[k] + 1):
             names[nt.bias(k, j)] = f"b^{{{lk}}}_{{{j}}}"
             names[nt.preactivation(k, j)] = f"z^{{{lk}}}_{{{j}}}"
@@ -164,9 +164,10 @@ def _book_names(spec, layer_fmt, out_name, target_name, input_name="x_{{{i}}}") 
 
 
 def _nielsen(spec):
-    L = spec.depth
+    """Nielsen numbers the input layer 1, so the notes' layer k is his layer k + 1."""
+    L = spec.depth + 1
     return _book_names(spec, "{k}", lambda k, j, s: f"a^{{{L}}}_{{{j}}}",
-                       lambda j, s: "y" if s else f"y_{{{j}}}")
+                       lambda j, s: "y" if s else f"y_{{{j}}}", shift=1)
 
 
 def _ng(spec):
@@ -285,6 +286,9 @@ def _latex(expr, spec, profile: Profile) -> str:
             expr = expr.xreplace({s: gp_value(spec, k, j)})
         else:
             names[s] = text
+    # θ(O, 0) is θ(O) almost everywhere; books write the one-argument step
+    expr = expr.replace(lambda e: isinstance(e, sympy.Heaviside) and len(e.args) == 2,
+                        lambda e: sympy.Heaviside(e.args[0]))
     return sympy.latex(expr, symbol_names=names)
 
 
@@ -304,10 +308,11 @@ def render_terms(terms, spec, profile: Profile, rng: random.Random, sep: str | N
         coeff = sympy.S.One
         parts = []
         for f in fs:
-            if f.is_number:
-                coeff *= f
+            shown = resolve_gp(spec, f) if profile.name == "notes" else f
+            if shown.is_number:
+                coeff *= shown
                 continue
-            parts.append(_wrap(_latex(f, spec, profile), resolve_gp(spec, f) if profile.name == "notes" else f))
+            parts.append(_wrap(_latex(f, spec, profile), shown))
         if shuffle:
             rng.shuffle(parts)
         if coeff != 1 or not parts:
@@ -354,7 +359,7 @@ def _correct_variants(spec, d, param, rng) -> list[dict]:
     notes = PROFILES["notes"]
     out = []
     left = lhs(spec, notes, param)
-    out.append(dict(notation="notes", form="scalar", text=f"{left} = {sympy.latex(g.formula, symbol_names=notes.names(spec))}",
+    out.append(dict(notation="notes", form="scalar", text=f"{left} = {_latex(g.formula, spec, notes)}",
                     claim=g.formula, note="derive's formula"))
     if _elementwise(spec) or _fused(spec):
         terms = paths(spec, d, param)
@@ -369,7 +374,7 @@ def _correct_variants(spec, d, param, rng) -> list[dict]:
             out.append(_chain_entry(spec, d, param, terms, rng))
         if spec.n_parameters <= 9 and spec.depth <= 2 and sympy.count_ops(g.expanded) < 40:
             out.append(dict(notation="notes", form="scalar",
-                            text=f"{left} = {sympy.latex(g.expanded, symbol_names=notes.names(spec))}",
+                            text=f"{left} = {_latex(g.expanded, spec, notes)}",
                             claim=g.expanded, note="expanded in x, w, b"))
     return out
 
@@ -534,6 +539,7 @@ def _random_networks(rng, n):
     return out
 
 
+@lru_cache(maxsize=1)
 def generate() -> list[dict]:
     """Every generated entry, with its in-memory ``claim`` (seeded: same list every run)."""
     rng = random.Random(SEED)
@@ -613,6 +619,7 @@ def write(path: Path = GENERATED) -> int:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
