@@ -162,15 +162,19 @@ def test_accuracy():
     assert accuracy("se", Y, P) is None
 
 
-def test_large_file_loads_vectorised(tmp_path):
-    """50 000 rows load in well under a second: no per-cell Python on the happy path."""
-    import time
+def test_large_file_loads_vectorised(tmp_path, monkeypatch):
+    """50 000 rows load with no per-cell Python on the happy path (the cell-by-cell
+    diagnosis runs only to explain a bad file): work is checked, not wall time."""
+    import backprop.train.data as data_module
+
+    def no_per_cell(*args, **kwargs):
+        raise AssertionError("the per-cell diagnosis ran on a good file")
+
+    monkeypatch.setattr(data_module, "_diagnose", no_per_cell)
     rng = np.random.default_rng(0)
     data = rng.normal(size=(50_000, 3))
     path = tmp_path / "big.csv"
     np.savetxt(path, data, delimiter=",", header="a,b,y", comments="", fmt="%.6f")
-    start = time.perf_counter()
     ds = load_csv(path, "y")
-    assert time.perf_counter() - start < 2.0
     np.testing.assert_allclose(ds.X, data[:, :2], atol=1e-6)
 
