@@ -80,6 +80,14 @@ def test_tiny_and_hidden_perturbations_are_wrong_with_a_real_counterexample():
         assert really_differ(LIN, build(truth, x), truth, v.counterexample), (rhs, v.counterexample)
 
 
+def test_a_constant_below_the_numeric_tolerance_is_still_wrong():
+    sig = make_spec("2-2-1", "sigmoid", "se")
+    d = derive(sig)
+    truth = d.gradient(param(sig, "w^2_11")).formula
+    v = one(rf"{DW2} = {Checker(sig).latex(truth)} + 10^{{-30}}", sig)
+    assert v.verdict == "wrong" and v.counterexample is not None
+
+
 def test_typography_does_not_change_the_verdict():
     for rhs in (T, r"-2 \cdot (y - \hat{y}) \cdot O_{11}", r"O_{11} (-2) (y-\hat{y})",
                 r"-2\times(y-\hat{y})\times O_{11}"):
