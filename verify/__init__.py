@@ -51,6 +51,7 @@ from pathlib import Path
 
 from backprop.derive import UserError
 from backprop.derive.spec import NOTES_2_2_1, Spec
+from backprop.derive.userfile import read_text
 
 import sympy
 
@@ -69,11 +70,24 @@ def notes_path(name: str) -> Path:
     return Path(str(resources.files("backprop.verify") / "notes" / name))
 
 
+#: A LaTeX input is small by nature (the three notes together are 12 kB): larger inputs are
+#: refused before reading them whole, and so are more equations than a person checks at once.
+MAX_TEX_BYTES = 500_000
+MAX_EQUATIONS = 2000
+TOO_BIG = "a derivation file is a few kB: split it into several files"
+
+
+def read_tex(path: str | Path) -> str:
+    """A .tex file's text, refused (one line) if it is a device, a pipe or over MAX_TEX_BYTES."""
+    return read_text(path, "LaTeX file", MAX_TEX_BYTES, TOO_BIG)
+
+
 def check_document(text: str, name: str = "<input>", spec: Spec | None = None, notation: str = DEFAULT,
-                   explain: bool = False) -> FileReport:
+                   explain: bool = False, progress=None) -> FileReport:
     """Verdicts for every equation of ``text`` (a file's contents or one equation), read in
     ``notation`` (a key of :data:`~backprop.verify.notations.NOTATIONS`); with ``explain``
-    each verdict also gets ``read_as``, the equation as it was read, in the notes' notation."""
+    each verdict also gets ``read_as``, the equation as it was read, in the notes' notation.
+    ``progress(done, total)``, if given, is called after each equation (the CLI's counter)."""
     try:
         profile = notations.get(notation)
     except ValueError as exc:
@@ -84,6 +98,9 @@ def check_document(text: str, name: str = "<input>", spec: Spec | None = None, n
         raise UserError(f"{name}: {exc.message}") from None
     if not doc.equations:
         raise UserError(f"{name}: no equation found (one per line, or $...$ / $$...$$)")
+    if len(doc.equations) > MAX_EQUATIONS:
+        raise UserError(f"{name} has {len(doc.equations):,} equations, more than {MAX_EQUATIONS:,} checked "
+                        "in one run; split it into several files")
     checkers: dict = {}
 
     def checker_for(eq) -> Checker:
@@ -116,6 +133,8 @@ def check_document(text: str, name: str = "<input>", spec: Spec | None = None, n
         if explain:
             v.read_as = read_as(c, eq)
         verdicts.append(v)
+        if progress is not None:
+            progress(len(verdicts), len(doc.equations))
     steps.annotate(doc.equations, verdicts, checker_for)  # multi-line derivations: first wrong step
     first = checker_for(doc.equations[0]).spec
     return FileReport(name, first, verdicts)
@@ -205,17 +224,8 @@ def verify_text(text: str, spec: Spec | None = None, name: str = "<input>", nota
 
 
 def verify_file(path: str | Path, spec: Spec | None = None, notation: str = DEFAULT) -> Report:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path} does not exist") from None
-    except IsADirectoryError:
-        raise UserError(f"{path} is a directory; give a .tex file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
-    return Report([check_document(text, str(path), spec, notation)])
+    return Report([check_document(read_tex(path), str(path), spec, notation)])
 
 
 __all__ = ["Checker", "FileReport", "NOTATIONS", "NOTES", "Report", "Verdict", "check_document", "notes_path",
-           "read_as", "verify_file", "verify_text"]
+           "read_as", "read_tex", "verify_file", "verify_text"]

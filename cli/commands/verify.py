@@ -40,6 +40,7 @@ import sys
 from pathlib import Path
 
 from backprop.derive import UserError
+from backprop.derive.userfile import size_text
 
 from ..common import add_spec_arguments, print_json, spec_from_args
 
@@ -82,8 +83,25 @@ def _file_or_equation(arg: str) -> str:
         return "other"
 
 
+def _progress(name: str):
+    """A counter on stderr for long inputs, only on a terminal (scripts and pipes get none)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        if total >= PROGRESS_FROM:
+            end = "\n" if done == total else ""
+            sys.stderr.write(f"\rverify {name}: {done}/{total} equations{end}")
+            sys.stderr.flush()
+    return show
+
+
+#: Inputs with at least this many equations show a counter on a terminal.
+PROGRESS_FROM = 20
+
+
 def run(args) -> int:
-    from backprop.verify import NOTES, Report, check_document, notes_path
+    from backprop.verify import MAX_TEX_BYTES, NOTES, TOO_BIG, Report, check_document, notes_path, read_tex
 
     flags_given = any(getattr(args, f, None) for f in ("spec", "layers", "activations", "loss")) or args.no_bias
     spec = spec_from_args(args) if flags_given else None
@@ -92,22 +110,25 @@ def run(args) -> int:
     files = []
 
     def check(text: str, name: str):
-        return check_document(text, name, spec, notation=args.notation, explain=args.explain)
+        return check_document(text, name, spec, notation=args.notation, explain=args.explain,
+                              progress=_progress(name))
 
     sources = [str(notes_path(n)) for n in NOTES] if args.notes else []
     for arg in [*sources, *args.inputs]:
         if arg == "-":
-            files.append(check(sys.stdin.read(), "<stdin>"))
+            raw = sys.stdin.buffer.read(MAX_TEX_BYTES + 1)
+            if len(raw) > MAX_TEX_BYTES:
+                raise UserError(f"standard input is over {size_text(MAX_TEX_BYTES)}; {TOO_BIG}")
+            try:
+                files.append(check(raw.decode("utf-8"), "<stdin>"))
+            except UnicodeDecodeError as exc:
+                raise UserError(f"standard input is not UTF-8 text: {exc}") from None
             continue
         kind = _file_or_equation(arg)
         if kind == "dir":
             raise UserError(f"{arg} is a directory; give a .tex file or an equation")
         if kind == "file":
-            try:
-                text = Path(arg).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise UserError(f"cannot read {arg}: {exc}") from None
-            files.append(check(text, arg))
+            files.append(check(read_tex(arg), arg))
         elif _looks_like_latex(arg):
             files.append(check(arg, "<argument>"))
         else:
