@@ -156,7 +156,11 @@ class Checker:
                            column=exc.column)
         except _Wrong as w:
             return Verdict(**base, verdict="wrong", **w.kw)
-        except (RecursionError, MemoryError, ValueError, TypeError, AttributeError, KeyError, IndexError,
+        except (RecursionError, MemoryError) as exc:
+            # too large or too deep for the machine: the input's size, not a bug
+            return Verdict(**base, verdict="error", message=f"this equation is too large or too deeply nested to "
+                           f"check ({type(exc).__name__}); split it into shorter equations")
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError,
                 ArithmeticError, NotImplementedError, sympy.SympifyError) as exc:
             # never a traceback for one odd equation: say what broke, and that it is ours
             return Verdict(**base, verdict="error", message=f"cannot check this equation ({type(exc).__name__}: "
