@@ -60,3 +60,11 @@ def test_command_refuses_a_net_without_hidden_layers(cli):
     status, _, err = cli("vanishing", "--init", "lecun")
     assert status == 2 and "unknown initialisation 'lecun'" in err
 
+
+
+def test_unknown_plot_suffix_is_refused_before_the_runs(cli, monkeypatch):
+    import backprop.train.vanishing as vanishing
+
+    monkeypatch.setattr(vanishing, "run_all", lambda *a, **k: pytest.fail("ran before refusing the plot name"))
+    status, out, err = cli("vanishing", "--layers", "2-3-1", "--plot", "grads.gif")
+    assert status == 2 and err.count("\n") == 1 and ".png, .svg, .pdf" in err

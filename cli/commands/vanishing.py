@@ -40,12 +40,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--rows", type=int, default=256, help="synthetic rows (default 256)")
     parser.add_argument("--seed", type=nonnegative_int, default=0,
                         help="seed for data and weights (default 0)")
-    parser.add_argument("--plot", metavar="PNG", help="one panel per run, a line per layer")
+    parser.add_argument("--plot", metavar="FILE", help="one panel per run, a line per layer (.png, .svg or .pdf)")
     parser.add_argument("--json", action="store_true", help="print the runs as JSON")
     parser.add_argument("--force", action="store_true", help="replace an existing plot")
 
 
 def run(args) -> int:
+    if args.plot:
+        files.image_format(args.plot)  # an unknown suffix is refused before the runs, not after
     files.preflight([args.plot], force=args.force)
     if args.plot:
         from backprop.train.plots import require_matplotlib
