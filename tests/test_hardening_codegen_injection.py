@@ -50,10 +50,17 @@ ALLOWED = {
     ("derive/activations.py", "numpy_forward", "lambdify"),
     ("derive/activations.py", "numpy_derivative", "lambdify"),
     ("derive/derivation.py", "numpy", "lambdify"),
+    # slip candidates and a parsed claim: SymPy trees whose symbols are network names only (the
+    # reader refuses any other name and any undefined function), never text
+    ("verify/misconceptions.py", "values", "lambdify"),
+    # the corpus generator differentiates derived truths (no user input at all)
+    ("verify/corpus/build.py", "_differs", "lambdify"),
     # the generated trainer: validated identifiers and printed SymPy only (tests below)
     ("codegen/__init__.py", "load_trainer", "exec_module"),
     # subcommand discovery: module names from pkgutil over backprop.cli.commands
     ("cli/main.py", "build_parser", "import_module"),
+    # numpy.random preloaded before the SIGTERM/SIGHUP handlers: a constant tuple of module names
+    ("cli/main.py", "_signals_unwind", "import_module"),
 }
 WATCHED_ALLOWED = {call for _, _, call in ALLOWED}
 

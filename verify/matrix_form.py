@@ -715,7 +715,7 @@ def _as_pair(head: V, value: V, batch: bool):
     """Comparable (truth, claim) matrices, or None when their shapes differ."""
     h, v = head, value
     if not batch:  # one row: a batch, its sum and a constant are all the one row
-        hm, vm = (_map(x, lambda e: sympy.sympify(e).xreplace({N: 1})).m for x in (h, v))
+        hm, vm = (_map(x, lambda e: sympy.sympify(e, strict=True).xreplace({N: 1})).m for x in (h, v))
         if isinstance(hm, sympy.MatrixBase) != isinstance(vm, sympy.MatrixBase):
             return None
         if isinstance(hm, sympy.MatrixBase) and hm.shape != vm.shape:
@@ -746,8 +746,8 @@ def _differs(checker, claim_m, truth_m, seed: str):
         sizes = BATCH_SIZES if (N in getattr(claim, "free_symbols", ()) or
                                 N in getattr(truth, "free_symbols", ())) else BATCH_SIZES[:1]
         for n in sizes:
-            c = sympy.sympify(claim).xreplace({N: n})
-            t = sympy.sympify(truth).xreplace({N: n})
+            c = sympy.sympify(claim, strict=True).xreplace({N: n})
+            t = sympy.sympify(truth, strict=True).xreplace({N: n})
             cx, method = checker.compare(c, t, f"{seed}#{idx}#{n}")
             if cx is not None:
                 if len(sizes) > 1 or N in getattr(claim, "free_symbols", ()):

@@ -130,7 +130,7 @@ class Truth:
         if self.points is None:
             return expr
         if expr not in self._values:
-            got = self.points.values(sympy.sympify(expr))
+            got = self.points.values(sympy.sympify(expr, strict=True))
             self._values[expr] = np.full(len(self.points.full), np.nan) if got is None else np.array(got)
         return self._values[expr]
 
