@@ -139,7 +139,9 @@ def test_generate_writes_refuses_and_forces(cli, tmp_path):
     status, out, _ = cli("generate", *NOTES, "-o", str(target))
     assert status == 0 and "wrote" in out
     text = target.read_text()
-    assert f"--layers 2-2-1 --activations linear --loss se -o {target}" in text.splitlines()[1]
+    # the command is recorded after '# Regenerate with:', never in lines 1-2 (PEP 263 cookies)
+    lines = text.splitlines()
+    assert f"--layers 2-2-1 --activations linear --loss se -o {target}" in lines[lines.index("# Regenerate with:") + 1]
     err = one_line_error(cli, "generate", *NOTES, "-o", str(target))
     assert "already exists" in err and "--force" in err
     assert cli("generate", *NOTES, "-o", str(target), "--force")[0] == 0
@@ -190,6 +192,6 @@ def test_an_output_name_with_a_newline_stays_a_comment(cli, tmp_path):
     assert cli("generate", *NOTES, "-o", str(target))[0] == 0
     source = target.read_text()
     header = source.split('"""')[0].splitlines()
-    assert len(header) == 7 and all(line.startswith("#") for line in header)
-    assert "\\nimport os\\n" in header[1]  # escaped, as ascii() writes it
+    assert len(header) == 8 and all(line.startswith("#") for line in header)
+    assert "\\nimport os\\n" in header[7]  # escaped, as ascii() writes it
     compile(source, "t.py", "exec")

@@ -571,6 +571,8 @@ def sums(t: Text, spec: Spec, free: str = "jkm") -> Text:
             if hi > max(L):
                 raise InputError(rf"\sum over {letter} at column {t.col(m.start()) + 1} runs to {hi}, but no layer of the "
                                  f"{'-'.join(map(str, L))} network has more than {max(L)} nodes", t.col(m.start()))
+        elif hi_text in ("n", "m", "N"):
+            return t  # a sum over the batch's rows: the matrix reader's (Ng's \sum_{i=1}^{m} dZ)
         elif hi_text:
             raise InputError(rf"\sum at column {t.col(m.start()) + 1} runs to '{hi_text}': give the number of nodes "
                              rf"(\sum_{{{letter}=1}}^{{2}})", t.col(m.start()))

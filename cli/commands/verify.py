@@ -83,6 +83,18 @@ def _file_or_equation(arg: str) -> str:
         return "other"
 
 
+def _read_stdin(limit: int, too_big: str) -> str:
+    """Standard input, at most ``limit`` bytes read (a text stream without a buffer: characters)."""
+    stream = getattr(sys.stdin, "buffer", None)
+    try:
+        raw = stream.read(limit + 1) if stream is not None else sys.stdin.read(limit + 1).encode("utf-8")
+        if len(raw) > limit:
+            raise UserError(f"standard input is over {size_text(limit)}; {too_big}")
+        return raw.decode("utf-8")
+    except UnicodeError as exc:
+        raise UserError(f"standard input is not UTF-8 text: {exc}") from None
+
+
 def _progress(name: str):
     """A counter on stderr for long inputs, only on a terminal (scripts and pipes get none)."""
     if not sys.stderr.isatty():
@@ -116,13 +128,7 @@ def run(args) -> int:
     sources = [str(notes_path(n)) for n in NOTES] if args.notes else []
     for arg in [*sources, *args.inputs]:
         if arg == "-":
-            raw = sys.stdin.buffer.read(MAX_TEX_BYTES + 1)
-            if len(raw) > MAX_TEX_BYTES:
-                raise UserError(f"standard input is over {size_text(MAX_TEX_BYTES)}; {TOO_BIG}")
-            try:
-                files.append(check(raw.decode("utf-8"), "<stdin>"))
-            except UnicodeDecodeError as exc:
-                raise UserError(f"standard input is not UTF-8 text: {exc}") from None
+            files.append(check(_read_stdin(MAX_TEX_BYTES, TOO_BIG), "<stdin>"))
             continue
         kind = _file_or_equation(arg)
         if kind == "dir":
