@@ -27,6 +27,13 @@ FULL = os.environ.get("BACKPROP_FULL_CORPUS") == "1"
 full_only = pytest.mark.skipif(not FULL, reason="whole-corpus check: set BACKPROP_FULL_CORPUS=1")
 
 
+def _bench():
+    spec = importlib.util.spec_from_file_location("verify_corpus_bench", ROOT / "bench" / "verify_corpus.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 @pytest.fixture(scope="module")
 def corpus():
     return build.load_corpus()
