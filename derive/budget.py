@@ -9,8 +9,6 @@ from .spec import Spec
 
 #: Most printed terms we agree to build for the per-parameter forms (about 100 MB of text).
 MAX_TERMS = 2_000_000
-#: Above this many terms per parameter, the fully expanded form is left out of the report.
-MAX_EXPANDED_TERMS = 400
 
 
 def paths_to_loss(spec: Spec, k: int) -> int:
@@ -49,10 +47,64 @@ def approx(n: int | float) -> str:
     return f"10^{math.floor(math.log10(n))}"
 
 
+def _node_terms(spec: Spec, expanded: bool) -> list[int]:
+    """Printed terms of one O_kj, k = 0..depth: 1 in the notes' vocabulary; with every O
+    replaced by its definition, n_{k-1} terms w·O of the layer below plus the bias."""
+    sizes = [1]
+    for k in range(1, spec.depth + 1):
+        sizes.append(spec.layers[k - 1] * (sizes[-1] + 1) + spec.bias if expanded else 1)
+    return sizes
+
+
+def _spelled(spec: Spec, k: int, expanded: bool) -> int:
+    """Terms of one layer-k parameter's resolved gradient: the loss factor, one product of
+    weights and activation derivatives per path to the loss, the node's own derivative and
+    the input the parameter multiplies (the derivatives spelled through O, about 2 O each)."""
+    size = _node_terms(spec, expanded)
+    L = spec.depth
+    slope = [0] + [0 if a == "linear" else 2 for a in spec.activations]
+    loss = (1 + size[L]) * (1 + slope[L])
+    path = sum(slope[m] * size[m] + 1 for m in range(k + 1, L)) + (k < L)  # + w^L
+    own = slope[k] * size[k] if k < L else 0
+    return loss + paths_to_loss(spec, k) * path + own + size[k - 1]
+
+
 def expanded_terms(spec: Spec, k: int) -> int:
-    """Approximate terms of one layer-k parameter's formula in inputs and parameters only."""
-    below = math.prod(spec.layers[:k]) if k > 1 else 1
-    return paths_to_loss(spec, k) * (spec.depth - k + 1) * below * max(1, spec.depth)
+    """Approximate terms of one layer-k parameter's formula in inputs and parameters only
+    (arithmetic on the widths: the form itself is never built to be measured)."""
+    return _spelled(spec, k, expanded=True)
+
+
+def form_terms(spec: Spec, k: int, form: str) -> int:
+    """Approximate printed terms of one form of one layer-k parameter: the memoised form and
+    the chain are a few symbols (the chain falls back to δ when the formula is large)."""
+    if form == "formula":
+        return _spelled(spec, k, expanded=False)
+    if form == "expanded":
+        return _spelled(spec, k, expanded=True)
+    return 2
+
+
+#: A form of one parameter is printed by default up to this many terms (about 4 kB of text).
+MAX_SHOWN_TERMS = 500
+#: A form asked for by name is printed up to this many terms per parameter (about 2 MB).
+MAX_ASKED_TERMS = 200_000
+#: derive names each parameter on its own line(s): past this many, use the matrix form.
+MAX_PARAMETERS = 1_000_000
+#: Bytes of text per parameter in the default output, for the refusal's estimate.
+BYTES_PER_PARAMETER = 200
+
+
+def check_parameter_count(spec: Spec, hint: str) -> None:
+    """Refuse (UserError) per-parameter output for more than MAX_PARAMETERS parameters: the
+    output streams in constant memory, but its length grows with the count."""
+    n = spec.n_parameters
+    if n > MAX_PARAMETERS:
+        size = n * BYTES_PER_PARAMETER
+        raise UserError(
+            f"per-parameter output for {_widths(spec)} ({_count(n)} parameters) would need about "
+            f"{approx(size)} bytes (~{approx(size / 1e9)} GB of text; at most {MAX_PARAMETERS:,} "
+            f"parameters); {hint}")
 
 
 #: What to do instead, for the commands that refuse.
