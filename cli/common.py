@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -58,6 +59,16 @@ def print_json(obj) -> None:
 def write_atomic(path: str | Path, data: str | bytes, force: bool = False) -> Path:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename, so a
     crash or Ctrl-C never leaves a half-written file; refuse to replace a file unless forced."""
+    with open_atomic(path, force, binary=isinstance(data, bytes)) as fh:
+        fh.write(data)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def open_atomic(path: str | Path, force: bool = False, binary: bool = False):
+    """A file to write ``path`` through, for output made piece by piece: a temporary file in the
+    same folder, renamed to ``path`` when the block ends and removed if it raises (Ctrl-C
+    included).  An existing ``path`` is refused up front, before any work, unless forced."""
     path = Path(path)
     if path.exists() and not force:
         raise UserError(f"{path} already exists; pass --force to replace it")
@@ -66,12 +77,12 @@ def write_atomic(path: str | Path, data: str | bytes, force: bool = False) -> Pa
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise UserError(f"output folder {folder} does not exist")
-    mode = "wb" if isinstance(data, bytes) else "w"
+    mode = "wb" if binary else "w"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as fh:
+        with os.fdopen(fd, mode, **({} if binary else {"encoding": "utf-8"})) as fh:
             os.fchmod(fh.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; open() honours the umask
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         if force:
@@ -84,7 +95,6 @@ def write_atomic(path: str | Path, data: str | bytes, force: bool = False) -> Pa
         except FileNotFoundError:
             pass
         raise
-    return path
 
 
 def _link_new(tmp: str, path: Path) -> None:

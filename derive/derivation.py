@@ -29,6 +29,7 @@ from sympy.core.mul import _mulsort
 
 from . import notation as nt
 from .activations import derivative_at, passes_no_gradient, softmax_jacobian
+from .budget import MAX_SHOWN_TERMS, form_terms
 from .losses import LOSSES, PREDICTION, TARGET
 from .errors import UserTypeError
 from .network import Network
@@ -37,6 +38,8 @@ from .spec import Spec
 #: Above this many chain paths per parameter, the chain form shows the memoised
 #: two-factor chain (δ · ∂z/∂w) instead of spelling out every path.
 MAX_CHAIN_PATHS = 16
+#: The L of ∂L/∂…, the numerator of every chain's first factor.
+_LOSS = sympy.Symbol("L")
 
 
 @dataclass(frozen=True)
@@ -312,12 +315,14 @@ class Derivation:
     def chain(self, g: Gradient) -> list[list[Factor]]:
         """Paths from the parameter to L, each a list of factors, the notes' way:
         ∂L/∂ŷ · ∂ŷ/∂O_11 · ∂O_11/∂w^1_11.  Wide networks get the memoised chain instead:
-        ∂L/∂z_kj · ∂z_kj/∂P, with δ_kj = ∂L/∂z_kj taken from the memo table."""
+        ∂L/∂z_kj · ∂z_kj/∂P, with δ_kj = ∂L/∂z_kj taken from the memo table (resolved
+        when that is short, else the memo symbol δ_kj itself, defined in the δ table)."""
         k, j, L = g.layer, g.node, self.net.depth
         if self.chain_paths(k) > MAX_CHAIN_PATHS:
             z = nt.preactivation(k, j)
-            return [[Factor(sympy.Symbol("L"), z, self.resolved_delta(k, j)),
-                     Factor(z, g.parameter, g.local)]]
+            short = form_terms(self.spec, k, "formula") <= MAX_SHOWN_TERMS
+            delta = self.resolved_delta(k, j) if short else nt.delta(k, j)
+            return [[Factor(_LOSS, z, delta), Factor(z, g.parameter, g.local)]]
         act = self.net.activation(k)
         if act.elementwise:
             first = [(j, derivative_at(act.name, self.net.O(k, j), nt.preactivation(k, j)) * g.local)]
@@ -337,7 +342,7 @@ class Derivation:
         out = []
         for path in paths:
             last = path[-1][1]
-            top = Factor(sympy.Symbol("L"), self.net.O(L, last), self.dL_dyhat[last - 1])
+            top = Factor(_LOSS, self.net.O(L, last), self.dL_dyhat[last - 1])
             out.append([top] + [f for _, _, f in reversed(path)])
         return out
 
