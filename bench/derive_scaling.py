@@ -43,7 +43,7 @@ def memoised(spec, resolve: bool):
     t0 = time.perf_counter()
     d = derive(spec)
     nodes = sum(size(e) for e in d.deltas.values())
-    grads = list(d.gradients())
+    grads = list(d.gradients)
     nodes += sum(2 for _ in grads)
     forms = [g.memoised for g in grads]
     if resolve:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable
@@ -27,7 +27,7 @@ from typing import Callable
 import sympy
 from sympy.core.mul import _mulsort
 
-from . import notation as nt
+from . import advice, notation as nt
 from .activations import derivative_at, passes_no_gradient, softmax_jacobian
 from .budget import MAX_SHOWN_TERMS, form_terms
 from .losses import LOSSES, PREDICTION, TARGET
@@ -38,6 +38,10 @@ from .spec import Spec
 #: Above this many chain paths per parameter, the chain form shows the memoised
 #: two-factor chain (δ · ∂z/∂w) instead of spelling out every path.
 MAX_CHAIN_PATHS = 16
+#: The forms of a gradient, in the order the tool prints them (``Gradient.latex(form)``).
+FORMS = ("chain", "memoised", "formula", "expanded")
+#: A repr or notebook cell shows the formula up to this many characters, else the memoised form.
+MAX_REPR_CHARS = 200
 #: The L of ∂L/∂…, the numerator of every chain's first factor.
 _LOSS = sympy.Symbol("L")
 
@@ -53,7 +57,35 @@ class Factor:
 
 @dataclass
 class Gradient:
-    """∂L/∂P for one parameter P, in every form the tool prints."""
+    """∂L/∂P for one parameter P, in every form the tool prints.
+
+    Get one from :meth:`Derivation.gradient` (by its printed name) or
+    :attr:`Derivation.gradients`; every form is built when first asked for.
+
+    Attributes
+    ----------
+    parameter : sympy.Symbol
+        The parameter P (prints as ``w^2_11`` / ``b_21``; its ``.name`` is ``w_2_1_1``).
+    layer, source, node : int
+        k, i and j of ``w^k_ij`` (``source`` is None for a bias ``b_kj``).
+    memoised, formula, expanded : sympy.Expr
+        δ_kj · O_{k-1,i}; the same in y, ŷ, O, x, w; in x, y, w, b only.
+    chain : list of list of Factor
+        The chain rule as the notes write it, one list of factors per path.
+
+    Examples
+    --------
+    >>> from backprop.derive import derive, make_spec
+    >>> g = derive(make_spec("2-2-1", "linear", "se")).gradient("w^1_11")
+    >>> g
+    Gradient(∂L/∂w^1_11 = -2 (y - ŷ) w^2_11 x_i1)
+    >>> print(g.latex("memoised"))
+    \\frac{\\partial L}{\\partial w^{1}_{11}} = \\delta_{11} x_{i1}
+    >>> values = {"x_i1": 1, "x_i2": 2, "y": 3, "w^1_11": 0.5, "w^1_21": -1, "w^1_12": 0,
+    ...           "w^1_22": 1, "w^2_11": 2, "w^2_21": 1, "b_11": 0, "b_12": 0, "b_21": 0}
+    >>> g.numpy(values)  # ŷ = 2·(0.5 - 2) + 1·2 = -1: -2 (3 - (-1)) · 2 · 1
+    -16.0
+    """
 
     derivation: "Derivation" = field(repr=False)
     parameter: sympy.Symbol
@@ -62,7 +94,17 @@ class Gradient:
     node: int  # j
 
     def __repr__(self) -> str:
-        return f"Gradient(∂L/∂{self.name} = {self.derivation.printer.text(self.formula)})"
+        return f"Gradient(∂L/∂{self.name} = {self._shown()})"
+
+    def _shown(self, tex: bool = False) -> str:
+        """The formula when it is short enough to read, else the memoised form and why."""
+        p = self.derivation.printer
+        show = p.latex if tex else p.text
+        formula = show(self.formula)
+        if len(formula) <= MAX_REPR_CHARS:
+            return formula
+        why = f"(formula: {len(formula):,} characters)"
+        return show(self.memoised) + (rf" \quad \text{{{why}}}" if tex else f"   {why}")
 
     @property
     def name(self) -> str:
@@ -106,30 +148,127 @@ class Gradient:
         return self.derivation.chain(self)
 
     def latex(self, form: str = "formula") -> str:
-        """``\\frac{\\partial L}{\\partial w^{2}_{11}} = ...`` for one form."""
+        """One form as LaTeX: ``\\frac{\\partial L}{\\partial w^{2}_{11}} = ...``.
+
+        Parameters
+        ----------
+        form : {"chain", "memoised", "formula", "expanded"}
+            Which form (see the class attributes); "chain" writes the factors, then their values.
+
+        Returns
+        -------
+        str
+            The equation, without ``$`` delimiters.
+
+        Raises
+        ------
+        ValueError
+            For any other form; the message lists the forms.
+        """
+        if form not in FORMS:
+            raise ValueError(f"unknown form {form!r}; the forms are {', '.join(FORMS)}")
         p = self.derivation.printer
-        return rf"\frac{{\partial L}}{{\partial {p.latex(self.parameter)}}} = {p.latex(getattr(self, form))}"
+        lhs = rf"\frac{{\partial L}}{{\partial {p.latex(self.parameter)}}}"
+        if form == "chain":
+            from .report import chain_text  # the chain's layout lives with the reports
+
+            return f"{lhs} = {chain_text(self, tex=True)}"
+        return f"{lhs} = {p.latex(getattr(self, form))}"
 
     def _repr_latex_(self) -> str:
-        return f"${self.latex()}$"
+        """Jupyter: the formula in the notes' notation (the memoised form when it is long)."""
+        p = self.derivation.printer
+        return rf"$\displaystyle \frac{{\partial L}}{{\partial {p.latex(self.parameter)}}} = {self._shown(tex=True)}$"
+
+    def numpy(self, values: Mapping) -> float:
+        """∂L/∂P at one row, evaluated with NumPy; node outputs come from a forward pass.
+
+        Parameters
+        ----------
+        values : mapping
+            Inputs, targets and parameters by the names the tool prints (``"x_i1"``, ``"y"``
+            or ``"y_2"``, ``"w^1_11"``, ``"b_21"``), their LaTeX spellings (``"w^{1}_{11}"``)
+            or their symbols, to numbers.  Values the gradient does not depend on may be
+            left out (or given: a whole network's values serve every gradient).
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        ValueError
+            A needed value is missing (the message lists every missing name), or a name is not
+            an input, target or parameter of the network (ŷ and O are computed, not given).
+        """
+        given = self.derivation.values_by_symbol(values)
+        missing = [s for s in self._needs if s not in given]
+        if missing:
+            raise ValueError(f"∂L/∂{self.name} needs a value for {self.derivation.names(missing)}")
+        args, fn = self._compiled
+        full = self.derivation.net.forward_values(dict.fromkeys(self.derivation.givens, 0.0) | given)
+        return float(fn(*[full[s] for s in args]))
 
     @cached_property
-    def numpy(self) -> Callable[..., float]:
-        """The formula as a NumPy function of a values dict {symbol: number} for one row
-        (x, y, w, b); node outputs are filled in by a forward pass."""
-        fn = sympy.lambdify(sorted(self.formula.free_symbols, key=str), self.formula, "numpy")
+    def _compiled(self) -> tuple[list[sympy.Symbol], Callable[..., float]]:
         args = sorted(self.formula.free_symbols, key=str)
-        net = self.derivation.net
+        return args, sympy.lambdify(args, self.formula, "numpy")
 
-        def evaluate(values: dict) -> float:
-            full = net.forward_values(values)
-            return float(fn(*[full[s] for s in args]))
-
-        return evaluate
+    @cached_property
+    def _needs(self) -> list[sympy.Symbol]:
+        """The inputs, targets and parameters the formula depends on, through the node
+        outputs in it (each node's definition visited once), in the notes' order."""
+        net, seen, todo, leaves = self.derivation.net, set(), list(self.formula.free_symbols), set()
+        while todo:
+            s = todo.pop()
+            if s in seen:
+                continue
+            seen.add(s)
+            name = nt.parse(s)
+            if name is None or name.kind in ("x", "y", "w", "b"):
+                leaves.add(s)
+            elif name.kind in ("O", "yhat"):
+                k = net.depth if name.kind == "yhat" else name.indices[0]
+                todo.extend(net.definition(k, name.indices[-1]).free_symbols)
+            elif name.kind == "z":
+                todo.extend(net.z(*name.indices).free_symbols)
+        return sorted(leaves, key=_notes_order)
 
 
 class Derivation:
-    """All gradients of a network: the memoised δ table and one Gradient per parameter."""
+    """All gradients of a network: the memoised δ table and one Gradient per parameter.
+
+    Built by :func:`derive`; nothing is derived until asked for, so a network of 100 000
+    parameters costs nothing up front.
+
+    Attributes
+    ----------
+    spec : Spec
+    net : Network
+        The symbols and forward definitions.
+    gradients : Gradients
+        Every :class:`Gradient`, in backprop order, as a lazy sequence.
+    deltas : dict
+        The memo table {δ_kj: definition}, output layer first.
+    warnings : list of str
+        One line per problem with the network (pairings that make no sense, layers that pass
+        no gradient); the CLI prints them on stderr.
+    assumptions : list of str
+        What the derived formulas take for granted (softmax + cce: one-hot targets).
+
+    Examples
+    --------
+    >>> from backprop.derive import derive, make_spec
+    >>> d = derive(make_spec("2-2-1", "sigmoid", "bce"))
+    >>> d
+    Derivation(2-2-1 network, activations sigmoid,sigmoid, loss bce, with bias: 9 parameters)
+    >>> len(d.gradients), d.gradients[0].name, [g.name for g in d.gradients[-3:]]
+    (9, 'w^2_11', ['w^1_12', 'w^1_22', 'b_12'])
+    >>> print(d.printer.text(d.gradient("b_21").formula))
+    -(y - ŷ)
+    >>> derive(make_spec("2-3", "softmax", "cce")).assumptions
+    ['softmax + cce: δ_1j = ŷ_j - y_j holds for targets that sum to 1 (one-hot)']
+    """
 
     def __init__(self, spec_or_network: Spec | Network):
         if not isinstance(spec_or_network, (Spec, Network)):
@@ -147,16 +286,73 @@ class Derivation:
                     f"layer {k} uses {name}, whose derivative is 0 almost everywhere: no gradient "
                     f"flows through it, so every parameter in layers 1..{k} gets gradient 0"
                 )
+        self.warnings += advice.warnings(self.spec)
 
     def __repr__(self) -> str:
-        return f"Derivation({self.spec.describe()})"
+        n = self.spec.n_parameters
+        notes = f"; {len(self.warnings)} warning{'s' * (len(self.warnings) != 1)}" if self.warnings else ""
+        return f"Derivation({self.spec.describe()}: {n:,} parameter{'s' * (n != 1)}{notes})"
 
     def _repr_latex_(self) -> str:
-        """Jupyter shows the gradients as rendered maths (the first 50 of a large network)."""
-        rows = [g.latex().replace(" = ", " &= ", 1) for _, g in zip(range(50), self.gradients())]
-        more = self.spec.n_parameters - len(rows)
-        tail = rf" \\ \text{{... and {more} more}}" if more > 0 else ""
+        """Jupyter shows L and the gradients as rendered maths (the first 50 of a large network)."""
+        p = self.printer
+        rows = [f"L &= {p.latex(self.net.loss)}"] if self.spec.n_outputs <= 10 else []
+        shown = self.gradients[:50]
+        rows += [rf"\frac{{\partial L}}{{\partial {p.latex(g.parameter)}}} &= {g._shown(tex=True)}"
+                 for g in shown]
+        more = len(self.gradients) - len(shown)
+        tail = rf" \\ \text{{... and {more:,} more}}" if more > 0 else ""
         return "$$\\begin{aligned}" + r" \\ ".join(rows) + tail + r"\end{aligned}$$"
+
+    @cached_property
+    def assumptions(self) -> list[str]:
+        """What the derived formulas take for granted, one line each (see :mod:`advice`)."""
+        delta = ""
+        if self._one_hot_softmax_delta is not None:
+            delta = self.printer.text(self._one_hot_softmax_delta.xreplace(
+                {TARGET: sympy.Symbol("y_j", real=True), PREDICTION: sympy.Symbol("ŷ_j", real=True)}))
+        return advice.assumptions(self.spec, delta) if delta else []
+
+    # -- values by the names the tool prints -------------------------------------------
+    @cached_property
+    def givens(self) -> list[sympy.Symbol]:
+        """What a row and the parameters give (x, y, w, b); everything else is computed."""
+        return self.net.inputs + self.net.targets + self.net.parameters()
+
+    def values_by_symbol(self, values: Mapping) -> dict[sympy.Symbol, float]:
+        """``values`` keyed by printed names, LaTeX spellings or symbols, re-keyed by symbol;
+        a name that is no input, target or parameter is a ValueError naming the valid ones."""
+        if not isinstance(values, Mapping):
+            raise ValueError(f"values must be a dict of names to numbers, e.g. {{'x_i1': 2.0}}, "
+                             f"got {type(values).__name__}")
+        out = {}
+        for key, value in values.items():
+            name = _name_of(key, self.net.single_output)
+            if name is None or name.kind not in ("x", "y", "w", "b") or not self._given(name):
+                computed = name is not None and name.kind in ("O", "yhat", "z", "delta", "dO")
+                why = ("is computed by the forward pass, not given" if computed
+                       else f"is not an input, target or parameter of the {self.spec.describe()}")
+                raise ValueError(f"{key!s} {why}; give values for {self.names(self.givens, summary=True)}")
+            out[name.symbol] = value
+        return out
+
+    def _given(self, name: nt.Name) -> bool:
+        if name.kind in ("x", "y"):
+            return 1 <= name.indices[0] <= self.spec.layers[0 if name.kind == "x" else -1]
+        return self._exists(name)
+
+    def names(self, symbols: list[sympy.Symbol], summary: bool = False) -> str:
+        """Symbols as the tool prints them: all of them (up to 50), or a summary per kind."""
+        if summary:
+            symbols = sorted(symbols, key=_notes_order)
+        spell = [nt.text_name(nt.parse(s), self.net.single_output) for s in symbols]
+        if not summary:
+            return ", ".join(spell[:50]) + (f" and {len(spell) - 50:,} more" if len(spell) > 50 else "")
+        kinds: dict[str, list[str]] = {}
+        for s, text in zip(symbols, spell):
+            kinds.setdefault(nt.parse(s).kind, []).append(text)
+        return ", ".join(", ".join(t) if len(t) <= 3 else f"{t[0]} … {t[-1]} ({len(t):,})"
+                         for t in kinds.values())
 
     @cached_property
     def printer(self):
@@ -261,8 +457,20 @@ class Derivation:
 
     # -- per-parameter gradients ---------------------------------------------------------
     def gradient(self, parameter: sympy.Symbol | str) -> Gradient:
-        """The Gradient of one parameter, by symbol or by name ("w^2_11", "w_2_1_1", "b_21")."""
-        name = nt.parse(parameter) if isinstance(parameter, sympy.Symbol) else _parse_any(parameter)
+        """The Gradient of one parameter.
+
+        Parameters
+        ----------
+        parameter : str or sympy.Symbol
+            Its printed name (``"w^2_11"``, ``"b_21"``), LaTeX (``"w^{2}_{11}"``), symbol name
+            (``"w_2_1_1"``) or symbol.
+
+        Raises
+        ------
+        KeyError
+            When the network has no such parameter.
+        """
+        name = _name_of(parameter, self.net.single_output)
         if name is None or name.kind not in ("w", "b") or not self._exists(name):
             raise KeyError(f"{parameter} is not a parameter of the {self.spec.describe()}")
         if name.kind == "w":
@@ -279,19 +487,40 @@ class Derivation:
         k, j = name.indices
         return self.spec.bias and 1 <= k <= self.net.depth and 1 <= j <= layers[k]
 
-    def gradients(self):
+    @cached_property
+    def gradients(self) -> "Gradients":
         """Every Gradient, in backprop order (output layer first, as the notes derive them):
-        node by node, the weights into node j, then its bias."""
-        layers = self.spec.layers
+        node by node, the weights into node j, then its bias; a lazy sequence, each Gradient
+        made when it is indexed or iterated over."""
+        return Gradients(self)
+
+    def _gradients_from(self, start: int) -> Iterator[Gradient]:
+        """The gradients from position ``start`` on, made one at a time."""
+        layers, per = self.spec.layers, int(self.spec.bias)
+        skip = start
         for k in range(self.net.depth, 0, -1):
-            for j in range(1, layers[k] + 1):
-                for i in range(1, layers[k - 1] + 1):
+            block = layers[k] * (layers[k - 1] + per)
+            if skip >= block:
+                skip -= block
+                continue
+            j0, i0 = divmod(skip, layers[k - 1] + per)
+            skip = 0
+            for j in range(j0 + 1, layers[k] + 1):
+                for i in range(i0 + 1, layers[k - 1] + 1):
                     yield Gradient(self, nt.weight(k, i, j), k, i, j)
-                if self.spec.bias:
+                if per:
                     yield Gradient(self, nt.bias(k, j), k, None, j)
+                i0 = 0
+
+    def position(self, g: Gradient) -> int:
+        """Where ``g`` sits in :attr:`gradients` (backprop order), computed, not searched."""
+        layers, per = self.spec.layers, int(self.spec.bias)
+        before = sum(layers[m] * (layers[m - 1] + per) for m in range(g.layer + 1, self.net.depth + 1))
+        inside = layers[g.layer - 1] if g.source is None else g.source - 1
+        return before + (g.node - 1) * (layers[g.layer - 1] + per) + inside
 
     def __iter__(self):
-        return self.gradients()
+        return iter(self.gradients)
 
     def __len__(self) -> int:
         return self.spec.n_parameters
@@ -347,6 +576,58 @@ class Derivation:
         return out
 
 
+class Gradients(Sequence):
+    """Every :class:`Gradient` of a derivation in backprop order, made on access: len,
+    indexing (negative too), slicing (a lazy sub-sequence) and iteration cost O(1) per
+    gradient, never the whole network up front.  ``d.gradient("w^1_11")`` finds one by name.
+    """
+
+    def __init__(self, derivation: Derivation, positions: range | None = None):
+        self.derivation = derivation
+        self._positions = range(derivation.spec.n_parameters) if positions is None else positions
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Gradients(self.derivation, self._positions[index])
+        try:
+            position = self._positions[operator.index(index)]
+        except IndexError:
+            raise IndexError(f"gradient {index} of {len(self)}") from None
+        return next(self.derivation._gradients_from(position))
+
+    def __iter__(self) -> Iterator[Gradient]:
+        r = self._positions
+        if r.step == 1:
+            for _, g in zip(r, self.derivation._gradients_from(r.start)):
+                yield g
+        else:
+            for position in r:
+                yield next(self.derivation._gradients_from(position))
+
+    def __contains__(self, g) -> bool:
+        return (isinstance(g, Gradient) and g.derivation is self.derivation
+                and self.derivation.position(g) in self._positions)
+
+    def index(self, g, start: int = 0, stop: int | None = None) -> int:
+        if g not in self:
+            raise ValueError(f"{g!r} is not in {self!r}")
+        at = self._positions.index(self.derivation.position(g))
+        if not start <= at < (len(self) if stop is None else stop):
+            raise ValueError(f"{g!r} is not in {self!r}[{start}:{stop}]")
+        return at
+
+    def count(self, g) -> int:
+        return int(g in self)
+
+    def __repr__(self) -> str:
+        names = [f"∂L/∂{g.name}" for g in self[:3]]
+        more = ", …" if len(self) > 3 else ""
+        return f"Gradients({len(self):,} of the {self.derivation.spec.describe()}: {', '.join(names)}{more})"
+
+
 class PerOutput(Sequence):
     """∂L/∂ŷ_j for j = 1..n as a read-only sequence: one generic expression, each entry the
     substitution of output j's target and prediction, made on access (O(1) per entry)."""
@@ -384,27 +665,49 @@ def _shortest(expr: sympy.Expr) -> sympy.Expr:
     return min(candidates, key=sympy.count_ops)
 
 
-def _parse_any(text: str) -> nt.Name | None:
-    """A parameter from either spelling: 'w_2_1_1' or the notes' 'w^2_11' / 'b_21'."""
-    name = nt.parse(text)
-    if name:
-        return name
-    text = text.replace("{", "").replace("}", "").replace(" ", "")
-    if text.startswith("w^") and "_" in text:
-        k, _, idx = text[2:].partition("_")
-        parts = idx.split(",") if "," in idx else list(idx)
-        if k.isdigit() and len(parts) == 2 and all(p.isdigit() for p in parts):
-            return nt.Name("w", (int(k), int(parts[0]), int(parts[1])))
-    if text.startswith("b_"):
-        idx = text[2:]
-        parts = idx.split(",") if "," in idx else list(idx)
-        if len(parts) == 2 and all(p.isdigit() for p in parts):
-            return nt.Name("b", (int(parts[0]), int(parts[1])))
-    return None
+def _name_of(key, single_output: bool) -> nt.Name | None:
+    """The Name behind a symbol (ours or a plain Symbol of the same name) or any spelling the
+    tool prints ('w^2_11', 'w^{2}_{11}', 'x_i1', 'y', 'w_2_1_1'); None for anything else."""
+    if isinstance(key, sympy.Symbol):
+        return nt.parse(key.name)
+    return nt.from_printed(key, single_output) if isinstance(key, str) else None
+
+
+#: The order names are listed in: inputs, targets, then parameters as the notes number them.
+_KIND_ORDER = {"x": 0, "y": 1, "w": 2, "b": 3}
+
+
+def _notes_order(s: sympy.Symbol):
+    name = nt.parse(s)
+    return (_KIND_ORDER.get(name.kind, 4), name.indices) if name else (5, (), s.name)
 
 
 def derive(spec: Spec) -> Derivation:
-    """Derive every ∂L/∂w and ∂L/∂b of ``spec`` (lazily: forms are built when asked for)."""
+    """Derive every ∂L/∂w and ∂L/∂b of a network, lazily: each form is built when asked for.
+
+    Parameters
+    ----------
+    spec : Spec
+        The network, from :func:`~backprop.derive.spec.make_spec` or
+        :func:`~backprop.derive.spec.load_toml`.
+
+    Returns
+    -------
+    Derivation
+        Its :attr:`~Derivation.gradients`, one :class:`Gradient` per parameter.
+
+    Raises
+    ------
+    UserTypeError
+        When ``spec`` is not a Spec (a TypeError).
+
+    Examples
+    --------
+    >>> from backprop.derive import derive, make_spec
+    >>> d = derive(make_spec("2-2-1", "linear", "se"))
+    >>> print(d.printer.text(d.gradient("w^2_11").formula))
+    -2 (y - ŷ) O_11
+    """
     return Derivation(spec)
 
 
@@ -420,7 +723,7 @@ def numeric_gradients(derivation: Derivation, values: dict) -> dict[sympy.Symbol
                 memo[nt.grad_output(k, j)] = float(derivation.grad_output_definition(k, j).xreplace(memo))
         for j in range(1, width + 1):
             memo[nt.delta(k, j)] = float(derivation.delta_definition(k, j).xreplace(memo))
-    return {g.parameter: float(g.memoised.xreplace(memo)) for g in derivation.gradients()}
+    return {g.parameter: float(g.memoised.xreplace(memo)) for g in derivation.gradients}
 
 
-__all__ = ["Derivation", "Factor", "Gradient", "derive", "numeric_gradients"]
+__all__ = ["FORMS", "Derivation", "Factor", "Gradient", "Gradients", "derive", "numeric_gradients"]

@@ -12,6 +12,7 @@ and ``dO_k_j`` (∂L/∂O_kj) name the quantities backprop computes once and reu
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -43,9 +44,35 @@ class Name:
         return _symbol(self.kind, self.indices)
 
 
+class NotesSymbol(sympy.Symbol):
+    """A symbol of the notes that SymPy's own LaTeX and pretty printers spell as the notes do
+    (Jupyter shows ``w^{2}_{11}``, ``x_{i1}``, ``\\hat{y}_{1}``, not ``w_{2 1 1}``).
+
+    Display only: ``str()`` and ``.name`` stay ``w_2_1_1`` (identifiers, sort keys, code
+    generation read them).  A plain ``Symbol("w_2_1_1", real=True)`` is a different symbol
+    (SymPy compares types), so every symbol of the notes is made here, by :func:`_symbol`.
+    Outside a network SymPy's printers cannot know there is one output, so ŷ keeps its index
+    (``\\hat{y}_{1}``); the network's own printer asks ``single_output`` and writes ``\\hat{y}``.
+    """
+
+    def _spelling(self, printer, spell) -> str:
+        name = parse(self)
+        if name is None:  # a NotesSymbol made by hand with another name
+            return self.name
+        return spell(name, bool(getattr(printer, "_single_output", False)))
+
+    def _latex(self, printer) -> str:
+        return self._spelling(printer, latex_name)
+
+    def _pretty(self, printer):
+        from sympy.printing.pretty.stringpict import prettyForm
+
+        return prettyForm(self._spelling(printer, text_name))
+
+
 @lru_cache(maxsize=None)
 def _symbol(kind: str, indices: tuple[int, ...]) -> sympy.Symbol:
-    return sympy.Symbol("_".join([kind, *map(str, indices)]), real=True)
+    return NotesSymbol("_".join([kind, *map(str, indices)]), real=True)
 
 
 def weight(k: int, i: int, j: int) -> sympy.Symbol:
@@ -147,3 +174,35 @@ def latex_name(name: Name, single_output: bool = False) -> str:
     if name.kind == "dO":
         return rf"\frac{{\partial L}}{{\partial O_{{{_joined(idx)}}}}}"
     return f"{stem}_{{{_joined(idx)}}}"
+
+
+#: A printed name once braces and spaces are gone: stem, optional ^layer, optional _indices.
+_PRINTED = re.compile(r"(?P<stem>[wbOzxyŷδ])(?:\^(?P<sup>\d+))?(?:_(?P<sub>i?\d+(?:,\d+)*))?")
+#: Printed stem -> (kind, takes ^k, number of subscript indices).
+_STEMS = {"w": ("w", True, 2), "b": ("b", False, 2), "O": ("O", False, 2), "z": ("z", False, 2),
+          "δ": ("delta", False, 2), "x": ("x", False, 1), "y": ("y", False, 1), "ŷ": ("yhat", False, 1)}
+
+
+def from_printed(text: str, single_output: bool = False) -> Name | None:
+    """The :class:`Name` behind any spelling the tool prints: text (``w^2_11``, ``w^2_1,10``,
+    ``b_21``, ``x_i1``, ``y``/``y_2``, ``ŷ``), LaTeX (``w^{2}_{11}``, ``\\hat{y}_{1}``) or a
+    symbol name (``w_2_1_1``).  A bare ``y``/``ŷ`` is output 1 of a single-output network
+    only; anything else is None."""
+    name = parse(text)
+    if name is not None:
+        return name
+    t = re.sub(r"[\s{}]", "", text).replace(r"\haty", "ŷ").replace(r"\delta", "δ")
+    m = _PRINTED.fullmatch(t)
+    if m is None:
+        return None
+    kind, takes_layer, n = _STEMS[m["stem"]]
+    sub = m["sub"] or ""
+    if takes_layer != (m["sup"] is not None) or sub.startswith("i") != (kind == "x"):
+        return None
+    sub = sub.removeprefix("i")
+    if not sub:
+        return Name(kind, (1,)) if kind in ("y", "yhat") and single_output else None
+    parts = sub.split(",") if "," in sub or n == 1 else list(sub)
+    if len(parts) != n:
+        return None
+    return Name(kind, tuple(int(p) for p in ([m["sup"]] if takes_layer else []) + parts))

@@ -114,7 +114,7 @@ def test_gradients_equal_the_sympy_formulas(activation, loss):
     grads = trainer.gradients(params, X, Y)
     derivation = derive(spec)
     symbolic = numeric_gradients(derivation, _row_values(spec, params, X[0], Y[0]))
-    for g in derivation.gradients():
+    for g in derivation.gradients:
         name, index = g.key
         assert grads[name][index] == pytest.approx(symbolic[g.parameter], rel=1e-9, abs=1e-12), g.name
 

@@ -112,7 +112,7 @@ def test_per_parameter_numpy_callable_agrees_with_memo_table():
     d = derive(make_spec("3-2-2", "sigmoid,softmax", "cce"))
     values = _point(d, np.random.default_rng(7))
     memo = numeric_gradients(d, values)
-    for g in d.gradients():
+    for g in d.gradients:
         assert g.numpy(values) == pytest.approx(memo[g.parameter], rel=1e-12, abs=1e-14)
 
 
@@ -125,7 +125,7 @@ def test_per_parameter_numpy_callable_agrees_with_memo_table():
 def test_memoised_equals_naive_sympy_diff(spec):
     """The memo-table result, expanded, is the same expression naive diff gives."""
     d = derive(make_spec(*spec))
-    for g in d.gradients():
+    for g in d.gradients:
         naive = sympy.diff(d.net.loss_expanded, g.parameter)
         assert sympy.simplify(g.expanded - naive) == 0, g.name
 
@@ -144,7 +144,7 @@ def test_sigmoid_bce_output_delta_reduces_to_yhat_minus_y():
 def test_step_warns_that_no_gradient_flows():
     d = derive(make_spec("2-2-1", "step,linear", "se"))
     assert any("no gradient" in w and "layer 1" in w for w in d.warnings)
-    assert all(g.formula == 0 for g in d.gradients() if g.layer == 1)
+    assert all(g.formula == 0 for g in d.gradients if g.layer == 1)
 
 
 def test_chain_paths_multiply_to_the_formula():

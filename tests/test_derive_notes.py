@@ -23,14 +23,14 @@ NOTES_RESULTS = {
 
 
 def test_nine_gradients_in_notes_vocabulary(notes_221):
-    derived = {g.parameter: g.formula for g in notes_221.gradients()}
+    derived = {g.parameter: g.formula for g in notes_221.gradients}
     assert set(derived) == set(NOTES_RESULTS)
     for p, expected in NOTES_RESULTS.items():
         assert sympy.expand(derived[p] - expected) == 0, p
 
 
 def test_backprop_order_matches_the_notes(notes_221):
-    assert [g.name for g in notes_221.gradients()] == [
+    assert [g.name for g in notes_221.gradients] == [
         "w^2_11", "w^2_21", "b_21", "w^1_11", "w^1_21", "b_11", "w^1_12", "w^1_22", "b_12"]
 
 
@@ -52,7 +52,7 @@ def test_chain_is_the_notes_factorisation(notes_221):
 
 
 def test_expanded_form_is_in_inputs_and_parameters_only(notes_221):
-    for g in notes_221.gradients():
+    for g in notes_221.gradients:
         kinds = {nt.parse(s).kind for s in g.expanded.free_symbols}
         assert kinds <= {"x", "y", "w", "b"}, (g.name, kinds)
 
@@ -79,6 +79,6 @@ def test_jupyter_renders_latex(notes_221):
     from backprop.derive import vectorise
 
     shown = notes_221._repr_latex_()
-    assert shown.startswith("$$\\begin{aligned}") and shown.count("&=") == 9
+    assert shown.startswith("$$\\begin{aligned}L &= ") and shown.count("&=") == 1 + 9  # L, 9 gradients
     assert r"w^{2}_{11}" in notes_221.gradient("w^1_11")._repr_latex_()
     assert r"\delta^{1}" in vectorise(notes_221)._repr_latex_()

@@ -166,7 +166,7 @@ def _notes_equations() -> list[str]:
     for name in NOTES:
         eqs += [e.source for e in split_document(notes_path(name).read_text(encoding="utf-8")).equations]
     d = derive(make_spec("2-2-1", "sigmoid", "bce"))
-    for g in list(d.gradients())[:4]:
+    for g in d.gradients[:4]:
         eqs.append(rf"\frac{{\partial L}}{{\partial {d.printer.latex(g.parameter)}}} = {d.printer.latex(g.formula)}")
     return eqs
 

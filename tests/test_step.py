@@ -81,7 +81,7 @@ def test_trainer_numbers_agree_with_the_symbolic_chain(activations, loss):
     result = step_cmd.step(spec, x, y, 0.1, params)
     values = step_cmd.symbol_values(spec, x, y, result["params"], result["nodes"])
     derivation = derive(spec)
-    for g in derivation.gradients():
+    for g in derivation.gradients:
         by_chain = sum(math.prod(path) for path in step_cmd.chain_values(g, values))
         name, index = g.key
         assert by_chain == pytest.approx(result["grads"][name][index], rel=1e-9, abs=1e-12), g.name

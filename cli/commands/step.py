@@ -165,7 +165,7 @@ def as_text(spec: Spec, derivation, x, y, lr: float, result: dict, values: dict)
     lines += ["", f"Loss  L = {p.text(derivation.net.loss)} = {fmt(result['loss'])}", "",
               "Gradients (chain rule, output layer first)"]
     problems = []
-    for g in derivation.gradients():
+    for g in derivation.gradients:
         name, index = g.key
         number = float(result["grads"][name][index])
         paths, numbers = g.chain, chain_values(g, values)
@@ -182,7 +182,7 @@ def as_text(spec: Spec, derivation, x, y, lr: float, result: dict, values: dict)
                                                   for path in numbers))
         lines.append(pad[:-2] + f"= {fmt(number)}")
     lines += ["", f"Update  w_new = w_old - η ∂L/∂w  (η = {fmt(lr)})"]
-    for g in derivation.gradients():
+    for g in derivation.gradients:
         name, index = g.key
         old, grad = float(result["params"][name][index]), float(result["grads"][name][index])
         new = float(result["updated"][name][index])
