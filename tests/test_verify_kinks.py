@@ -155,3 +155,21 @@ def test_perturbed_truths_are_never_correct_and_counterexamples_really_differ(sp
     assert cx["claimed"] != cx["actual"]
 
 
+
+
+def test_kink_surfaces_with_sigmoid_hidden_layers_are_solved_without_polynomial_gcds(monkeypatch):
+    """Regression: placing a point on y ŷ = 1 behind sigmoid hidden nodes built a sympy.Poly over
+    40-digit floats and exp(), minutes of heuristic gcds per claim.  Work bound: no gcd at all."""
+    import sympy.polys.rings as rings
+
+    calls = []
+    real = rings.heugcd
+    monkeypatch.setattr(rings, "heugcd", lambda f, g: calls.append(1) or real(f, g))
+    spec = make_spec("2-3-2", "sigmoid,linear", "hinge")
+    text = (r"\frac{\partial L}{\partial w^{1}_{22}} = - O_{12} x_{i2} \left(1 - O_{12}\right) "
+            r"\left(w^{2}_{21} y_{1} \theta\left(- y_{1} \hat{y}_{1} + 1\right) + w^{2}_{22} y_{2} "
+            r"\theta\left(- y_{2} \hat{y}_{2} + 1\right)\right)")
+    assert verdict(text, spec).verdict == "correct"
+    wrong = text.replace(r"\hat{y}_{2} + 1", r"\hat{y}_{2}")
+    assert verdict(wrong, spec).verdict == "wrong"
+    assert len(calls) < 50

@@ -384,14 +384,12 @@ class Equivalence:
                 continue
             rest = {s: full[s] for s in g.free_symbols if s != v and s in full}
             gv = g.xreplace(rest)
-            try:
-                poly = sympy.Poly(gv, v)
-            except (sympy.PolynomialError, sympy.GeneratorsNeeded):
+            # Linear in v iff its derivative is free of v; the coefficients are then numbers.
+            # (sympy.Poly here built composite domains over 40-digit floats and exp(): minutes.)
+            slope = gv.diff(v)
+            if v in slope.free_symbols:
                 continue
-            if poly.degree() != 1:
-                continue
-            c1, c0 = poly.all_coeffs()
-            c1, c0 = numeric(c1), numeric(c0)
+            c1, c0 = numeric(slope), numeric(gv.xreplace({v: sympy.S.Zero}))
             if not (is_finite_real(c1) and is_finite_real(c0)) or c1 == 0:
                 continue
             root = -c0 / c1
