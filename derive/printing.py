@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import sympy
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from . import notation as nt
+from .spelling import NotationError, rule_for
 
 
 def _layer_rank(expr: sympy.Expr, depth: int) -> float:
@@ -54,15 +56,28 @@ def _term_key(term: sympy.Expr, depth: int):
     return (2, -_layer_rank(term, depth), _natural(term))
 
 
-def _pretty_add(expr: sympy.Add, depth: int) -> tuple[int, sympy.Expr]:
-    """(sign, sum) ordered for reading: 2ŷ-2y -> (-1, y-ŷ) as the notes write the loss
-    term; otherwise a positive term leads, so 1 - O stays 1 - O."""
+def _pretty_add(expr: sympy.Add, depth: int, factor: bool = False) -> tuple[int, sympy.Expr]:
+    """(sign, sum) ordered for reading, as the notes write it.
+
+    * a positive constant leads: ``1 - ŷ``, ``1 - y ŷ`` (SymPy's ``-(y ŷ - 1)``);
+    * ``factor`` (the sum multiplies something): a negative constant with positive terms
+      flips, ``y - 1`` -> ``-(1 - y)``, so the sign joins the product's coefficient
+      (bce: ``-(y log(ŷ) + (1 - y) log(1 - ŷ))``);
+    * targets lead: ``2ŷ - 2y`` -> ``(-1, y - ŷ)``, the notes' loss term;
+    * otherwise a positive term leads, so ``-a + b`` reads ``b - a``."""
     terms = sorted(expr.args, key=lambda t: _term_key(t, depth))
+    numbers = [t for t in terms if t.is_number]
+    rest = [t for t in terms if not t.is_number]
+    if len(numbers) == 1 and rest:
+        c = numbers[0]
+        if c > 0:
+            return 1, sympy.Add(c, *rest, evaluate=False)
+        if (factor or _term_key(rest[0], depth)[0] != 0) and not any(
+                t.could_extract_minus_sign() for t in rest):
+            return -1, sympy.Add(-c, *[-t for t in rest], evaluate=False)  # ŷ - 1 -> -(1 - ŷ)
     if _term_key(terms[0], depth)[0] == 0 or all(t.could_extract_minus_sign() for t in terms):
         if terms[0].could_extract_minus_sign():
             return -1, sympy.Add(*[-t for t in terms], evaluate=False)
-    elif terms[0].is_number and terms[0] < 0 and not any(t.could_extract_minus_sign() for t in terms[1:]):
-        return -1, sympy.Add(*[-t for t in terms], evaluate=False)  # ŷ - 1 -> -(1 - ŷ)
     elif terms[0].could_extract_minus_sign():
         first = next(t for t in terms if not t.could_extract_minus_sign())
         terms.remove(first)
@@ -94,7 +109,7 @@ def display_form(expr: sympy.Expr, depth: int) -> sympy.Expr:
                 c, f = f.as_content_primitive()
                 coeff *= c
                 if isinstance(f, sympy.Add):
-                    s, f = _pretty_add(f, depth)
+                    s, f = _pretty_add(f, depth, factor=True)
                     sign *= s
             factors.append(f)
         coeff *= sign
@@ -114,10 +129,23 @@ def display_form(expr: sympy.Expr, depth: int) -> sympy.Expr:
 
 
 class _NotationMixin:
-    """Symbol spelling shared by the text and LaTeX printers."""
+    """Symbol spelling and the strict rule lookup shared by the text and LaTeX printers.
+
+    ``_elementwise``: every symbol is a matrix (the vectorised form's Y, Ŷ, O^k, Z^k), so a
+    product of symbols is written with ⊙ and a square as ``O^1 ⊙ O^1``, never ``O^1^2``."""
 
     _single_output = False
+    _elementwise = False
+    _tex = False
     _spell = staticmethod(nt.text_name)
+    _odot = " ⊙ "
+
+    def _print(self, expr, **kwargs):
+        if isinstance(expr, sympy.Basic):
+            rule = rule_for(expr)  # NotationError: a class with no spelling never leaks
+            if rule is not None:
+                return (rule.latex if self._tex else rule.text)(self, expr)
+        return super()._print(expr, **kwargs)
 
     def _print_Symbol(self, expr, **kwargs):
         name = nt.parse(expr)
@@ -125,34 +153,92 @@ class _NotationMixin:
             return super()._print_Symbol(expr, **kwargs)
         return self._spell(name, self._single_output)
 
+    # -- the vectorised form: element-wise products of matrices ------------------------------
+    def _factor(self, f) -> str:
+        return self.parenthesize(f, PRECEDENCE["Mul"], strict=False)
+
+    def _hadamard(self, factors) -> str:
+        return self._odot.join(self._factor(f) for f in factors)
+
+    def _print_Mul(self, expr, **kwargs):
+        if not self._elementwise:
+            return super()._print_Mul(expr, **kwargs)
+        coeff, num, den = sympy.S.One, [], []
+        for f in expr.args:
+            if f.is_number:
+                coeff *= f
+            elif isinstance(f, sympy.Pow) and f.exp.is_number and f.exp < 0:
+                den.append(sympy.Pow(f.base, -f.exp, evaluate=False))
+            else:
+                num.append(f)
+        sign = "-" if coeff < 0 else ""
+        coeff = abs(coeff)
+        top = self._hadamard(num) if num else None
+        if den:
+            bottom = self._hadamard(den)
+            c_num, c_den = sympy.fraction(coeff)
+            top_text = " ".join(t for t in ((self._print(c_num) if c_num != 1 or not top else ""),
+                                            top or "") if t)
+            bottom = " ".join(t for t in ((self._print(c_den) if c_den != 1 else ""), bottom) if t)
+            return sign + self._fraction(top_text, bottom, len(num) > 1, len(den) > 1 or c_den != 1)
+        lead = "" if coeff == 1 else self._print(coeff) + " "
+        return sign + lead + (top or "")
+
+    def _print_Pow(self, expr, **kwargs):
+        if not self._elementwise or expr.exp.is_number and expr.exp < 0:
+            return super()._print_Pow(expr, **kwargs)
+        if expr.exp.is_Integer and 2 <= expr.exp <= 3:
+            return self._hadamard([expr.base] * int(expr.exp))  # O^1 ⊙ O^1, never O^1^2
+        raise NotationError(f"no element-wise spelling of the power {expr}")
+
 
 class NotationStr(_NotationMixin, StrPrinter):
     """Plain text: -2*(y - ŷ)*w^2_11*x_i1."""
+
+    def _fraction(self, top: str, bottom: str, group_top: bool, group_bottom: bool) -> str:
+        top = f"({top})" if group_top else top
+        return f"{top} / ({bottom})" if group_bottom else f"{top} / {bottom}"
 
 
 class NotationLatex(_NotationMixin, LatexPrinter):
     """LaTeX: - 2 \\left(y - \\hat{y}\\right) w^{2}_{11} x_{i1}."""
 
     _spell = staticmethod(nt.latex_name)
+    _tex = True
+    _odot = r" \odot "
+
+    def _fraction(self, top: str, bottom: str, group_top: bool, group_bottom: bool) -> str:
+        return rf"\frac{{{top}}}{{{bottom}}}"
 
 
 class NotationPrinter:
-    """Prints expressions of one network in its notation (text, LaTeX)."""
+    """Prints expressions of one network in its notation (text, LaTeX).
+
+    Strict: a SymPy class with no entry in :data:`backprop.derive.spelling.RULES` raises
+    :class:`~backprop.derive.spelling.NotationError` instead of printing SymPy's spelling."""
 
     def __init__(self, derivation=None, *, depth: int | None = None, single_output: bool | None = None):
         if derivation is not None:
             depth = derivation.net.depth
             single_output = derivation.net.single_output
         self.depth = depth or 1
-        self._str = NotationStr({"order": "none"})
-        self._str._single_output = bool(single_output)
-        self._latex = NotationLatex({"order": "none", "mul_symbol": None})
-        self._latex._single_output = bool(single_output)
+        self._printers = {}
+        for tex, elementwise in ((False, False), (False, True), (True, False), (True, True)):
+            printer = (NotationLatex({"order": "none", "mul_symbol": None}) if tex
+                       else NotationStr({"order": "none"}))
+            printer._single_output = bool(single_output)
+            printer._elementwise = elementwise
+            self._printers[tex, elementwise] = printer
 
-    def text(self, expr) -> str:
-        """Readable text: ``-2(y - ŷ) w^2_11 x_i1``."""
-        out = self._str.doprint(display_form(sympy.sympify(expr, strict=True), self.depth))
+    def _display(self, expr) -> sympy.Expr:
+        return display_form(sympy.sympify(expr, strict=True), self.depth)
+
+    def text(self, expr, elementwise: bool = False) -> str:
+        """Readable text: ``-2(y - ŷ) w^2_11 x_i1``; ``elementwise``: symbols are matrices
+        multiplied with ⊙ (the vectorised form)."""
+        out = self._printers[False, elementwise].doprint(self._display(expr))
         return out.replace("**", "^").replace("*", " ")
 
-    def latex(self, expr) -> str:
-        return self._latex.doprint(display_form(sympy.sympify(expr, strict=True), self.depth))
+    def latex(self, expr, elementwise: bool = False) -> str:
+        """LaTeX: ``- 2 \\left(y - \\hat{y}\\right) w^{2}_{11} x_{i1}``."""
+        return self._printers[True, elementwise].doprint(self._display(expr))

@@ -102,7 +102,12 @@ class VectorisedForm:
             return f"{stem}{'' if k is None else '^' + str(k)}{'ᵀ' if t else ''}"
 
         def elementwise(expr, mapping) -> str:
-            return show(expr.xreplace({s: sympy.Symbol(v) for s, v in mapping.items()}))
+            return show(expr.xreplace({s: sympy.Symbol(v) for s, v in mapping.items()}), elementwise=True)
+
+        def grouped(expr, text: str) -> str:
+            """g' as a factor of ⊙: parenthesised when it is a sum or product (always in
+            LaTeX, where a bracket is what verify reads element by element)."""
+            return f"({text})" if tex or isinstance(expr, (sympy.Add, sympy.Mul, sympy.Pow)) else text
 
         odot = r" \odot " if tex else " ⊙ "
         yh = r"\hat{Y}" if tex else "Ŷ"
@@ -112,7 +117,7 @@ class VectorisedForm:
             prev = "X" if k == 1 else M("O", k - 1)
             bias = f" + {M('b', k)}" if self.spec.bias else ""
             eqs.append((M("Z", k), f"{prev} {M('W', k)}{bias}"))
-            g = form.activation if tex is False else rf"\mathrm{{{form.activation}}}"
+            g = form.activation if tex is False else rf"\mathrm{{{form.activation}}}".replace("_", r"\_")
             eqs.append((M("O", k) if k < L else yh, f"{g}({M('Z', k)})"))
         out = self.output
         inv_n = r"\frac{1}{n}" if tex else "(1/n)"
@@ -134,9 +139,11 @@ class VectorisedForm:
                        f"O^{k} ⊙ (D - rowsum(D ⊙ O^{k})),  D = {back}")
                 if tex:
                     rhs += rf",\quad D = {back}"
+            elif form.derivative == 1:  # linear: δ^k is ∂L/∂O^k itself, no ⊙ (1)
+                rhs = back[1:-1]
             else:
                 gp = elementwise(form.derivative, {a: M("O", k), z: M("Z", k)})
-                rhs = f"{back}{odot}({gp})"
+                rhs = f"{back}{odot}{grouped(form.derivative, gp)}"
             eqs.append((M(delta_name, k), rhs))
         for k in range(L, 0, -1):
             prev_t = M("X", None, t=True) if k == 1 else M("O", k - 1, t=True)
@@ -160,7 +167,30 @@ class VectorisedForm:
 
 
 def vectorise(spec_or_derivation: Spec | Derivation) -> VectorisedForm:
-    """The matrix form of a spec's derivation (cheap at any width)."""
+    """The matrix form of a spec's derivation (cheap at any width).
+
+    Parameters
+    ----------
+    spec_or_derivation : Spec or Derivation
+
+    Returns
+    -------
+    VectorisedForm
+        ``.equations(style)`` as (lhs, rhs) pairs in "text" or "latex", ``.text()``,
+        ``.latex()``; renders as LaTeX in Jupyter.
+
+    Raises
+    ------
+    UserTypeError
+        For anything else (also a TypeError).
+
+    Examples
+    --------
+    >>> from backprop.derive import make_spec
+    >>> v = vectorise(make_spec("2-2-1", "sigmoid,linear", "se"))
+    >>> [lhs for lhs, _ in v.equations("text")][:5]
+    ['Z^1', 'O^1', 'Z^2', 'Ŷ', 'δ^2']
+    """
     if not isinstance(spec_or_derivation, (Spec, Derivation)):
         raise UserTypeError(f"vectorise() takes a Spec or a Derivation, e.g. vectorise(make_spec('2-2-1', "
                             f"'linear', 'se')), got {type(spec_or_derivation).__name__}")

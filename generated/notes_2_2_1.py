@@ -19,7 +19,7 @@ What it computes (n rows; ⊙ element-wise):
     Z^2 = O^1 W^2 + b^2
     Ŷ = linear(Z^2)
     δ^2 = (1/n) (2 (Ŷ - Y))
-    δ^1 = (δ^2 W^2ᵀ) ⊙ (1)
+    δ^1 = δ^2 W^2ᵀ
     ∂L/∂W^2 = O^1ᵀ δ^2
     ∂L/∂b^2 = Σ_rows δ^2
     ∂L/∂W^1 = Xᵀ δ^1

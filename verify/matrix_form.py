@@ -130,6 +130,8 @@ _TRANSPOSE = re.compile(r"\\top|\\intercal|\\mathsf\s*\{\s*T\s*\}|\\mathrm\s*\{\
 _IMPURE = re.compile(r"W|\\delta|\\partial|\\top|\\sum|\\odot|\\circ|\*|\\mathrm|\\operatorname|(?<![A-Za-z\\])d[A-Za-z]"
                      r"|(?<![A-Za-z\\])[bgn]|(?<![A-Za-z\\])[mN](?![A-Za-z])|\\sigma|\\prime|'|\\tanh"
                      r"|(?<![A-Za-z\\])[A-Z]\s*\^\s*\{?\s*[^{}\[(\d]")
+#: ⊙ inside an element-wise formula (``1 - O^{1} \odot O^{1}``, as derive --vectorised prints it).
+_HADAMARD = re.compile(r"\\odot|\\circ")
 _PURE_NAME = re.compile(r"\\(?:wide)?hat\s*\{\s*Y\s*\}|(?<![A-Za-z\\])(?P<stem>[XYOZA])(?![A-Za-z])"
                         r"(?:\s*\^\s*(?P<sup>\{[^{}]*\}|\d))?")
 _NAME = re.compile(r"(?P<d>d)?(?P<stem>\\(?:wide)?hat\s*\{\s*Y\s*\}|\\delta|[WbZAOXYx])(?![A-Za-z])")
@@ -251,6 +253,9 @@ class _Parser:
             raise InputError(f"an empty expression at column {off + 1}", off)
         if not _IMPURE.search(s):
             return self.pure(s, off)
+        entrywise = _HADAMARD.sub(lambda m: " " * len(m.group()), s)  # same columns
+        if not _IMPURE.search(entrywise):  # ⊙ between element-wise names: the entry-wise product
+            return self.pure(entrywise, off)
         toks = self.tokens(s, off)
         self._toks, self._i = toks, 0
         saved = (self._toks, self._i)
