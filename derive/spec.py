@@ -90,6 +90,18 @@ class Spec:
         """A short content hash of the spec, for generated-file headers."""
         return hashlib.sha256(self.to_toml().encode()).hexdigest()[:12]
 
+    def _repr_latex_(self) -> str:
+        """Jupyter: the network and its loss for one row in the notes' notation."""
+        from .network import Network  # symbols and printing sit downstream of the spec
+        from .printing import NotationPrinter
+
+        head = rf"\text{{{self.describe()}: {self.n_parameters:,} parameters}}"
+        if self.n_outputs > 10:
+            return f"${head}$"
+        net = Network(self)
+        printer = NotationPrinter(depth=net.depth, single_output=net.single_output)
+        return rf"${head} \quad L = {printer.latex(net.loss)}$"
+
     def describe(self) -> str:
         """One line: 2-2-1, linear,linear, loss se, with bias."""
         return (
@@ -189,7 +201,38 @@ def _short(text: str, limit: int = 60) -> str:
 
 
 def make_spec(layers, activations, loss: str, bias: bool = True) -> Spec:
-    """Build a Spec from loose values: a layers string or sequence, one or many activations."""
+    """Build a Spec from loose values: a layers string or sequence, one or many activations.
+
+    Parameters
+    ----------
+    layers : str or sequence of int
+        Widths from the inputs to the outputs: ``"2-2-1"`` or ``(2, 2, 1)``.
+    activations : str or sequence of str
+        One name per non-input layer (``"relu,sigmoid"`` or ``("relu", "sigmoid")``), or one
+        name for every layer; the names are the keys of ``ACTIVATIONS``.
+    loss : str
+        A key of ``LOSSES``: se, half_se, mse, bce, cce, hinge.
+    bias : bool
+        Whether every node has a bias b_kj.
+
+    Returns
+    -------
+    Spec
+
+    Raises
+    ------
+    UserError
+        A width, name or count that makes no network; the message says how to mend it.
+    UserTypeError
+        A value of the wrong type (also a TypeError).
+
+    Examples
+    --------
+    >>> make_spec("2-3-1", "tanh,sigmoid", "bce")
+    Spec(layers=(2, 3, 1), activations=('tanh', 'sigmoid'), loss='bce', bias=True)
+    >>> make_spec([4, 3], "softmax", "cce").n_parameters
+    15
+    """
     widths = parse_layers(layers) if isinstance(layers, str) else _sequence(layers, "layers", "'2-2-1' or (2, 2, 1)")
     if isinstance(activations, str):
         activations = [a.strip() for a in activations.split(",")]
@@ -201,7 +244,31 @@ def make_spec(layers, activations, loss: str, bias: bool = True) -> Spec:
 
 
 def load_toml(path: str | Path) -> Spec:
-    """Read a spec file; every problem becomes a UserError naming the file."""
+    """Read a spec file; every problem becomes a UserError naming the file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A TOML file with ``layers = [2, 2, 1]``, ``activations = ["linear", "linear"]`` (or
+        one name), ``loss = "se"`` and optionally ``bias = true``.
+
+    Returns
+    -------
+    Spec
+
+    Raises
+    ------
+    UserError
+        The file is missing, too large, not TOML, or its keys make no network.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "net.toml"
+    >>> _ = path.write_text(make_spec("2-2-1", "relu,linear", "se").to_toml())
+    >>> load_toml(path).describe()
+    '2-2-1 network, activations relu,linear, loss se, with bias'
+    """
     text = read_text(path, "spec file", MAX_SPEC_BYTES,
                      too_big="a spec is four lines (layers, activations, loss, bias)")
     try:

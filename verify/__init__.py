@@ -220,6 +220,41 @@ def read_as(c: Checker, eq) -> str:
 
 def verify_text(text: str, spec: Spec | None = None, name: str = "<input>", notation: str = DEFAULT,
                 explain: bool = False) -> Report:
+    r"""Check every equation of a LaTeX text against the derivation of its network.
+
+    Parameters
+    ----------
+    text : str
+        One equation, or a document (see the module's docstring for ``% spec:`` and the other
+        directives).
+    spec : Spec, optional
+        The network; wins over ``% spec:`` lines.  Default: the notes' 2-2-1 linear network
+        with loss (y - ŷ)².
+    name : str
+        What error messages call the text.
+    notation : str
+        Whose symbols the text uses, a key of :data:`NOTATIONS` (default the notes').
+    explain : bool
+        Give each verdict ``read_as``: the equation as it was read, in the notes' notation.
+
+    Returns
+    -------
+    Report
+        ``.verdicts`` (one :class:`Verdict` per claim: ``verdict`` is "correct", "wrong",
+        ...; a wrong one carries ``expected``/``expected_latex`` and a counterexample) and
+        ``.exit_code`` (0 when every claim is correct).
+
+    Raises
+    ------
+    UserError
+        The text has no equation, cannot be read, or names an unknown notation.
+
+    Examples
+    --------
+    >>> r = verify_text(r"\frac{\partial L}{\partial w^2_{11}} = -2(y - \hat{y}) O_{11}")
+    >>> r.verdicts[0].verdict, r.exit_code
+    ('correct', 0)
+    """
     return Report([check_document(text, name, spec, notation, explain)])
 
 

@@ -19,9 +19,11 @@ examples:
 """
 from __future__ import annotations
 
+import sys
 
 import numpy as np
 
+from backprop.derive import advice
 from backprop.derive.errors import UserError
 from backprop.train import examples, files, runner
 from backprop.train.data import Dataset, accuracy, load_csv
@@ -158,6 +160,9 @@ def run(args) -> int:
         from backprop.train.plots import require_matplotlib
         require_matplotlib()
     spec, ds, ex = network_and_data(args)
+    warned = advice.warnings(spec)  # before training: cce on a sigmoid output trains, to nothing
+    for warning in warned:
+        print(f"backprop train: warning: {warning}", file=sys.stderr)
     cfg = settings(args, ex)
     trainer = runner.load_trainer(spec, dtype=args.dtype)
     if args.resume:
@@ -198,6 +203,7 @@ def run(args) -> int:
         "grad_norms_final": hist.grad_norms[-1] if hist.grad_norms else None,
         "params": params_to_json(params),
         "written": [str(p) for p in written],
+        "warnings": warned,
     }
     if args.json:
         print_json(files.json_safe(summary))
