@@ -274,6 +274,23 @@ def _rows(lhs: str, rhs: str, width: float, first: str) -> list[str]:
     return [first + parts[0] + r" \\"] + [rf"&\quad {p} \\" for p in parts[1:]]
 
 
+def block_rows(equations: Sequence[tuple[str, str]], width: float, lhs_column: str = "") -> list[str]:
+    """aligned_rows for several ``(lhs, rhs)`` sharing one align*: its left column is as wide
+    as the widest left-hand side (or ``lhs_column``), so every row's budget counts that."""
+    column = max([rendered_width(lhs) for lhs, _ in equations] + [rendered_width(lhs_column)])
+    return [row for lhs, rhs in equations
+            for row in aligned_rows(lhs, rhs, width - column + rendered_width(lhs))]
+
+
+def chain_rows(lhs: str, sides: Sequence[str], width: float, show_lhs: bool = True) -> list[str]:
+    r"""align* rows for ``lhs = side = side ...``: each side starts an ``&=`` row and is
+    broken like :func:`aligned_rows` (``show_lhs=False`` continues a chain begun above)."""
+    rows: list[str] = []
+    for side in sides:
+        rows += _rows(lhs, side, width, first=f"{lhs} &= " if show_lhs and not rows else "&= ")
+    return rows
+
+
 def _fits(lhs: str, rows: Sequence[str], width: float) -> bool:
     return all(row_width(lhs, r) <= width for r in rows)
 
@@ -312,9 +329,7 @@ def gradient_rows(g, forms, width: float) -> list[str]:
         if note is None:
             printed = form_text(g, form, tex=True)
             sides = printed.partition(" = ")[::2] if form == "chain" else (printed,)
-            block = []
-            for side in sides:
-                block += _rows(lhs, side, width, first="&= " if rows or block else f"{lhs} &= ")
+            block = chain_rows(lhs, sides, width, show_lhs=not rows)
             if _fits(lhs, block, width):
                 rows += block
                 continue
@@ -345,35 +360,34 @@ def _align(rows: Sequence[str]) -> str:
     return "\\begin{align*}\n" + "\n".join(rows) + "\n\\end{align*}\n"
 
 
-def _layer_forward(d, k: int, width: float) -> list[str]:
-    """z_kj = Σ_i w^k_ij O_{k-1,i} + b_kj and O_kj = g(z_kj) for every node of layer k."""
+def _layer_forward(d, k: int) -> list[tuple[str, str]]:
+    """z_kj = Σ_i w^k_ij O_{k-1,i} + b_kj and O_kj = g(z_kj) for every node of layer k (and
+    L = ... after the output layer), as (lhs, rhs)."""
     p, net = d.printer, d.net
     act = net.activation(k)
     width_k = d.spec.layers[k]
     zs = {nt.preactivation(k, m): net.z(k, m) for m in range(1, width_k + 1)}
-    rows = []
+    equations = []
     for j in range(1, width_k + 1):
         z = nt.preactivation(k, j)
         g = act.sym(z) if act.elementwise else net.definition(k, j).xreplace(
             {e: z_ for z_, e in zs.items()})
-        rows += aligned_rows(p.latex(z), p.latex(zs[z]), width)
-        rows += aligned_rows(p.latex(net.O(k, j)), p.latex(g), width)
+        equations += [(p.latex(z), p.latex(zs[z])), (p.latex(net.O(k, j)), p.latex(g))]
     if k == net.depth:
-        rows += aligned_rows("L", loss_line(d, tex=True), width)
-    return rows
+        equations.append(("L", loss_line(d, tex=True)))
+    return equations
 
 
-def _delta_rows(d, width: float) -> dict[int, list[str]]:
-    """The memo table's rows by layer: δ_kj = ..., and ∂L/∂O_kj = Σ_m w δ for hidden ones."""
-    out: dict[int, list[str]] = {}
+def _deltas(d) -> dict[int, list[tuple[str, str]]]:
+    """The memo table by layer, as (lhs, rhs): δ_kj = ..., and ∂L/∂O_kj = Σ_m w δ for
+    hidden ones (report prints the two on one line, joined by ``,\quad``)."""
+    out: dict[int, list[tuple[str, str]]] = {}
     for sym, (lhs, rhs) in zip(d.deltas, delta_lines(d, tex=True)):
-        k = nt.parse(sym).indices[0]
-        rows = out.setdefault(k, [])
+        equations = out.setdefault(nt.parse(sym).indices[0], [])
         first, _, second = rhs.partition(r",\quad ")
-        rows += aligned_rows(lhs, first, width)
+        equations.append((lhs, first))
         if second:
-            l2, _, r2 = second.partition(" = ")
-            rows += aligned_rows(l2, r2, width)
+            equations.append(tuple(second.partition(" = ")[::2]))
     return out
 
 
@@ -427,10 +441,10 @@ def _article(d, gradients, forms, width, title) -> Iterator[str]:
     for w in d.warnings:
         yield f"\\noindent Warning: {text(w)}\n\n"
     yield "\\subsection*{Forward pass}\n"
-    yield _align([r for k in range(1, d.net.depth + 1) for r in _layer_forward(d, k, width)])
+    yield _align(block_rows([e for k in range(1, d.net.depth + 1) for e in _layer_forward(d, k)], width))
     yield "\\subsection*{Deltas, output layer first}\n"
-    deltas = _delta_rows(d, width)
-    yield _align([r for k in sorted(deltas, reverse=True) for r in deltas[k]])
+    deltas = _deltas(d)
+    yield _align(block_rows([e for k in sorted(deltas, reverse=True) for e in deltas[k]], width))
     yield "\\subsection*{Gradients}\n"
     for g in gradients:
         yield _align(gradient_rows(g, forms, width))
@@ -440,9 +454,10 @@ def _slides(d, gradients, forms, width) -> Iterator[str]:
     by_layer: dict[int, list] = {}
     for g in gradients:
         by_layer.setdefault(g.layer, []).append(g)
-    deltas = _delta_rows(d, width)
+    deltas = _deltas(d)
     for k in range(d.net.depth, 0, -1):
-        blocks = [("Forward pass", _layer_forward(d, k, width)), ("Deltas", deltas.get(k, []))]
+        blocks = [("Forward pass", block_rows(_layer_forward(d, k), width)),
+                  ("Deltas", block_rows(deltas.get(k, []), width))]
         blocks += [(None, gradient_rows(g, forms, width)) for g in by_layer.get(k, [])]
         yield from _frames(f"Layer {k} of {d.net.depth}", blocks)
 
@@ -487,5 +502,5 @@ def standalone(body: Iterable[str], title: str) -> Iterator[str]:
     yield "\\end{document}\n"
 
 
-__all__ = ["A4_WIDTH", "SLIDE_HEIGHT", "SLIDE_WIDTH", "aligned_rows", "document",
+__all__ = ["A4_WIDTH", "SLIDE_HEIGHT", "SLIDE_WIDTH", "aligned_rows", "block_rows", "chain_rows", "document",
            "gradient_rows", "preamble", "rendered_width", "row_width", "standalone", "text"]

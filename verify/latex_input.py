@@ -1418,11 +1418,15 @@ def split_document(text: str) -> Document:
 _ENV_BEGIN = re.compile(r"\\begin\s*\{(?:align|aligned|alignat|gather|gathered|equation|split|eqnarray)\*?\}")
 _ENV_END = re.compile(r"\\end\s*\{(?:align|aligned|alignat|gather|gathered|equation|split|eqnarray)\*?\}")
 _CONTINUES = re.compile(r"^\s*&?\s*(?:=|\\approx(?![a-zA-Z])|\\to(?![a-zA-Z])|\\rightarrow(?![a-zA-Z]))")
+#: ``&\quad + ...``: the rest of the row above (derive's LaTeX breaks long right-hand sides so);
+#: the \quad is dropped so that it does not read as ``A = B,\quad C = D``.
+_CONTINUES_TERM = re.compile(r"^\s*&\s*\\q?quad(?![a-zA-Z])")
 
 
 def block_rows(lines: list[str], first_line: int) -> list[tuple[str, int]]:
     r"""The equations of a block: rows split at ``\\``, a row that starts with a relation
-    (``&= ...``) continuing the previous row's chain, and ``A = B,\quad C = D`` two
+    (``&= ...``) continuing the previous row's chain, one starting ``&\quad`` with no relation
+    continuing the previous row's right-hand side, and ``A = B,\quad C = D`` two
     equations.  Returns (source, line) pairs."""
     rows: list[list] = []
     in_cases = 0
@@ -1444,6 +1448,8 @@ def block_rows(lines: list[str], first_line: int) -> list[tuple[str, int]]:
                 continue
             if rows and _CONTINUES.match(piece):
                 rows[-1][0] += " " + piece
+            elif rows and (more := _CONTINUES_TERM.match(piece)) and not _REL.search(piece):
+                rows[-1][0] += " " + piece[more.end():]  # a long right-hand side, broken
             elif rows and not rows[-1][2]:
                 rows[-1][0] += " " + piece  # the same row, broken over lines
             else:

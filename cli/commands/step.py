@@ -10,8 +10,12 @@ Parameters start as the notes' (every weight 1, every bias 0) unless --init or -
 says otherwise; --params reads JSON {"W1": [[...]], "b1": [...], ...} with W{k}[i-1][j-1] =
 w^k_ij (the "params" of a previous `step --json` works too).
 
+With --format latex the same step is one align* block (rows broken to fit an A4 page);
+--standalone makes it a complete article that compiles with pdflatex.
+
 examples:
   backprop step --layers 2-2-1 --activations linear --loss se --x 80,8 --y 5 --init ones --lr 0.1
+  backprop step --x 80,8 --y 5 --format latex --standalone > step.tex
   backprop step --spec net.toml --params p.json --x 0.05,0.10 --y 0.01,0.99 --lr 0.5 --json
 """
 from __future__ import annotations
@@ -26,6 +30,8 @@ from backprop.codegen import load_trainer
 from backprop.derive import Spec, UserError, derive
 from backprop.derive import notation as nt
 from backprop.derive.budget import check_per_parameter
+from backprop.derive.report import chain_text, each_gradient, loss_line
+from backprop.derive.teaching import A4_WIDTH, block_rows, chain_rows, standalone
 from backprop.train import files
 
 from ..common import add_spec_arguments, nonnegative_int, print_json, spec_from_args
@@ -36,6 +42,7 @@ HELP = "one SGD update on one row, every number shown"
 ORDER = 35
 
 SCHEMES = ("ones", "zeros", "glorot", "he")
+FORMATS = ("text", "latex", "json")
 #: Relative tolerance between the trainer's gradient and the chain rule's.
 AGREE_RTOL = 1e-6
 
@@ -48,9 +55,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--params", metavar="FILE", help="starting parameters, JSON {\"W1\": [[...]], \"b1\": [...], ...}")
     parser.add_argument("--init", choices=SCHEMES, help="starting parameters by scheme (default ones: w = 1, b = 0)")
     parser.add_argument("--seed", type=nonnegative_int, default=None, help="seed for --init glorot/he")
-    parser.add_argument("--json", action="store_true", help="machine-readable output (a number "
-                        "that overflowed to inf or NaN is null, and its place is listed in "
-                        "\"non_finite\")")
+    parser.add_argument("--format", choices=FORMATS, default="text",
+                        help="output format (default text); latex: one align* block")
+    parser.add_argument("--json", action="store_const", const="json", dest="format",
+                        help="machine-readable output, same as --format json (a number that "
+                        "overflowed to inf or NaN is null, and its place is listed in \"non_finite\")")
+    parser.add_argument("--standalone", action="store_true",
+                        help="with --format latex, a complete A4 article (compiles with pdflatex)")
 
 
 # -- input ----------------------------------------------------------------------------------
@@ -165,7 +176,7 @@ def as_text(spec: Spec, derivation, x, y, lr: float, result: dict, values: dict)
     lines += ["", f"Loss  L = {p.text(derivation.net.loss)} = {fmt(result['loss'])}", "",
               "Gradients (chain rule, output layer first)"]
     problems = []
-    for g in derivation.gradients:
+    for g in each_gradient(derivation):
         name, index = g.key
         number = float(result["grads"][name][index])
         paths, numbers = g.chain, chain_values(g, values)
@@ -182,7 +193,7 @@ def as_text(spec: Spec, derivation, x, y, lr: float, result: dict, values: dict)
                                                   for path in numbers))
         lines.append(pad[:-2] + f"= {fmt(number)}")
     lines += ["", f"Update  w_new = w_old - η ∂L/∂w  (η = {fmt(lr)})"]
-    for g in derivation.gradients:
+    for g in each_gradient(derivation):
         name, index = g.key
         old, grad = float(result["params"][name][index]), float(result["grads"][name][index])
         new = float(result["updated"][name][index])
@@ -191,8 +202,71 @@ def as_text(spec: Spec, derivation, x, y, lr: float, result: dict, values: dict)
     return lines, problems
 
 
+def tex_number(value: float) -> str:
+    """fmt() in LaTeX: 88, -3008.6, 1.2 \\times 10^{4}, \\infty."""
+    if math.isnan(value):
+        return r"\text{NaN}"
+    if math.isinf(value):
+        return r"\infty" if value > 0 else r"-\infty"
+    mantissa, _, exponent = fmt(value).partition("e")
+    return mantissa if not exponent else rf"{mantissa} \times 10^{{{int(exponent)}}}"
+
+
+def _factor(value: float) -> str:
+    return rf"\left({tex_number(value)}\right)" if value < 0 else tex_number(value)
+
+
+def _pairs(equations: list[tuple[str, str]]) -> list[str]:
+    """Two short equations per align* row, ``a &= 1,\\quad b = 2 \\\\`` (a second column pair
+    would be pushed right by the long rows below)."""
+    return [r",\quad ".join(f"{lhs} {'&' if n % 2 == 0 else ''}= {rhs}" for n, (lhs, rhs)
+                            in enumerate(equations[m:m + 2])) + r" \\" for m in range(0, len(equations), 2)]
+
+
+def as_latex(spec: Spec, derivation, x, y, lr: float, result: dict, values: dict) -> list[str]:
+    """The step as LaTeX: the row, the forward pass, L, every δ, every gradient as its chain
+    (names, factors, numbers, product) and every update, in one align* block."""
+    p = derivation.printer
+    L, exact = spec.depth, _as_sympy(values)
+    row = [(p.latex(nt.feature(j)), tex_number(v)) for j, v in enumerate(x, 1)]
+    row += [(p.latex(nt.target(j)), tex_number(v)) for j, v in enumerate(y, 1)]
+    rows = [rf"% backprop step: one SGD update of the {spec.describe()}, \eta = {fmt(lr)}"]
+    rows += ["% the row"] + _pairs(row) + ["% forward pass: z = sum of w O + b, O = g(z)"]
+    rows += _pairs([(p.latex(s), tex_number(values[s])) for k in range(1, L + 1)
+                    for j in range(1, spec.layers[k] + 1)
+                    for s in (nt.preactivation(k, j), nt.output(k, j, L))])
+    widest = rf"\frac{{\partial L}}{{\partial {p.latex(nt.weight(1, 1, 1))}}}"  # the left column
+    rows += block_rows([("L", f"{loss_line(derivation, tex=True)} = {tex_number(float(result['loss']))}")],
+                       A4_WIDTH, widest)
+    rows += ["% deltas, output layer first"]
+    rows += _pairs([(p.latex(s), tex_number(_number(derivation.resolved_delta(*nt.parse(s).indices), exact)))
+                    for s in derivation.deltas])
+    rows += ["% gradients: the chain rule, its factors, their values, the product"]
+    for g in each_gradient(derivation):
+        name, index = g.key
+        names, _, symbolic = chain_text(g, tex=True).partition(" = ")
+        numbers = " + ".join(r" \cdot ".join(rf"\left[{tex_number(v)}\right]" for v in path)
+                             for path in chain_values(g, values))
+        lhs = rf"\frac{{\partial L}}{{\partial {p.latex(g.parameter)}}}"
+        rows += chain_rows(lhs, [names, symbolic, numbers, tex_number(float(result["grads"][name][index]))],
+                           A4_WIDTH)
+    rows += [rf"% update: w \leftarrow w - \eta \, \partial L / \partial w, \eta = {fmt(lr)}"]
+    updates = []
+    for g in each_gradient(derivation):
+        name, index = g.key
+        old, grad = float(result["params"][name][index]), float(result["grads"][name][index])
+        updates.append((p.latex(g.parameter), rf"{tex_number(old)} - {tex_number(lr)} \times {_factor(grad)}"
+                        rf" = {tex_number(float(result['updated'][name][index]))}"))
+    updates.append((r"L_{\text{after}}", tex_number(float(result["loss_after"]))))
+    rows += block_rows(updates, A4_WIDTH, widest)
+    rows[-1] = rows[-1].removesuffix(r" \\")
+    return [rows[0], r"\begin{align*}", *rows[1:], r"\end{align*}"]
+
+
 def run(args) -> int:
     spec = spec_from_args(args)
+    if args.standalone and args.format != "latex":
+        raise UserError("--standalone makes a LaTeX document; add --format latex")
     # before reading a row of 100 000 inputs
     check_per_parameter(spec, hint="step shows every parameter's chain; for a network this "
                         "size use 'backprop generate' and the trainer's sgd_step")
@@ -214,8 +288,12 @@ def run(args) -> int:
     lines, problems = as_text(spec, derivation, x, y, args.lr, result, values)
     for problem in problems:
         print(f"backprop step: warning: the trainer and the chain rule disagree: {problem}", file=sys.stderr)
-    if args.json:
+    if args.format == "json":
         print_json(as_json(result))  # overflow: NumPy's warning line, null + "non_finite" here
+    elif args.format == "latex":
+        tex = "\n".join(as_latex(spec, derivation, x, y, args.lr, result, values)) + "\n"
+        title = f"One SGD update of the {spec.describe()}"
+        sys.stdout.write("".join(standalone([tex], title)) if args.standalone else tex)
     else:
         print("\n".join(lines))
     return 0
