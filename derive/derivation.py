@@ -29,7 +29,7 @@ from sympy.core.mul import _mulsort
 
 from . import advice, notation as nt
 from .activations import derivative_at, passes_no_gradient, softmax_jacobian
-from .budget import MAX_SHOWN_TERMS, form_terms
+from .budget import form_terms
 from .losses import LOSSES, PREDICTION, TARGET
 from .errors import UserTypeError
 from .network import Network
@@ -42,6 +42,8 @@ MAX_CHAIN_PATHS = 16
 FORMS = ("chain", "memoised", "formula", "expanded")
 #: A repr or notebook cell shows the formula up to this many characters, else the memoised form.
 MAX_REPR_CHARS = 200
+#: The memoised chain shows δ_kj resolved up to this many terms, else the memo symbol δ_kj.
+MAX_CHAIN_VALUE_TERMS = 50
 #: The L of ∂L/∂…, the numerator of every chain's first factor.
 _LOSS = sympy.Symbol("L")
 
@@ -549,7 +551,7 @@ class Derivation:
         k, j, L = g.layer, g.node, self.net.depth
         if self.chain_paths(k) > MAX_CHAIN_PATHS:
             z = nt.preactivation(k, j)
-            short = form_terms(self.spec, k, "formula") <= MAX_SHOWN_TERMS
+            short = form_terms(self.spec, k, "formula") <= MAX_CHAIN_VALUE_TERMS
             delta = self.resolved_delta(k, j) if short else nt.delta(k, j)
             return [[Factor(_LOSS, z, delta), Factor(z, g.parameter, g.local)]]
         act = self.net.activation(k)

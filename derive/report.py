@@ -145,15 +145,24 @@ def gradient_dict(g: Gradient, forms: Forms = Forms()) -> dict:
 
 def delta_lines(d: Derivation, tex: bool = False) -> Iterator[tuple[str, str]]:
     """(δ_kj, its memo definition), output layer first; hidden ones with ∂L/∂O_kj."""
+    for row in _delta_rows(d, (tex,)):
+        yield row[0]
+
+
+def _delta_rows(d: Derivation, styles: tuple[bool, ...]) -> Iterator[list[tuple[str, str]]]:
+    """Each δ row in every style asked for (text False, LaTeX True), each definition built once."""
     p = d.printer
-    show = p.latex if tex else p.text
     for sym, definition in d.deltas.items():
         k, j = nt.parse(sym).indices
-        rhs = show(definition)
-        if k < d.net.depth:
-            rhs += (r",\quad " if tex else ",   ") + \
-                f"{show(nt.grad_output(k, j))} = {show(d.grad_output_definition(k, j))}"
-        yield show(sym), rhs
+        grad = d.grad_output_definition(k, j) if k < d.net.depth else None
+        row = []
+        for tex in styles:
+            show = p.latex if tex else p.text
+            rhs = show(definition)
+            if grad is not None:
+                rhs += (r",\quad " if tex else ",   ") + f"{show(nt.grad_output(k, j))} = {show(grad)}"
+            row.append((show(sym), rhs))
+        yield row
 
 
 def each_gradient(d: Derivation) -> Iterator[Gradient]:
@@ -170,6 +179,7 @@ def _header(d: Derivation, vectorised: VectorisedForm | None, forms: Forms, coun
         "n_parameters": spec.n_parameters,
         "loss": {"text": loss_line(d), "latex": loss_line(d, tex=True)},
         "warnings": list(d.warnings),
+        "assumptions": list(d.assumptions),
     }
     if count is not None:
         out["forms"] = list(forms.shown)
@@ -182,7 +192,7 @@ def _header(d: Derivation, vectorised: VectorisedForm | None, forms: Forms, coun
 
 
 def _deltas(d: Derivation) -> Iterator[dict]:
-    for (a, b), (c, e) in zip(delta_lines(d), delta_lines(d, tex=True)):
+    for (a, b), (c, e) in _delta_rows(d, (False, True)):
         yield {"text": f"{a} = {b}", "latex": f"{c} = {e}"}
 
 
@@ -239,7 +249,8 @@ def text_stream(d: Derivation, gradients: Iterable[Gradient] | None, forms: Form
     p = d.printer
     spec = d.spec
     head = [f"{spec.describe()}: {spec.n_parameters} parameters",
-            f"L = {loss_line(d)}   (one row; over a batch, the mean over rows)", ""]
+            f"L = {loss_line(d)}   (one row; over a batch, the mean over rows)",
+            *[f"assuming {a}" for a in d.assumptions], ""]
     head += [f"warning: {w}" for w in d.warnings]
     yield "\n".join(head) + "\n"
     if gradients is not None:

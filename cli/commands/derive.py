@@ -134,7 +134,7 @@ def _chunks(args, d, gradients, forms, vec, count):
         return STREAMS[args.format](d, gradients, forms, vec, count)
     from backprop.derive import teaching
 
-    return teaching.document(d, gradients if gradients is not None else each_gradient(d), forms.shown,
+    return teaching.document(d, gradients if gradients is not None else each_gradient(d), forms,
                              DOCUMENTS[style])
 
 
