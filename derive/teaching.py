@@ -37,8 +37,10 @@ from .report import FORMS, Forms, delta_lines, form_text, loss_line, omitted
 A4_WIDTH = 65
 #: Maths per row of a 4:3 beamer slide: ~307 pt of 11 pt maths are ~55 units, less a margin.
 SLIDE_WIDTH = 45
-#: Height of one beamer frame's body, in rows (a row with a fraction counts 1.6).
-SLIDE_HEIGHT = 11.0
+#: Height of one beamer frame's body in rows of 16.6 pt (measured: ~216 pt below the title); a
+#: row with a fraction counts 1.6, a block's display skips 0.7 and a heading 0.5 more.
+SLIDE_HEIGHT = 12.5
+_SKIPS, _HEADING = 0.7, 0.5
 #: style -> (row width, document class line).
 STYLES = {
     "standalone": (A4_WIDTH, r"\documentclass[a4paper]{article}"),
@@ -309,7 +311,7 @@ def _forms(forms) -> Forms:
 
 def _note_row(lhs: str, shown: str, note: str, width: float) -> str:
     r"""``&\quad \text{note}``; the part before ';' when the whole note is too wide."""
-    for words in (note, note.split(";")[0]):
+    for words in (note, note.split(";")[0], note.split(":")[0] + ": not printed"):
         row = f"{shown}&\\quad \\text{{{text(words)}}} \\\\"
         if row_width(lhs, row) <= width:
             break
@@ -379,7 +381,7 @@ def _layer_forward(d, k: int) -> list[tuple[str, str]]:
 
 
 def _deltas(d) -> dict[int, list[tuple[str, str]]]:
-    """The memo table by layer, as (lhs, rhs): δ_kj = ..., and ∂L/∂O_kj = Σ_m w δ for
+    r"""The memo table by layer, as (lhs, rhs): δ_kj = ..., and ∂L/∂O_kj = Σ_m w δ for
     hidden ones (report prints the two on one line, joined by ``,\quad``)."""
     out: dict[int, list[tuple[str, str]]] = {}
     for sym, (lhs, rhs) in zip(d.deltas, delta_lines(d, tex=True)):
@@ -468,7 +470,7 @@ def _frames(title: str, blocks: list[tuple[str | None, list[str]]]) -> Iterator[
     for heading, rows in blocks:
         chunk: list[str] = []
         for row in rows:
-            if chunk and _height(chunk) + _height([row]) + 1 > SLIDE_HEIGHT:
+            if chunk and _height(chunk) + _height([row]) + _SKIPS + _HEADING > SLIDE_HEIGHT:
                 pieces.append((heading, chunk))
                 heading, chunk = None, []
             chunk.append(row)
@@ -477,7 +479,7 @@ def _frames(title: str, blocks: list[tuple[str | None, list[str]]]) -> Iterator[
     frame: list[str] = []
     used, count = 0.0, 0
     for heading, rows in pieces:
-        need = _height(rows) + (1 if heading else 0.5)
+        need = _height(rows) + _SKIPS + (_HEADING if heading else 0)
         if frame and used + need > SLIDE_HEIGHT:
             yield _frame(title, count, frame)
             frame, used, count = [], 0.0, count + 1
