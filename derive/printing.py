@@ -85,6 +85,17 @@ def _pretty_add(expr: sympy.Add, depth: int, factor: bool = False) -> tuple[int,
     return 1, sympy.Add(*terms, evaluate=False)
 
 
+def _reads_negative(term: sympy.Expr) -> bool:
+    """A displayed product that prints with a leading minus (-2 (y - ŷ) w)."""
+    return isinstance(term, sympy.Mul) and term.args[0].is_number and term.args[0] < 0
+
+
+def _negated(term: sympy.Mul) -> sympy.Expr:
+    coeff, *rest = term.args
+    parts = rest if coeff == -1 else [-coeff, *rest]
+    return sympy.Mul(*parts, evaluate=False) if len(parts) > 1 else parts[0]
+
+
 def display_form(expr: sympy.Expr, depth: int) -> sympy.Expr:
     """An unevaluated copy of ``expr`` ordered for reading; print it with order='none'."""
     if isinstance(expr, sympy.Symbol) or expr.is_number:
@@ -96,7 +107,10 @@ def display_form(expr: sympy.Expr, depth: int) -> sympy.Expr:
         if not isinstance(expr, sympy.Add):
             return display_form(sympy.Mul(content, expr), depth)
         sign, pretty = _pretty_add(expr, depth)
-        inner = sympy.Add(*[display_form(t, depth) for t in pretty.args], evaluate=False)
+        parts = [display_form(t, depth) for t in pretty.args]
+        if len(parts) > 1 and all(map(_reads_negative, parts)):  # -(a) w - (b) w -> -((a) w + (b) w)
+            sign, parts = -sign, [_negated(p) for p in parts]
+        inner = sympy.Add(*parts, evaluate=False)
         coeff = content * sign
         return inner if coeff == 1 else sympy.Mul(coeff, inner, evaluate=False)
     if isinstance(expr, sympy.Mul):
@@ -105,6 +119,10 @@ def display_form(expr: sympy.Expr, depth: int) -> sympy.Expr:
             if f.is_number:
                 coeff *= f
                 continue
+            if isinstance(f, sympy.Pow) and isinstance(f.base, sympy.Add) and f.exp.is_Integer:
+                s, base = _pretty_add(f.base, depth, factor=True)  # 1/(ŷ - 1) -> -1/(1 - ŷ)
+                sign *= s if int(f.exp) % 2 else 1
+                f = sympy.Pow(base, f.exp, evaluate=False)
             if isinstance(f, sympy.Add):
                 c, f = f.as_content_primitive()
                 coeff *= c
@@ -115,7 +133,12 @@ def display_form(expr: sympy.Expr, depth: int) -> sympy.Expr:
         coeff *= sign
         factors.sort(key=lambda f: (-_layer_rank(f, depth), not isinstance(f, sympy.Symbol),
                                     _natural(f)))
-        parts = [display_form(f, depth) for f in factors]
+        parts = []
+        for f in factors:  # a factor that came back as -(…) gives its sign to the product
+            shown = display_form(f, depth)
+            if _reads_negative(shown):
+                coeff, shown = -coeff, _negated(shown)
+            parts.append(shown)
         if coeff != 1:
             parts.insert(0, coeff)
         return sympy.Mul(*parts, evaluate=False) if len(parts) > 1 else parts[0]
@@ -168,14 +191,15 @@ class _NotationMixin:
             if f.is_number:
                 coeff *= f
             elif isinstance(f, sympy.Pow) and f.exp.is_number and f.exp < 0:
-                den.append(sympy.Pow(f.base, -f.exp, evaluate=False))
+                den.append(f.base if f.exp == -1 else sympy.Pow(f.base, -f.exp, evaluate=False))
             else:
                 num.append(f)
         sign = "-" if coeff < 0 else ""
         coeff = abs(coeff)
-        top = self._hadamard(num) if num else None
+        alone = self._tex and den and sympy.fraction(abs(coeff))[0] == 1  # a lone factor of \\frac: no brackets
+        top = (self._print(num[0]) if alone and len(num) == 1 else self._hadamard(num)) if num else None
         if den:
-            bottom = self._hadamard(den)
+            bottom = self._print(den[0]) if alone and len(den) == 1 else self._hadamard(den)
             c_num, c_den = sympy.fraction(coeff)
             top_text = " ".join(t for t in ((self._print(c_num) if c_num != 1 or not top else ""),
                                             top or "") if t)

@@ -17,7 +17,7 @@ The spellings, text | LaTeX:
 * ``log``, ``exp``, ``tanh``, ``Abs``, ``sign``: ``log(1 - ŷ)``, ``exp(-z)`` | ``e^{-z}``,
   ``|x|``, ``sign(x)``;
 * relations ``>``, ``≥``, ``<``, ``≤``, ``=``, ``≠`` and the logic ``∧``, ``∨``, ``¬``
-  (conditions of expanded piecewise forms; ``ITE`` is printed through its ∧/∨ form).
+  (conditions of expanded piecewise forms; ``ITE(a, b, c)`` as cases: b if a, c otherwise).
 """
 from __future__ import annotations
 
@@ -95,6 +95,13 @@ def _piecewise_latex(p, expr) -> str:
     return r"\begin{cases} " + r" \\ ".join(rows) + r" \end{cases}"
 
 
+def _ite_cases(expr) -> sympy.Piecewise:
+    """ITE(a, b, c) (a condition SymPy builds when a piecewise O sits inside another's
+    condition) as the cases it means: b if a, c otherwise."""
+    a, b, c = expr.args
+    return sympy.Piecewise((b, a), (c, True), evaluate=False)
+
+
 def _relation(text_op: str, latex_op: str) -> Rule:
     def spell(op):
         def inner(p, expr) -> str:
@@ -138,7 +145,7 @@ RULES: dict[str, Rule] = {
     "And": _logic("∧", r"\wedge"),
     "Or": _logic("∨", r"\vee"),
     "Not": Rule(lambda p, e: f"¬{_paren(p, e.args[0])}", lambda p, e: rf"\neg {_paren(p, e.args[0])}"),
-    "ITE": Rule(lambda p, e: p._print(e.to_nnf()), lambda p, e: p._print(e.to_nnf())),
+    "ITE": Rule(lambda p, e: _piecewise_text(p, _ite_cases(e)), lambda p, e: _piecewise_latex(p, _ite_cases(e))),
     "Exp1": Rule(lambda p, e: "e", lambda p, e: "e"),
     "BooleanTrue": Rule(lambda p, e: "true", lambda p, e: r"\text{true}"),
     "BooleanFalse": Rule(lambda p, e: "false", lambda p, e: r"\text{false}"),

@@ -37,7 +37,7 @@ def test_vectorised_wide_network(cli):
                          "sigmoid,sigmoid,softmax", "--loss", "cce", "--vectorised")
     assert status == 0
     assert "δ^3 = (1/n) (Ŷ - Y)" in out
-    assert "δ^1 = (δ^2 W^2ᵀ) ⊙ (O^1 (1 - O^1))" in out
+    assert "δ^1 = (δ^2 W^2ᵀ) ⊙ (O^1 ⊙ (1 - O^1))" in out
     assert "∂L/∂W^1 = Xᵀ δ^1" in out
 
 

@@ -100,7 +100,8 @@ def symbol_values(spec: Spec, x, y, params, nodes) -> dict[sympy.Symbol, float]:
 
 
 def _number(expr: sympy.Expr, values: dict) -> float:
-    return float(sympy.sympify(expr, strict=True).xreplace(values).doit())
+    value = sympy.sympify(expr, strict=True).xreplace(values).doit()
+    return float(value) if value.is_extended_real else float("nan")  # -y/ŷ at ŷ = 0: undefined
 
 
 def _as_sympy(values: dict) -> dict:
