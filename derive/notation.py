@@ -62,6 +62,9 @@ class NotesSymbol(sympy.Symbol):
         return spell(name, bool(getattr(printer, "_single_output", False)))
 
     def _latex(self, printer) -> str:
+        chosen = printer._settings.get("symbol_names") or {}
+        if self in chosen:  # latex(expr, symbol_names=...) still names symbols its own way
+            return chosen[self]
         return self._spelling(printer, latex_name)
 
     def _pretty(self, printer):

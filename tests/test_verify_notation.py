@@ -329,3 +329,54 @@ def test_derive_pipe_into_verify_is_all_correct():
     r = cli("--layers", "2-1-1", "--activations", "tanh,linear", "-", stdin=d.stdout)
     assert r.returncode == 0, r.stdout
     assert " 0 wrong, 0 error" in r.stdout
+
+
+# -- derivatives written with the layer or the activation's own name -----------------------
+TANH_RELU = ("2-2-1", "tanh,relu", "se")
+#: ∂L/∂b_11 of the 2-2-1 tanh,relu net: -2 (y - ŷ) relu'(z_21) w^2_11 tanh'(z_11)
+B11 = r"\frac{\partial L}{\partial b_{11}} = -2 (y - \hat{y}) \, {r2} \, w^{2}_{11} \, {t1}"
+
+
+@pytest.mark.parametrize("t1, r2", [
+    (r"\tanh'(z_{11})", r"\operatorname{ReLU}'(z_{21})"),
+    (r"\tanh^{\prime}(z_{11})", r"\mathrm{relu}'(z_{21})"),
+    (r"g^{[1]\prime}(z_{11})", r"g^{[2]\prime}(z_{21})"),
+    (r"g_{1}'(z_{11})", r"g_2'(z_{21})"),
+    (r"g^{(1)}{}'(z_{11})", r"\text{relu}'(z_{21})"),
+])
+def test_named_and_layer_labelled_primes_read_as_that_derivative(t1, r2):
+    text = B11.replace("{r2}", r2).replace("{t1}", t1)
+    assert one(TANH_RELU, text).verdict == "correct", text
+
+
+@pytest.mark.parametrize("t1, r2", [
+    (r"\operatorname{ReLU}'(z_{11})", r"\operatorname{ReLU}'(z_{21})"),  # relu' where tanh' belongs
+    (r"\tanh'(z_{11})", r"\tanh'(z_{21})"),                              # tanh' where relu' belongs
+    (r"\tanh'(O_{11})", r"\operatorname{ReLU}'(z_{21})"),                # at the output, not z
+])
+def test_the_named_derivative_is_the_one_written_not_the_layers(t1, r2):
+    text = B11.replace("{r2}", r2).replace("{t1}", t1)
+    assert one(TANH_RELU, text).verdict == "wrong", text
+
+
+def test_a_layer_labelled_prime_of_another_layers_node_is_an_error():
+    text = B11.replace("{r2}", r"g^{[1]\prime}(z_{21})").replace("{t1}", r"\tanh'(z_{11})")
+    v = one(TANH_RELU, text)
+    assert v.verdict == "error" and "layer 1's g'" in v.message and "layer 2" in v.message
+
+
+@pytest.mark.parametrize("bad, says", [
+    (r"\operatorname{swish}'(z_{21})", "swish' at column"),
+    (r"\Psi_{1}(z_{21})", r"\Psi at column"),
+    (r"\Upsilon_{2}(z_{21})", r"\Upsilon at column"),
+])
+def test_unknown_named_primes_and_typed_placeholders_are_one_line_errors(bad, says):
+    text = B11.replace("{r2}", bad).replace("{t1}", r"\tanh'(z_{11})")
+    v = one(TANH_RELU, text)
+    assert v.verdict == "error" and says in v.message, v.message
+
+
+def test_ng_layer_labelled_prime_in_ng_notation():
+    text = (r"\frac{\partial \mathcal{L}}{\partial b^{[1]}_{1}} = -2 (y - \hat{y}) \, g^{[2]\prime}(z^{[2]}_{1})"
+            r" \, w^{[2]}_{11} \, g^{[1]\prime}(z^{[1]}_{1})")
+    assert one(TANH_RELU, text, notation="ng").verdict == "correct"

@@ -476,6 +476,50 @@ def derivative_spellings(t: Text) -> Text:
     return t.edit(edits) if edits else t
 
 
+#: Names an activation's derivative is written with (\tanh', \operatorname{ReLU}', ...), as
+#: the parser's placeholders \Psi_{i}: index i into this tuple (σ' has its own, \Xi).
+NAMED_PRIMES = ("tanh", "relu", "leaky_relu", "softplus", "sigmoid", "linear", "step")
+_NAMED_PRIME_SPELLING = {"tanh": "tanh", "relu": "relu", "leakyrelu": "leaky_relu", "leaky_relu": "leaky_relu",
+                         "lrelu": "leaky_relu", "softplus": "softplus", "sigmoid": "sigmoid",
+                         "linear": "linear", "step": "step"}
+_PRIME = r"(?:'|\^\s*\{?\s*\\prime\s*\}?)"
+_LAYER_PRIME = re.compile(
+    r"(?<![A-Za-z\\])(?:[gfh]|\\phi|\\varphi)\s*(?:"
+    r"\^\s*\{\s*[\[(]?\s*(?P<k1>\d+)\s*[\])]?\s*(?:\\prime|')\s*\}"          # g^{[2]\prime}, g^{(2)'}
+    r"|\^\s*\{\s*[\[(]?\s*(?P<k2>\d+)\s*[\])]?\s*\}\s*(?:\{\}\s*)?" + _PRIME +  # g^{[2]}', g^{[2]}{}'
+    r"|_\s*(?:\{\s*(?P<k3>\d+)\s*\}|(?P<k4>\d))\s*" + _PRIME +                  # g_2', g_{2}^{\prime}
+    r")(?=\s*\()")
+_NAMED_PRIME = re.compile(
+    r"\\(?:(?P<cmd>tanh)|(?:operatorname|mathrm|text|textrm|mathit)\s*\{\s*(?P<word>[A-Za-z_\\]+)\s*\})\s*"
+    + _PRIME + r"(?=\s*\()")
+_PLACEHOLDERS = re.compile(r"\\(?:Xi|Upsilon|Psi)(?![a-zA-Z])")
+
+
+def prime_spellings(t: Text) -> Text:
+    r"""Layer-labelled and named derivatives into the parser's placeholders:
+    ``g^{[2]\prime}(u)``, ``g_2'(u)`` → ``\Upsilon_{2}(u)`` (layer 2's g', checked against the
+    layer of u); ``\tanh'(u)``, ``\operatorname{ReLU}'(u)`` → ``\Psi_{i}(u)`` (that activation's
+    derivative at u).  A placeholder typed by the user is refused first."""
+    typed = _PLACEHOLDERS.search(t.s)
+    if typed:
+        raise InputError(f"{typed.group()} at column {t.col(typed.start()) + 1} is not in the network",
+                         t.col(typed.start()))
+
+    def layer(m):
+        k = next(g for g in (m.group("k1"), m.group("k2"), m.group("k3"), m.group("k4")) if g)
+        return rf"\Upsilon_{{{int(k)}}} "
+
+    def named(m):
+        word = (m.group("cmd") or m.group("word")).replace("\\", "").lower()
+        name = _NAMED_PRIME_SPELLING.get(word)
+        if name is None:
+            raise InputError(f"{word}' at column {t.col(m.start()) + 1} is not an activation this tool knows: "
+                             f"write one of {', '.join(NAMED_PRIMES)} or g'(z_{{kj}})", t.col(m.start()))
+        return rf"\Psi_{{{NAMED_PRIMES.index(name)}}} "
+
+    return t.sub(_NAMED_PRIME.pattern, named).sub(_LAYER_PRIME.pattern, layer)
+
+
 def indicators(t: Text) -> Text:
     r"""``\mathbb{1}[z>0]``, ``\mathbb{1}_{z>0}``, ``\mathbb{1}\{z>0\}`` → a 1/0 piecewise;
     ``H(z)`` → ``\theta(z)`` (the step function, as SymPy prints Heaviside)."""
@@ -862,7 +906,7 @@ class Reader:
     def prepare(self, t: Text) -> Text:
         """Step 0 on one segment: derivative spellings, the profile's names, norms, sums,
         indicators and a δ definition head, all into the notes' own LaTeX."""
-        t = derivative_spellings(t)
+        t = prime_spellings(derivative_spellings(t))
         t = NotationPass(self.spec, self.notation).rewrite(t)
         t = norms(t, self.ns.single)
         t = sums(t, self.spec, self.notation.sum_indices)
@@ -1157,8 +1201,8 @@ class Reader:
             return sympy.S.Zero  # the caller reports them; nothing to parse
         text = replaced.s
         # primes: \sigma'(u) and \sigma^{\prime}(u) both mean the sigmoid's derivative
-        if re.search(r"\\(?:Xi|Upsilon)(?![a-zA-Z])", replaced.s):
-            m = re.search(r"\\(?:Xi|Upsilon)(?![a-zA-Z])", t.s)
+        if re.search(r"\\(?:Xi|Upsilon|Psi)(?![a-zA-Z])(?!_\{\d+\})", replaced.s):
+            m = re.search(r"\\(?:Xi|Upsilon|Psi)(?![a-zA-Z])", t.s)
             raise InputError(f"{m.group() if m else 'a Greek capital'} is not in the network", t.col(0))
         # primes: σ'(u) is Ξ(u), g'(u)/f'(u)/h'(u) Υ(u) for the parser (single-letter names
         # are read as functions); _finish gives them their meaning
@@ -1187,7 +1231,8 @@ class Reader:
             raise InputError(f"unparsable LaTeX at column {t.col(0) + 1}: a relation inside a term", t.col(0))
         return self._finish(expr, t, aliases)
 
-    def _activation_prime(self, arg, aliases: Aliases, t: Text, name: str | None = None) -> sympy.Expr:
+    def _activation_prime(self, arg, aliases: Aliases, t: Text, name: str | None = None,
+                          layer: int | None = None) -> sympy.Expr:
         """g'(u), f'(u), h'(u): the derivative of the activation of the layer u belongs to
         (u names a node's z or output), evaluated AT u (so g'(O_{11}) is not g'(z_{11}))."""
         if name is not None:  # σ': the sigmoid's, whatever the layer
@@ -1203,7 +1248,11 @@ class Reader:
         if len(layers) != 1:
             raise InputError(f"g'(...) in '{t.s.strip()}' does not say which layer's activation: write "
                              r"g'(z_{kj}) with the node's pre-activation", t.col(0))
-        act = self.net.activation(layers.pop())
+        at = layers.pop()
+        if layer is not None and layer != at:
+            raise InputError(f"layer {layer}'s g' is applied to a quantity of layer {at} in '{t.s.strip()}': "
+                             f"write g^{{[{at}]\\prime}}(...) or g'(...) with the node's pre-activation", t.col(0))
+        act = self.net.activation(at)
         if not act.elementwise:
             raise InputError(f"g' of a {act.name} layer is a Jacobian, not one factor: write "
                              r"\frac{\partial O_{kj}}{\partial z_{km}} out", t.col(0))
@@ -1238,6 +1287,10 @@ class Reader:
                 rep[f] = sympy.Max(*args)
             elif name == "Upsilon" and len(args) == 1:
                 rep[f] = self._activation_prime(args[0], aliases, t)
+            elif (lm := re.fullmatch(r"Upsilon_\{(\d+)\}", name)) and len(args) == 1:
+                rep[f] = self._activation_prime(args[0], aliases, t, layer=int(lm.group(1)))
+            elif (pm := re.fullmatch(r"Psi_\{(\d+)\}", name)) and len(args) == 1:
+                rep[f] = self._activation_prime(args[0], aliases, t, NAMED_PRIMES[int(pm.group(1))])
             elif name == "theta" and len(args) in (1, 2):
                 rep[f] = sympy.Heaviside(*args)
             else:

@@ -276,6 +276,16 @@ def total(terms) -> sympy.Expr:
 
 
 # -- printing ---------------------------------------------------------------------------------
+def _preactivation_of(arg: sympy.Expr, spec) -> sympy.Expr:
+    """z_kj for a node output O_kj (z_Lj for ŷ_j), else ``arg`` itself."""
+    name = nt.parse(arg) if isinstance(arg, sympy.Symbol) else None
+    if name is not None and name.kind == "O":
+        return nt.preactivation(*name.indices)
+    if name is not None and name.kind == "yhat":
+        return nt.preactivation(spec.depth, name.indices[-1])
+    return arg
+
+
 def _latex(expr, spec, profile: Profile) -> str:
     names = dict(profile.names(spec))
     gps = {s for s in expr.free_symbols if s.name.startswith("GP_")}
@@ -286,9 +296,11 @@ def _latex(expr, spec, profile: Profile) -> str:
             expr = expr.xreplace({s: gp_value(spec, k, j)})
         else:
             names[s] = text
-    # θ(O, 0) is θ(O) almost everywhere; books write the one-argument step
+    # relu' is θ(O_kj, 0): θ(O_kj) alone is NOT it (O_kj = 0 on all of z_kj < 0, where θ(0)
+    # is not 0 by every convention); books write the one-argument step of z_kj, equal to it
+    # away from the kink z_kj = 0
     expr = expr.replace(lambda e: isinstance(e, sympy.Heaviside) and len(e.args) == 2,
-                        lambda e: sympy.Heaviside(e.args[0]))
+                        lambda e: sympy.Heaviside(_preactivation_of(e.args[0], spec)))
     return sympy.latex(expr, symbol_names=names)
 
 
