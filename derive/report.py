@@ -28,6 +28,10 @@ FORMS = ("chain", "memoised", "formula", "expanded")
 #: Up to this many outputs L is printed term by term; past it, as Σ_j of the loss table's
 #: per-output term (printing a 100 000-term sum cost minutes and said nothing more).
 MAX_SPELLED_OUTPUTS = 10
+#: Forms shown when --forms is not given, by format: LaTeX leaves the expanded form to be
+#: asked for (a page of nested sums reads worse than the formula, and verify does not yet
+#: read SymPy's ``\tanh^{2}{(...)}`` back).
+DEFAULT_FORMS = {"latex": ("chain", "memoised", "formula")}
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,10 @@ class Forms:
     asked: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
-    def parse(cls, text: str | None) -> "Forms":
-        """``"chain,formula"`` -> those two, asked for; None -> every form, by the size rule."""
+    def parse(cls, text: str | None, default: tuple[str, ...] = FORMS) -> "Forms":
+        """``"chain,formula"`` -> those two, asked for; None -> ``default``, by the size rule."""
         if text is None:
-            return cls()
+            return cls(default)
         names = [n.strip() for n in text.split(",") if n.strip()]
         unknown = [n for n in names if n not in FORMS]
         if unknown or not names:
@@ -304,7 +308,8 @@ class _Rows:
         return row + end + "\n" + "".join(c + "\n" for c in comments)
 
 
-def latex_stream(d: Derivation, gradients: Iterable[Gradient] | None, forms: Forms = Forms(),
+def latex_stream(d: Derivation, gradients: Iterable[Gradient] | None,
+                 forms: Forms = Forms(DEFAULT_FORMS["latex"]),
                  vectorised: VectorisedForm | None = None, count: int | None = None) -> Iterator[str]:
     """One align* environment: L, the δ table, then each gradient's forms as ``&=`` rows (a
     form too large to print becomes a ``%`` comment saying so)."""
@@ -337,7 +342,8 @@ STREAMS = {"text": text_stream, "latex": latex_stream, "json": json_stream, "jso
 def _whole(stream, d: Derivation, vectorised: VectorisedForm | None, per_parameter: bool) -> str:
     if per_parameter:
         check_parameter_count(d.spec, VECTORISED_HINT)
-    return "".join(stream(d, each_gradient(d) if per_parameter else None, Forms(), vectorised,
+    forms = Forms(DEFAULT_FORMS.get(stream.__name__.removesuffix("_stream"), FORMS))
+    return "".join(stream(d, each_gradient(d) if per_parameter else None, forms, vectorised,
                           d.spec.n_parameters))
 
 

@@ -125,7 +125,7 @@ CASES: list[Case] = [
     Case("a width of 101 digits", "flags", {}, ("count", "--layers", "2-" + "9" * 101 + "-1"),
          ("101 digits", "at most 100 digits"), "`--layers 2-99…9-1` (101 nines)"),
     Case("size estimate past a float", "flags", {}, ("derive", "--layers", "2-" + "-".join(["9" * 80] * 4) + "-1"),
-         ("10^", "terms", "--vectorised"), "four widths of 80 nines"),
+         ("3e+160 parameters", "at most 1,000,000 parameters", "--vectorised"), "four widths of 80 nines"),
     Case("negative seed", "flags", {}, ("vanishing", "--seed", "-1"), ("whole number >= 0",), "`--seed -1`"),
 ]
 

@@ -251,12 +251,15 @@ def test_output_is_atomic_and_refuses_an_existing_file(cli, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grads.tex"]
 
 
-def test_latex_rows_end_without_a_trailing_break(cli):
-    status, out, _ = cli("derive", *DEEP, "--format", "latex")
+@pytest.mark.parametrize("params", ["w^1_11,b_51", "b_51,w^1_11"])
+def test_latex_rows_end_without_a_trailing_break(cli, params):
+    status, out, _ = cli("derive", "--layers", "8-16-16-16-16-1", "--activations", "sigmoid",
+                         "--format", "latex", "--param", params)
     body = out.split(r"\begin{align*}")[1].split(r"\end{align*}")[0].strip().splitlines()
     rows = [r for r in body if not r.startswith("%")]
     assert not rows[-1].endswith("\\\\") and all(r.endswith("\\\\") for r in rows[:-1])
-    assert any(r.startswith("% w^1_11: expanded form: about") for r in body)
+    assert any(r.startswith("% w^1_11: formula form: about") for r in body)
+    assert r"\delta_{11} x_{i1}" in out  # the memoised form is always there
 
 
 def test_teaching_documents_are_wired(cli):

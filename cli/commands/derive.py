@@ -30,7 +30,7 @@ from backprop.derive import derive, vectorise
 from backprop.derive import notation as nt
 from backprop.derive.budget import VECTORISED_HINT, check_parameter_count
 from backprop.derive.errors import UserError
-from backprop.derive.report import FORMS, STREAMS, Forms, each_gradient
+from backprop.derive.report import DEFAULT_FORMS, FORMS, STREAMS, Forms, each_gradient
 from backprop.train.progress import Progress, _isatty
 
 from ..common import add_spec_arguments, open_atomic, spec_from_args
@@ -55,7 +55,8 @@ def add_arguments(parser) -> None:
                         "repeatable")
     parser.add_argument("--forms", metavar="FORM[,FORM...]",
                         help=f"which forms to print, of {','.join(FORMS)} (default: all, each only "
-                        "when it fits; a form named here is printed even when large)")
+                        "when it fits, LaTeX without expanded; a form named here is printed even "
+                        "when large)")
     parser.add_argument("--standalone", action="store_true",
                         help="with --format latex, a whole article that compiles with pdflatex")
     parser.add_argument("-o", "--output", metavar="FILE",
@@ -151,7 +152,7 @@ def _sink(args):
 
 def run(args) -> int:
     spec = spec_from_args(args)
-    forms = Forms.parse(args.forms)
+    forms = Forms.parse(args.forms, DEFAULT_FORMS.get(args.format, FORMS))
     if args.standalone and args.format != "latex":
         raise UserError("--standalone goes with --format latex (for slides use --format beamer)")
     if args.force and not args.output:
