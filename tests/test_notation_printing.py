@@ -227,3 +227,24 @@ def test_no_sympy_spelling_for_any_loss(cli, loss, data):
     output = data.draw(st.sampled_from(sorted(ACTIVATIONS)), label="output")
     widths, acts = _draw_net(data, output, loss)
     _check_everything(cli, widths, acts, loss)
+
+
+# -- verify reads the ⊙ the vectorised form prints ---------------------------------------------------
+def test_verify_reads_hadamard_products_inside_an_element_wise_bracket():
+    from backprop.derive.spec import Spec
+    from backprop.verify import check_document
+
+    spec = Spec(layers=[2, 2, 1], activations=["tanh", "linear"], loss="se")
+
+    def verdict(rhs: str) -> str:
+        (v,) = check_document(rf"\delta^{{1}} = (\delta^{{2}} W^{{2\top}}) \odot ({rhs})", "t", spec).verdicts
+        return v.verdict
+
+    assert verdict(r"1 - O^{1} \odot O^{1}") == "correct"
+    assert verdict(r"1 - O^{1} O^{1}") == "correct"  # juxtaposition, as before
+    assert verdict(r"1 - O^{1} \odot O^{1} \odot O^{1}") == "wrong"
+    # a function of a ⊙ product: only the element-wise reading parses it (not the matrix grammar)
+    hinge = Spec(layers=[2, 2, 2], activations=["softplus", "tanh"], loss="hinge")
+    (v,) = check_document(r"\delta^{2} = \frac{1}{n} (-Y \odot \left(1 - \hat{Y} \odot \hat{Y}\right) \odot "
+                          r"H\left(1 - Y \odot \hat{Y}\right))", "t", hinge).verdicts
+    assert v.verdict == "correct", v.message
