@@ -18,6 +18,9 @@ from .losses import LOSSES, PREDICTION, TARGET
 from .errors import UserTypeError
 from .spec import Spec
 
+#: Activations whose output has the sign of z (0 where z <= 0 for relu): O_kj > 0 iff z_kj > 0.
+SIGN_KEEPING = frozenset({"relu", "leaky_relu"})
+
 
 class Network:
     """The symbols and forward definitions of a Spec, in the notes' notation."""
@@ -103,8 +106,26 @@ class Network:
         return table
 
     def expand(self, expr: sympy.Expr) -> sympy.Expr:
-        """``expr`` with every node output replaced by its definition in x, w and b."""
-        return expr.xreplace(self._expanded_outputs)
+        """``expr`` with every node output replaced by its definition in x, w and b.  A
+        relation ``O_kj > 0`` of a sign-keeping layer (relu, leaky relu: g' is read off the
+        output's sign) becomes ``z_kj > 0``, not a relation between piecewise expressions."""
+        return expr.replace(self._is_sign_test, self._sign_of_z).xreplace(self._expanded_outputs)
+
+    def _is_sign_test(self, e) -> bool:
+        if not isinstance(e, sympy.core.relational.Relational) or e.rhs != 0:
+            return False
+        name = nt.parse(e.lhs) if isinstance(e.lhs, sympy.Symbol) else None
+        return name is not None and name.kind in ("O", "yhat") and \
+            self.activation(self._layer_of(name)).name in SIGN_KEEPING
+
+    def _layer_of(self, name) -> int:
+        return self.depth if name.kind == "yhat" else name.indices[0]
+
+    def _sign_of_z(self, e):
+        name = nt.parse(e.lhs)
+        k = self._layer_of(name)
+        j = name.indices[-1]
+        return e.func(self.z(k, j).xreplace(self._expanded_outputs), 0)
 
     @cached_property
     def loss_expanded(self) -> sympy.Expr:

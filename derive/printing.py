@@ -167,7 +167,11 @@ class _NotationMixin:
         if isinstance(expr, sympy.Basic):
             rule = rule_for(expr)  # NotationError: a class with no spelling never leaks
             if rule is not None:
-                return (rule.latex if self._tex else rule.text)(self, expr)
+                out = (rule.latex if self._tex else rule.text)(self, expr)
+                power = kwargs.get("exp")  # LatexPrinter writes f(x)**2 by passing exp="2" to f
+                if power is None:
+                    return out
+                return f"{out}^{{{power}}}" if out.endswith(r"\right)") else rf"\left({out}\right)^{{{power}}}"
         return super()._print(expr, **kwargs)
 
     def _print_Symbol(self, expr, **kwargs):

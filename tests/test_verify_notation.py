@@ -380,3 +380,15 @@ def test_ng_layer_labelled_prime_in_ng_notation():
     text = (r"\frac{\partial \mathcal{L}}{\partial b^{[1]}_{1}} = -2 (y - \hat{y}) \, g^{[2]\prime}(z^{[2]}_{1})"
             r" \, w^{[2]}_{11} \, g^{[1]\prime}(z^{[1]}_{1})")
     assert one(TANH_RELU, text, notation="ng").verdict == "correct"
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu", "leaky_relu", "softplus"])
+def test_every_form_of_every_gradient_reads_back_correct(act):
+    """The printed LaTeX is the derived maths: tanh(z)**2 once printed as \\tanh(z) (the power
+    passed by SymPy's LaTeX printer as exp= was dropped), and the expanded form read wrong."""
+    spec = make_spec("2-2-1", f"{act},linear", "se")
+    d = derive(spec)
+    for g in d.gradients:
+        for form in ("memoised", "formula", "expanded", "chain"):
+            v = verify_text(g.latex(form), spec).verdicts[0]
+            assert v.verdict == "correct", (g.name, form, g.latex(form), v.message)
