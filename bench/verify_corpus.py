@@ -97,7 +97,8 @@ def independent_values(entry: dict, claim: sympy.Expr | None, cx: dict) -> tuple
     except (TypeError, ValueError):
         return None
     net = Network(spec)
-    target = nt.parse(sympy.Symbol(_symbol_name(param))) and sympy.Symbol(_symbol_name(param))
+    # the network's own symbol (a plain Symbol of the same name is another symbol)
+    target = next((s for s in names.values() if s.name == _symbol_name(param)), None)
     missing = [s for s in names.values() if s not in values]
     if missing or target not in values:
         return None
