@@ -14,7 +14,7 @@ The spellings, text | LaTeX:
   the hinge's derivative): ``H(x)`` (the standard step function; at x = 0 it is ½);
 * ``Max``/``Min``: ``max(0, 1 - y ŷ)`` | ``\\max\\left(0, 1 - y \\hat{y}\\right)``;
 * ``Piecewise``: ``{1 if O_11 > 0; 1/100 otherwise}`` | ``\\begin{cases}…\\end{cases}``;
-* ``log``, ``exp``, ``tanh``, ``Abs``, ``sign``: ``log(1 - ŷ)``, ``exp(-z)`` | ``e^{-z}``,
+* ``log``, ``exp``, ``tanh``, ``sin``, ``cos``, ``Abs``, ``sign``, ``π``: ``log(1 - ŷ)``, ``exp(-z)`` | ``e^{-z}``,
   ``|x|``, ``sign(x)``;
 * relations ``>``, ``≥``, ``<``, ``≤``, ``=``, ``≠`` and the logic ``∧``, ``∨``, ``¬``
   (conditions of expanded piecewise forms; ``ITE(a, b, c)`` as cases: b if a, c otherwise).
@@ -134,6 +134,9 @@ RULES: dict[str, Rule] = {
     "log": _call("log"),
     "exp": Rule(lambda p, e: f"exp({_args(p, e)})", lambda p, e: f"e^{{{_args(p, e)}}}"),
     "tanh": _call("tanh"),
+    "sin": _call("sin"),
+    "cos": _call("cos"),
+    "Pi": Rule(lambda p, e: "π", lambda p, e: r"\pi"),
     "Abs": Rule(lambda p, e: f"|{_args(p, e)}|", lambda p, e: rf"\left|{_args(p, e)}\right|"),
     "sign": _operator("sign"),
     "StrictGreaterThan": _relation(">", ">"),
