@@ -236,10 +236,12 @@ class Checker:
             return sympy.Add(*[self.d.dL_dyhat[j - 1] * self.true_partial(self.net.O(self.net.depth, j), den)
                                for j in range(1, self.spec.n_outputs + 1)])
         nname = self._kind(num)
+        if nname is not None and nname.kind == "z":
+            return self._partial_of_z(*nname.indices, den, dname)
         k = self._layer_of(num)
         if k is None:
             raise InputError(f"the left side differentiates {self.printer.text(num)}: only L and node outputs "
-                             "(ŷ, O_kj) are differentiated")
+                             "(ŷ, O_kj) and pre-activations (z_kj) are differentiated")
         if num == den:
             return sympy.S.One
         j = nname.indices[-1]
@@ -274,6 +276,17 @@ class Checker:
                 return self.d._node_factor(k, j, den)
         return sympy.Add(*[self.d._node_factor(k, j, self.net.O(k - 1, m)) *
                            self.true_partial(self.net.O(k - 1, m), den)
+                           for m in range(1, self.spec.layers[k - 1] + 1)])
+
+    def _partial_of_z(self, k: int, j: int, den, dname) -> sympy.Expr:
+        """∂z_kj/∂den, z_kj = Σ_m w^k_mj O_{k-1,m} + b_kj (Mazur's ∂net_{o1}/∂w_5)."""
+        if den == nt.preactivation(k, j):
+            return sympy.S.One
+        if dname.kind in ("w", "b") and dname.indices[0] == k:
+            if dname.indices[-1] != j:
+                return sympy.S.Zero
+            return self.net.O(k - 1, dname.indices[1]) if dname.kind == "w" else sympy.S.One
+        return sympy.Add(*[nt.weight(k, m, j) * self.true_partial(self.net.O(k - 1, m), den)
                            for m in range(1, self.spec.layers[k - 1] + 1)])
 
     # -- values --------------------------------------------------------------------------------

@@ -283,6 +283,8 @@ def _preactivation_of(arg: sympy.Expr, spec) -> sympy.Expr:
         return nt.preactivation(*name.indices)
     if name is not None and name.kind == "yhat":
         return nt.preactivation(spec.depth, name.indices[-1])
+    if isinstance(arg, sympy.Max) and sympy.S.Zero in arg.args and len(arg.args) == 2:
+        return next(a for a in arg.args if a != 0)  # an expanded relu output max(0, z): z
     return arg
 
 
@@ -324,7 +326,10 @@ def render_terms(terms, spec, profile: Profile, rng: random.Random, sep: str | N
             if shown.is_number:
                 coeff *= shown
                 continue
-            parts.append(_wrap(_latex(f, spec, profile), shown))
+            # a g' the profile writes out (Bishop's output layer: 1 - y^2) is a sum: bracket it
+            spelled = any(profile.gprime(spec, *map(int, g.name.split("_")[1:])) is None
+                          for g in f.free_symbols if g.name.startswith("GP_"))
+            parts.append(_wrap(_latex(f, spec, profile), resolve_gp(spec, f) if spelled else shown))
         if shuffle:
             rng.shuffle(parts)
         if coeff != 1 or not parts:
@@ -396,13 +401,17 @@ def _chain_entry(spec, d, param, terms, rng) -> dict:
     g = d.gradient(param)
     notes = PROFILES["notes"]
     names = notes.names(spec)
-    fracs = []
-    for f in g.chain[0]:
-        num = "L" if str(f.numerator) == "L" else names[f.numerator]
-        fracs.append(rf"\frac{{\partial {num}}}{{\partial {names[f.denominator]}}}")
+    paths = []
+    for path in g.chain:  # every path: softmax couples the outputs, one path is not the chain
+        fracs = []
+        for f in path:
+            num = "L" if str(f.numerator) == "L" else names[f.numerator]
+            fracs.append(rf"\frac{{\partial {num}}}{{\partial {names[f.denominator]}}}")
+        paths.append(fracs)
     values = render_terms(terms, spec, notes, rng, shuffle=False)
     sep = rng.choice([" ", r" \cdot "])
-    text = (r"\begin{align*}" "\n" f"{lhs(spec, notes, param)} &= {sep.join(fracs)} \\\\\n"
+    chain = " + ".join(sep.join(fracs) for fracs in paths)
+    text = (r"\begin{align*}" "\n" f"{lhs(spec, notes, param)} &= {chain} \\\\\n"
             f"&= {values}\n" r"\end{align*}")
     return dict(notation="notes", form="multiline", text=text, claim=g.formula,
                 note="chain of factors, then their values")
