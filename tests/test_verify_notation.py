@@ -398,7 +398,7 @@ def test_every_form_of_every_gradient_reads_back_correct(act):
     (r"O_{11}", "correct"), (r"O_{12}", "wrong"), (r"1", "wrong")])
 def test_a_pre_activation_is_differentiated_as_mazur_writes_net(rhs, verdict):
     """∂net_{o1}/∂w_5 = out_{h1}: z_kj is differentiated through its forward definition."""
-    spec = make_spec("2-2-1", "sigmoid,linear", "se")
+    spec = SIG_LIN
     assert one(spec, rf"\frac{{\partial z_{{21}}}}{{\partial w^{{2}}_{{11}}}} = {rhs}").verdict == verdict
     deep = r"\frac{\partial z_{21}}{\partial b_{11}} = w^{2}_{11} O_{11} (1 - O_{11})"
     assert one(spec, deep).verdict == "correct"
