@@ -49,7 +49,7 @@ ALLOWED = {
     # lambdify prints SymPy expressions built from the activation table / notation symbols
     ("derive/activations.py", "numpy_forward", "lambdify"),
     ("derive/activations.py", "numpy_derivative", "lambdify"),
-    ("derive/derivation.py", "numpy", "lambdify"),
+    ("derive/derivation.py", "_compiled", "lambdify"),
     # slip candidates and a parsed claim: SymPy trees whose symbols are network names only (the
     # reader refuses any other name and any undefined function), never text
     ("verify/misconceptions.py", "values", "lambdify"),
