@@ -207,3 +207,19 @@ def test_unrelated_lines_are_not_grouped():
     r = verify_text("\n".join([DL + r" = 2(y - \hat{y}) O_{11}",
                                r"\frac{\partial L}{\partial w^2_{21}} = -2(y - \hat{y}) O_{12}"]), LIN)
     assert "goes wrong" not in r.verdicts[0].message and r.verdicts[1].verdict == "correct"
+
+
+@pytest.mark.parametrize("slip, label", [
+    (lambda t: t.replace(r"w^{2}_{12}", r"w^{1}_{12}"), "wrong_layer_weight"),
+    (lambda t: t.replace(r"\hat{y}_{2} \left(1 - \hat{y}_{2}\right) ", ""), "missing_gprime"),
+])
+def test_a_slip_on_one_path_of_the_sum_is_named_with_that_path(slip, label):
+    """Students slip on one term of Σ_m, not on all: the label says which path."""
+    spec = make_spec("2-2-2", "sigmoid,sigmoid", "half_se")
+    right = (r"\frac{\partial L}{\partial w^{1}_{11}} = x_{i1} O_{11} \left(1 - O_{11}\right) \left("
+             r"\left(\hat{y}_{1} - y_{1}\right) \hat{y}_{1} \left(1 - \hat{y}_{1}\right) w^{2}_{11} + "
+             r"\left(\hat{y}_{2} - y_{2}\right) \hat{y}_{2} \left(1 - \hat{y}_{2}\right) w^{2}_{12}\right)")
+    assert verify_text(right, spec).verdicts[0].verdict == "correct"
+    v = verify_text(slip(right), spec).verdicts[0]
+    assert v.verdict == "wrong" and v.misconception and v.misconception["id"] == label, (v.message, v.misconception)
+    assert "on the path through nodes 1 → 2 only" in v.message

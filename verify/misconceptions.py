@@ -116,6 +116,8 @@ class Truth:
         depth = self.net.depth
         self.elementwise = all(self.net.activation(l).elementwise for l in range(self.k, depth))
         self.paths = list(self._paths()) if self.elementwise else []
+        #: None: a slip is applied on every path; n: on path n only (see :func:`_one_path`)
+        self.focus: int | None = None
 
     def _paths(self) -> Iterator[tuple[int, ...]]:
         """Node indices (m_k = j, m_{k+1}, ..., m_L) of every path to an output."""
@@ -154,12 +156,14 @@ class Truth:
 
     def build(self, dout=None, gp=None, weight=None, local=None, keep=None) -> sympy.Expr:
         """Σ over paths of δ_L · Π (g' w) · local, with any hook replaced (``keep`` filters paths)."""
-        dout, gp, weight = dout or self.dout, gp or self.gp, weight or self.weight
+        slipped = (dout or self.dout, gp or self.gp, weight or self.weight)
         val = self.val
         total = sympy.S.Zero
         for n, path in enumerate(self.paths):
             if keep is not None and not keep(n):
                 continue
+            # with a focus, the slip is on that one path; the others are written right
+            dout, gp, weight = slipped if self.focus in (None, n) else (self.dout, self.gp, self.weight)
             term = val(dout(path[-1]))
             for pos, l in enumerate(range(self.k, self.net.depth)):
                 term = term * val(gp(l, path[pos])) * val(weight(l + 1, path[pos], path[pos + 1]))
@@ -374,14 +378,34 @@ APPLY: dict[str, Callable[[Truth], list[Candidate]]] = {
 }
 assert set(APPLY) == set(SLIPS)
 
+#: Slips a student also makes on one path of a sum only (one g' left out, one weight of the
+#: wrong layer): tried path by path after every slip on all paths, up to this many paths.
+PER_PATH = ("missing_gprime", "gprime_at_output", "wrong_layer_weight", "transposed_indices")
+MAX_PER_PATH = 8
+
+
+def _applied(t: Truth) -> Iterator[tuple[str, object, str]]:
+    """(slip id, candidate, where): every slip on all paths, then the PER_PATH ones on one."""
+    for slip_id, apply in APPLY.items():
+        for expr, where in apply(t):
+            yield slip_id, expr, where
+    if 2 <= len(t.paths) <= MAX_PER_PATH:
+        for slip_id in PER_PATH:
+            for n, path in enumerate(t.paths):
+                t.focus = n
+                try:
+                    found = APPLY[slip_id](t)
+                finally:
+                    t.focus = None
+                nodes = " → ".join(str(m) for m in path)
+                for expr, where in found:
+                    yield slip_id, expr, f"{where}, on the path through nodes {nodes} only"
+
 
 def candidates(derivation, parameter, points: "_Points | None" = None) -> Iterator[tuple[str, object, str]]:
     """(slip id, wrong formula, where) for every slip applied to ∂L/∂parameter (with
     ``points``: the formula's values there instead of the formula)."""
-    t = Truth(derivation, parameter, points)
-    for slip_id, apply in APPLY.items():
-        for expr, where in apply(t):
-            yield slip_id, expr, where
+    yield from _applied(Truth(derivation, parameter, points))
 
 
 class _Points:
@@ -444,9 +468,8 @@ def label(derivation, parameter, claim: sympy.Expr, seed: str = "") -> tuple[Sli
     truth = list(t.F)
     if _same(got, truth):
         return None
-    for slip_id, apply in APPLY.items():
-        for vals, where in apply(t):
-            vals = list(np.broadcast_to(vals, (len(pts.full),)))
-            if _same(vals, got) and not _same(vals, truth):
-                return SLIPS[slip_id], where
+    for slip_id, vals, where in _applied(t):
+        vals = list(np.broadcast_to(vals, (len(pts.full),)))
+        if _same(vals, got) and not _same(vals, truth):
+            return SLIPS[slip_id], where
     return None
