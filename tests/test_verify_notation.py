@@ -403,3 +403,13 @@ def test_a_pre_activation_is_differentiated_as_mazur_writes_net(rhs, verdict):
     deep = r"\frac{\partial z_{21}}{\partial b_{11}} = w^{2}_{11} O_{11} (1 - O_{11})"
     assert one(spec, deep).verdict == "correct"
     assert one(spec, deep.replace(" O_{11} (1 - O_{11})", "")).verdict == "wrong"
+
+
+@pytest.mark.parametrize("extra, verdict", [
+    (r" + \frac{\sin(100 \pi x_{i1})}{1000}", "wrong"),  # zero at every 2-decimal x: not at π's
+    (r" \cdot \frac{\pi}{\pi}", "correct"),
+    (r" + e^{0} - 1", "correct"),
+])
+def test_pi_and_e_are_numbers_in_a_claim(extra, verdict):
+    text = r"\frac{\partial L}{\partial w^{1}_{11}} = -2 (y - \hat{y}) w^{2}_{11} x_{i1}" + extra
+    assert one(("2-2-1", "linear", "se"), text).verdict == verdict

@@ -495,6 +495,10 @@ _NAMED_PRIME = re.compile(
 _PLACEHOLDERS = re.compile(r"\\(?:Xi|Upsilon|Psi)(?![a-zA-Z])")
 
 
+#: Letters the parser leaves as symbols that are numbers: e (Euler's) and \pi.
+_CONSTANTS = {"e": sympy.E, "pi": sympy.pi}
+
+
 def prime_spellings(t: Text) -> Text:
     r"""Layer-labelled and named derivatives into the parser's placeholders:
     ``g^{[2]\prime}(u)``, ``g_2'(u)`` → ``\Upsilon_{2}(u)`` (layer 2's g', checked against the
@@ -1301,7 +1305,7 @@ class Reader:
             if type(f).__name__ in ("Max", "Min", "max", "min") and not isinstance(f, (sympy.Max, sympy.Min)):
                 expr = expr.xreplace({f: sympy.Max(*f.args)})
         for sym in sorted(expr.free_symbols, key=str):
-            if sym.name in aliases.table or sym.name == "e":
+            if sym.name in aliases.table or sym.name in _CONSTANTS:
                 continue
             pos = _find_letter(t.s, sym.name)
             col = t.col(pos) if pos is not None else t.col(0)
@@ -1312,8 +1316,8 @@ class Reader:
                              difflib.get_close_matches(sym.name, list(NameSpace(self.spec).names), n=3, cutoff=0.3))
         mapping = {}
         for sym in expr.free_symbols:
-            if sym.name == "e":
-                mapping[sym] = sympy.E
+            if sym.name in _CONSTANTS:
+                mapping[sym] = _CONSTANTS[sym.name]
             else:
                 obj = aliases.table[sym.name]
                 if isinstance(obj, sympy.Symbol) and nt.parse(obj) and nt.parse(obj).kind == "z":
