@@ -10,6 +10,8 @@ Two things differ from SymPy's defaults, both display-only (the expression is un
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import sympy
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
@@ -19,26 +21,30 @@ from . import notation as nt
 from .spelling import NotationError, rule_for
 
 
+#: Where a symbol of each kind sits, from its Name and the depth: the loss terms above the
+#: output layer, a layer's own nodes at k, its weights just below, its bias below them (a
+#: bias reads last in its sum: w x + w x + b), inputs at 0.
+_KIND_RANK = {
+    "y": lambda name, depth: depth + 1.5,
+    "yhat": lambda name, depth: depth + 1,
+    "O": lambda name, depth: name.indices[0],
+    "z": lambda name, depth: name.indices[0],
+    "delta": lambda name, depth: name.indices[0],
+    "dO": lambda name, depth: name.indices[0],
+    "b": lambda name, depth: name.indices[0] - 0.5,
+    "w": lambda name, depth: name.indices[0] - 0.25,
+    "x": lambda name, depth: 0,
+}
+
+
+def _symbol_rank(name: nt.Name | None, depth: int) -> float:
+    """The rank of one symbol (another symbol than the notes' reads before the loss)."""
+    return depth + 2 if name is None else _KIND_RANK[name.kind](name, depth)
+
+
 def _layer_rank(expr: sympy.Expr, depth: int) -> float:
     """Where a factor sits on the way from the loss (high) to the inputs (0)."""
-    ranks = []
-    for s in expr.free_symbols:
-        name = nt.parse(s)
-        if name is None:
-            ranks.append(depth + 2)
-        elif name.kind == "y":
-            ranks.append(depth + 1.5)
-        elif name.kind in ("yhat",):
-            ranks.append(depth + 1)
-        elif name.kind in ("O", "z", "delta", "dO"):
-            ranks.append(name.indices[0])
-        elif name.kind == "b":  # a bias reads last in its sum: w x + w x + b
-            ranks.append(name.indices[0] - 0.5)
-        elif name.kind == "w":
-            ranks.append(name.indices[0] - 0.25)
-        else:  # x
-            ranks.append(0)
-    return max(ranks, default=depth + 3)
+    return max((_symbol_rank(nt.parse(s), depth) for s in expr.free_symbols), default=depth + 3)
 
 
 def _natural(expr: sympy.Expr):
@@ -149,6 +155,40 @@ def display_form(expr: sympy.Expr, depth: int) -> sympy.Expr:
         except TypeError:  # ExprCondPair and other nodes without an evaluate flag
             return expr.func(*args)
     return expr
+
+
+@lru_cache(maxsize=None)
+def _spelled(name: nt.Name, single_output: bool, tex: bool) -> str:
+    """One symbol's spelling, remembered (the printers spell it the same way, at ~50× the cost)."""
+    return (nt.latex_name if tex else nt.text_name)(name, single_output)
+
+
+def _names(term) -> list[nt.Name] | None:
+    """The notes' names of a symbol or of a product of symbols; None for anything else."""
+    factors = term.args if isinstance(term, sympy.Mul) else (term,)
+    names = [nt.parse(f) if isinstance(f, sympy.Symbol) else None for f in factors]
+    return None if None in names else names
+
+
+def _plain(expr, depth: int, single_output: bool, tex: bool) -> str | None:
+    """A symbol, a product of symbols or a sum of such products (the memoised forms, the δ
+    table's ∂L/∂O sums) spelled directly, in :func:`display_form`'s order; None for anything
+    else.  Distinct products of distinct symbols never tie on their names, so SymPy's sort
+    key (the last tie-break there) is never reached and is left out here."""
+    terms = expr.args if isinstance(expr, sympy.Add) else (expr,)
+    keyed = []
+    for term in terms:
+        names = _names(term)
+        if names is None:
+            return None
+        ranks = [_symbol_rank(n, depth) for n in names]
+        order = sorted(zip(ranks, names), key=lambda rn: (-rn[0], rn[1].kind, rn[1].indices))
+        text = " ".join(_spelled(n, single_output, tex) for _, n in order)
+        natural = sorted((n.kind, n.indices) for n in names)
+        keyed.append(((0, 0.0, natural) if any(n.kind == "y" for n in names)
+                      else (2, -max(ranks), natural), text))
+    keyed.sort(key=lambda kt: kt[0])
+    return " + ".join(text for _, text in keyed)
 
 
 class _NotationMixin:
@@ -264,9 +304,21 @@ class NotationPrinter:
     def text(self, expr, elementwise: bool = False) -> str:
         """Readable text: ``-2(y - ŷ) w^2_11 x_i1``; ``elementwise``: symbols are matrices
         multiplied with ⊙ (the vectorised form)."""
+        plain = None if elementwise else self._plain(expr, False)
+        if plain is not None:
+            return plain
         out = self._printers[False, elementwise].doprint(self._display(expr))
         return out.replace("**", "^").replace("*", " ")
 
     def latex(self, expr, elementwise: bool = False) -> str:
         """LaTeX: ``- 2 \\left(y - \\hat{y}\\right) w^{2}_{11} x_{i1}``."""
+        plain = None if elementwise else self._plain(expr, True)
+        if plain is not None:
+            return plain
         return self._printers[True, elementwise].doprint(self._display(expr))
+
+    def _plain(self, expr, tex: bool) -> str | None:
+        """The fast path for symbols, products and sums of products (:func:`_plain`)."""
+        if not isinstance(expr, (sympy.Symbol, sympy.Mul, sympy.Add)):
+            return None
+        return _plain(expr, self.depth, self._printers[tex, False]._single_output, tex)
