@@ -42,6 +42,7 @@ def _symbol_rank(name: nt.Name | None, depth: int) -> float:
     return depth + 2 if name is None else _KIND_RANK[name.kind](name, depth)
 
 
+@lru_cache(maxsize=65536)
 def _layer_rank(expr: sympy.Expr, depth: int) -> float:
     """Where a factor sits on the way from the loss (high) to the inputs (0)."""
     return max((_symbol_rank(nt.parse(s), depth) for s in expr.free_symbols), default=depth + 3)
@@ -322,7 +323,9 @@ class NotationPrinter:
         """Byte for byte what :meth:`_general` prints, cheaper where the shape allows:
         symbols, products and sums of products of symbols (:func:`_plain`), and a product
         ending in a parameter's local input (:meth:`_peeled`); the rest by the general path."""
-        if isinstance(expr, (sympy.Symbol, sympy.Mul, sympy.Add)):
+        if isinstance(expr, sympy.Symbol) and (name := nt.parse(expr)) is not None:
+            return _spelled(name, self._printers[tex, False]._single_output, tex)
+        if isinstance(expr, (sympy.Mul, sympy.Add)):
             out = _plain(expr, self.depth, self._printers[tex, False]._single_output, tex)
             if out is not None:
                 return out
