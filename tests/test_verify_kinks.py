@@ -173,3 +173,16 @@ def test_kink_surfaces_with_sigmoid_hidden_layers_are_solved_without_polynomial_
     wrong = text.replace(r"\hat{y}_{2} + 1", r"\hat{y}_{2}")
     assert verdict(wrong, spec).verdict == "wrong"
     assert len(calls) < 50
+
+
+def test_the_counterexample_is_where_the_sides_differ_most():
+    """A wrong claim whose error vanishes near 0 (tanh(O) for tanh(z): O ≈ z there) must not be
+    shown at a small-scale point where the sides agree to 16 digits."""
+    spec = make_spec("2-2-1", "tanh,linear", "se")
+    truth = r"-2 (y - \hat{y}) w^{2}_{11} \left(1 - O_{11}^{2}\right)"
+    claim = r"-2 (y - \hat{y}) w^{2}_{11} \left(1 - \tanh^{2}(O_{11})\right)"
+    assert verdict(rf"\frac{{\partial L}}{{\partial b_{{11}}}} = {truth}", spec).verdict == "correct"
+    v = verdict(rf"\frac{{\partial L}}{{\partial b_{{11}}}} = {claim}", spec)
+    assert v.verdict == "wrong"
+    c, a = float(v.counterexample["claimed"]), float(v.counterexample["actual"])
+    assert abs(c - a) > 1e-3 * abs(a)

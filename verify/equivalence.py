@@ -308,14 +308,18 @@ class Equivalence:
     def compare(self, claim: sympy.Expr, truth: sympy.Expr, seed: str) -> Outcome:
         claim = rationalise(claim)
         pts = self.points(seed)
-        checked = 0
+        checked, worst = 0, None
         for pt in pts:  # numbers first: a wrong claim stops here, before any symbolic work
             res = self._at(claim, truth, pt)
             if res is None:
                 continue
             checked += 1
-            if res is not True:
-                return Outcome(res, "numeric")
+            if res is not True:  # show the point where the sides differ most, not the first
+                score = self._gap(claim, truth, pt)
+                if worst is None or score > worst[0]:
+                    worst = (score, res)
+        if worst is not None:
+            return Outcome(worst[1], "numeric")
         proven, why = self.symbolic(claim - truth)
         if proven is False:  # a constant too small for the tolerance (10^-30 at 40 digits)
             full = self.eval.forward(pts[0])
@@ -335,6 +339,14 @@ class Equivalence:
         if why == "expression too large":
             method += "; symbolic check skipped: expression too large"
         return Outcome(None, method, note)
+
+    def _gap(self, claim, truth, pt) -> float:
+        """How far apart the sides are at ``pt``, relative to the truth (inf: one undefined)."""
+        full = self.eval.forward(pt)
+        c, a = self.eval.value(claim, full), self.eval.value(truth, full)
+        if not (is_finite_real(c) and is_finite_real(a)):
+            return math.inf
+        return float(abs(c - a) / max(abs(a), sympy.Float(1e-300)))
 
     def _at(self, claim, truth, pt):
         """True agree, None undefined on both sides, else a counterexample dict."""
