@@ -271,3 +271,29 @@ def test_teaching_documents_are_wired(cli):
     status, out, err = cli("derive", "--format", "latex", "--standalone")
     assert status == 0, err
     assert r"\documentclass" in out and r"\end{document}" in out
+
+
+def test_stdout_is_flushed_after_every_gradient(monkeypatch):
+    """A reader behind a pipe sees each gradient as it is made: block buffering held 8 KB
+    back.  Every write of a gradient is followed by a flush before the next write."""
+    import io
+    import sys as _sys
+
+    from backprop.cli.main import main as cli_main
+
+    events = []
+
+    class Recorder(io.StringIO):
+        def write(self, text):
+            events.append(("write", text))
+            return super().write(text)
+
+        def flush(self):
+            events.append(("flush", ""))
+
+    monkeypatch.setattr(_sys, "stdout", Recorder())
+    assert cli_main(["derive", "--layers", "3-3-1", "--activations", "sigmoid,linear", "--forms", "memoised"]) == 0
+    grads = [n for n, (kind, text) in enumerate(events) if kind == "write" and "∂L/∂" in text]
+    assert len(grads) >= 16  # 3-3-1: 16 parameters
+    for n in grads:
+        assert ("flush", "") in events[n + 1:n + 2], events[n:n + 2]

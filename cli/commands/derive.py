@@ -175,6 +175,8 @@ def run(args) -> int:
                 if shared:
                     bar.close()  # the counter shares the terminal: erase it before each write
                 out.write(chunk)
+                if out is sys.stdout:
+                    out.flush()  # a reader behind a pipe sees each gradient as it is made
                 if counted is not None:
                     bar.update(counted.done)
     except KeyboardInterrupt:
