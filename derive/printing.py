@@ -334,20 +334,32 @@ class NotationPrinter:
         return self._general(expr, tex)
 
     def _peeled(self, expr: sympy.Mul, tex: bool) -> str:
-        """A product whose lowest-ranked factor is one symbol s (δ_kj's value times O_{k-1,i}
-        or x_i1) prints as the rest of the product, then s: display_form sorts s last and no
-        other factor depends on it.  The rest is printed once, with the first such s seen,
-        and kept when that print ends in s's spelling (no fraction moved s elsewhere)."""
+        """A product whose lowest-ranked factor is one symbol (δ_kj's value times O_{k-1,i}
+        or x_i1), printed as :meth:`peel`'s prefix and the symbol; else by the general path."""
+        peeled = self.peel(expr, tex)
+        if peeled is None:
+            return self._general(expr, tex)
+        low, prefix = peeled
+        return prefix + " " + _spelled(nt.parse(low), self._printers[tex, False]._single_output, tex)
+
+    def peel(self, expr, tex: bool) -> tuple[sympy.Symbol, str] | None:
+        """(s, the print before s) for a product whose lowest-ranked factor is one symbol s
+        printed last, else None: display_form sorts s last and no other factor depends on it,
+        so the same product with any symbol of s's rank in its place prints as that prefix, a
+        space and the symbol's spelling.  The prefix is printed once per rest of the product,
+        with the first such s seen, and kept when that print ends in s's spelling (no fraction
+        moved s elsewhere); report.py's JSON templates rely on it too."""
+        if not isinstance(expr, sympy.Mul):
+            return None
         ranked = sorted(((_layer_rank(a, self.depth), i) for i, a in enumerate(expr.args)))
         low = expr.args[ranked[0][1]]
         name = nt.parse(low) if isinstance(low, sympy.Symbol) else None
         if name is None or ranked[0][0] >= ranked[1][0]:
-            return self._general(expr, tex)
+            return None
         rest = (tex, expr.args[:ranked[0][1]] + expr.args[ranked[0][1] + 1:])
-        spelled = " " + _spelled(name, self._printers[tex, False]._single_output, tex)
-        if rest in self._prefixes:
-            prefix = self._prefixes[rest]
-            return self._general(expr, tex) if prefix is None else prefix + spelled
-        out = self._general(expr, tex)
-        self._prefixes[rest] = out[:-len(spelled)] if out.endswith(spelled) else None
-        return out
+        if rest not in self._prefixes:
+            spelled = " " + _spelled(name, self._printers[tex, False]._single_output, tex)
+            out = self._general(expr, tex)
+            self._prefixes[rest] = out[:-len(spelled)] if out.endswith(spelled) else None
+        prefix = self._prefixes[rest]
+        return None if prefix is None else (low, prefix)

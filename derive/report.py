@@ -10,9 +10,11 @@ Every form of every parameter is printed when its own estimated size fits
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
+from json.encoder import encode_basestring
 
 import sympy
 
@@ -89,39 +91,51 @@ def loss_line(d: Derivation, tex: bool = False) -> str:
     return f"Σ_{{j=1..{n}}} {p.text(term)}"
 
 
-def _frac(num, den, printer, tex: bool) -> str:
+#: show(expr, tex) -> its print: :func:`_show` with the printer bound, or a node template's.
+Show = Callable[[sympy.Expr, bool], str]
+
+
+def _shower(g: Gradient) -> Show:
+    return partial(_show, g.derivation.printer)
+
+
+def _frac(num, den, show: Show, tex: bool) -> str:
     if tex:
-        return rf"\frac{{\partial {_show(printer, num, True)}}}{{\partial {_show(printer, den, True)}}}"
-    return f"∂{_show(printer, num, False)}/∂{_show(printer, den, False)}"
+        return rf"\frac{{\partial {show(num, True)}}}{{\partial {show(den, True)}}}"
+    return f"∂{show(num, False)}/∂{show(den, False)}"
 
 
-def chain_text(g: Gradient, tex: bool = False) -> str:
+def chain_text(g: Gradient, tex: bool = False, show: Show | None = None) -> str:
     """∂L/∂ŷ · ∂ŷ/∂O_11 · ∂O_11/∂w^1_11 = [-2(y - ŷ)] · [w^2_11] · [x_i1]."""
-    p = g.derivation.printer
+    show = show or _shower(g)
     dot = r" \cdot " if tex else " · "
     paths = g.chain
-    names = (" + " if len(paths) > 1 else "").join(dot.join(_frac(f.numerator, f.denominator, p, tex)
+    names = (" + " if len(paths) > 1 else "").join(dot.join(_frac(f.numerator, f.denominator, show, tex)
                                                             for f in path) for path in paths)
     lb, rb = (r"\left[", r"\right]") if tex else ("[", "]")
-    values = " + ".join(dot.join(f"{lb}{_show(p, f.value, tex)}{rb}" for f in path) for path in paths)
+    values = " + ".join(dot.join(f"{lb}{show(f.value, tex)}{rb}" for f in path) for path in paths)
     return f"{names} = {values}"
 
 
-def memoised_text(g: Gradient, tex: bool = False) -> str:
+def memoised_text(g: Gradient, tex: bool = False, show: Show | None = None) -> str:
     """δ_kj O_{k-1,i} (δ_kj for a bias): the memoised product, its two symbols printed by the
     notation printer in its reading order (memo symbol, then the layer below); the tests
     check it equals printing the product whole, which costs ~20× more per parameter."""
-    p = g.derivation.printer
+    show = show or _shower(g)
     parts = [nt.delta(g.layer, g.node)] + ([] if g.source is None else [g.local])
-    return " ".join(_show(p, s, tex) for s in parts)
+    return " ".join(show(s, tex) for s in parts)
 
 
 def form_text(g: Gradient, form: str, tex: bool = False) -> str:
     """One form of one gradient, printed."""
+    return _form_text(g, form, tex, _shower(g))
+
+
+def _form_text(g: Gradient, form: str, tex: bool, show: Show) -> str:
     if form == "chain":
-        return chain_text(g, tex)
+        return chain_text(g, tex, show)
     if form == "memoised":
-        return memoised_text(g, tex)
+        return memoised_text(g, tex, show)
     p = g.derivation.printer
     expr = getattr(g, form)
     return p.latex(expr) if tex else p.text(expr)
@@ -130,21 +144,108 @@ def form_text(g: Gradient, form: str, tex: bool = False) -> str:
 def gradient_dict(g: Gradient, forms: Forms = Forms()) -> dict:
     """One gradient as JSON: its name and place, then each form's text and LaTeX, or
     ``{"omitted": why, "terms": estimate}`` for a form too large to print."""
-    p = g.derivation.printer
-    name, index = g.key
-    out = {"parameter": g.name, "latex": _show(p, g.parameter, True), "matrix": name,
-           "index": list(index), "layer": g.layer}
+    return _gradient_dict(g, forms, _shower(g), form_text, g.name, list(g.key[1]))
+
+
+def _gradient_dict(g: Gradient, forms: Forms, show: Show, text, name, index) -> dict:
+    """gradient_dict, printed by ``show`` and ``text(g, form, tex)``, named ``name`` at ``index``."""
+    out = {"parameter": name, "latex": show(g.parameter, True), "matrix": g.key[0],
+           "index": index, "layer": g.layer}
     for form in forms.shown:
         note = omitted(g, form, forms)
         if note:
             out[form] = {"omitted": note, "terms": form_terms(g.derivation.spec, g.layer, form)}
             continue
-        out[form] = {"text": form_text(g, form), "latex": form_text(g, form, tex=True)}
+        out[form] = {"text": text(g, form, False), "latex": text(g, form, True)}
         if form == "chain":
-            out[form]["paths"] = [[{"of": _show(p, f.numerator, False), "wrt": _show(p, f.denominator, False),
-                                    "value": _show(p, f.value, False), "value_latex": _show(p, f.value, True)}
+            out[form]["paths"] = [[{"of": show(f.numerator, False), "wrt": show(f.denominator, False),
+                                    "value": show(f.value, False), "value_latex": show(f.value, True)}
                                    for f in path] for path in g.chain]
     return out
+
+
+#: Stand-ins for what differs between the weights of one node: the name, the parameter in
+#: text and LaTeX, its input in text and LaTeX, the index.  Private-use characters: no
+#: spelling holds one and json.dumps leaves them as they are.
+_SLOTS = ("\ue000", "\ue001", "\ue002", "\ue003", "\ue004", "\ue005")
+_SLOT_SPLIT = re.compile(f"([{''.join(_SLOTS)}])")
+#: Forms a node template can hold: the others print g's own products, whose order may
+#: depend on the input's name.
+_TEMPLATED = frozenset({"chain", "memoised"})
+
+
+class _NoTemplate(Exception):
+    """The node's JSON depends on its weights' names other than through their spellings."""
+
+
+class _NodeTemplate:
+    """The JSON of every weight into one node, printed once from its first weight with the
+    weight's and its input's spellings as slots, then filled per weight (~40× cheaper than
+    printing each).  The chain of w^k_ij differs from w^k_1j's only in its last factor,
+    ∂·/∂w^k_ij = its input (or a product peeled to end in its input, see
+    :meth:`NotationPrinter.peel`); anything else raises :class:`_NoTemplate`.  The first
+    two weights filled (the first, then another) are also printed the general way and compared:
+    the node falls back to the general path unless they are byte for byte equal."""
+
+    def __init__(self, g0: Gradient, forms: Forms, dump: Callable[[dict], str]):
+        if g0.source is None or any(f not in _TEMPLATED and not omitted(g0, f, forms) for f in forms.shown):
+            raise _NoTemplate
+        p = g0.derivation.printer
+        slots = {g0.parameter: (_SLOTS[1], _SLOTS[2]), g0.local: (_SLOTS[3], _SLOTS[4])}
+
+        def show(expr, tex: bool) -> str:
+            if expr in slots:
+                return slots[expr][tex]
+            if not (expr.free_symbols & slots.keys()):
+                return _show(p, expr, tex)
+            peeled = p.peel(expr, tex)
+            if peeled is None or peeled[0] != g0.local or g0.parameter in expr.free_symbols:
+                raise _NoTemplate
+            return f"{peeled[1]} {slots[g0.local][tex]}"
+
+        self.key, self.forms, self.dump, self.unchecked = (g0.layer, g0.node), forms, dump, 2
+        text = dump(_gradient_dict(g0, forms, show, partial(_form_text, show=show), _SLOTS[0], _SLOTS[5]))
+        self.parts = _SLOT_SPLIT.split(text.replace(f'"{_SLOTS[5]}"', _SLOTS[5]))
+        if len(self.parts) < 3:
+            raise _NoTemplate
+
+    def fill(self, g: Gradient) -> str | None:
+        """g's JSON, or None when the check on the node's first filled weights failed."""
+        if self.parts is None:
+            return None
+        p = g.derivation.printer
+        spell = dict(zip(_SLOTS, [encode_basestring(s)[1:-1] for s in (
+            g.name, _show(p, g.parameter, False), _show(p, g.parameter, True),
+            _show(p, g.local, False), _show(p, g.local, True))] + [f"[{g.source - 1}, {g.node - 1}]"]))
+        parts = self.parts[:]
+        parts[1::2] = [spell[slot] for slot in parts[1::2]]
+        out = "".join(parts)
+        if self.unchecked:
+            self.unchecked -= 1
+            if out != self.dump(gradient_dict(g, self.forms)):
+                self.parts = None
+                return None
+        return out
+
+
+def _gradient_json(gradients: Iterable[Gradient], forms: Forms, extra: dict) -> Iterator[str]:
+    """``extra`` and each gradient's dict as one line of JSON, the weights of a node filled
+    from one :class:`_NodeTemplate` (byte for byte what dumping :func:`gradient_dict` gives)."""
+    def dump(obj: dict) -> str:
+        return _dump({**extra, **obj})
+
+    key, template = None, None
+    for g in gradients:
+        out = None
+        if g.source is not None:
+            if key != (g.layer, g.node):
+                key = (g.layer, g.node)
+                try:
+                    template = _NodeTemplate(g, forms, dump)
+                except _NoTemplate:
+                    template = None
+            out = template.fill(g) if template is not None else None
+        yield out if out is not None else dump(gradient_dict(g, forms))
 
 
 def delta_lines(d: Derivation, tex: bool = False) -> Iterator[tuple[str, str]]:
@@ -215,8 +316,8 @@ def json_stream(d: Derivation, gradients: Iterable[Gradient] | None, forms: Form
     head["deltas"] = list(_deltas(d))
     yield json.dumps(head, indent=2, ensure_ascii=False)[:-2] + ',\n  "gradients": ['
     sep = "\n    "
-    for g in gradients:
-        yield sep + _dump(gradient_dict(g, forms))
+    for line in _gradient_json(gradients, forms, {}):
+        yield sep + line
         sep = ",\n    "
     yield "\n  ]\n}\n"
 
@@ -232,9 +333,9 @@ def jsonl_stream(d: Derivation, gradients: Iterable[Gradient] | None, forms: For
     for delta in _deltas(d):
         yield _dump({"type": "delta", **delta}) + "\n"
     n = 0
-    for g in gradients:
+    for line in _gradient_json(gradients, forms, {"type": "gradient"}):
         n += 1
-        yield _dump({"type": "gradient", **gradient_dict(g, forms)}) + "\n"
+        yield line + "\n"
     yield _dump({"type": "end", "n_gradients": n}) + "\n"
 
 

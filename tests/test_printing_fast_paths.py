@@ -85,3 +85,26 @@ def test_the_sum_of_memo_products_equals_sympys_add():
             expected = sympy.Add(*[nt.weight(k + 1, j, m) * nt.delta(k + 1, m) for m in range(1, width + 1)])
             got = d.grad_output_definition(k, j)
             assert got == expected and got.args == expected.args
+
+
+TEMPLATED = NETWORKS + [("3-20-20-1", "sigmoid,tanh,linear", "se"), ("2-17-3", "relu,softmax", "cce")]
+
+
+@pytest.mark.parametrize("layers, acts, loss", TEMPLATED)
+@pytest.mark.parametrize("forms", ["memoised,chain", "chain", "memoised"])
+def test_json_node_templates_print_what_gradient_dict_prints(monkeypatch, layers, acts, loss, forms):
+    """Every weight's JSON filled from its node's template is byte for byte the dump of its
+    gradient_dict, and the templates are used (no node fell back after its check)."""
+    from backprop.derive import report
+
+    filled, real_fill = [], report._NodeTemplate.fill
+    monkeypatch.setattr(report._NodeTemplate, "fill", lambda self, g: filled.append(real_fill(self, g)) or filled[-1])
+    for bias in (True, False):
+        d = derive(make_spec(layers, acts, loss, bias=bias))
+        chosen = report.Forms.parse(forms)
+        lines = list(report._gradient_json(report.each_gradient(d), chosen, {"type": "gradient"}))
+        assert lines == [report._dump({"type": "gradient", **report.gradient_dict(g, chosen)})
+                         for g in report.each_gradient(d)]
+        weights = sum(1 for g in report.each_gradient(d) if g.source is not None)
+        assert len(filled) == weights and None not in filled
+        filled.clear()
