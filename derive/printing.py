@@ -10,6 +10,7 @@ Two things differ from SymPy's defaults, both display-only (the expression is un
 """
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 
 import sympy
@@ -313,6 +314,17 @@ class NotationPrinter:
     def latex(self, expr, elementwise: bool = False) -> str:
         """LaTeX: ``- 2 \\left(y - \\hat{y}\\right) w^{2}_{11} x_{i1}``."""
         return self._fast(expr, True) if not elementwise else self._general(expr, True, True)
+
+    def slotted(self, expr, tex: bool, slots: dict[nt.Name, str]) -> str:
+        """What :meth:`text` or :meth:`latex` prints, the symbols named in ``slots`` spelled
+        as their stand-ins (report.py prints a layer's δ rows once and fills in each node)."""
+        base = self._printers[tex, False]
+        printer, spell = copy.copy(base), base._spell
+        printer._spell = lambda name, single: slots.get(name) or spell(name, single)
+        # LaTeX asks the symbol itself (NotesSymbol._latex), which honours symbol_names
+        printer._settings = {**base._settings, "symbol_names": {n.symbol: s for n, s in slots.items()}}
+        out = printer.doprint(self._display(expr))
+        return out if tex else out.replace("**", "^").replace("*", " ")
 
     def _general(self, expr, tex: bool, elementwise: bool = False) -> str:
         """Through :func:`display_form` and the strict SymPy printers."""

@@ -24,6 +24,7 @@ from .budget import (MAX_ASKED_TERMS, MAX_SHOWN_TERMS, VECTORISED_HINT, approx,
 from .derivation import Derivation, Gradient
 from .errors import UserError
 from .losses import PREDICTION, TARGET
+from .printing import _spelled
 from .vectorised import VectorisedForm
 
 FORMS = ("chain", "memoised", "formula", "expanded")
@@ -255,19 +256,83 @@ def delta_lines(d: Derivation, tex: bool = False) -> Iterator[tuple[str, str]]:
 
 
 def _delta_rows(d: Derivation, styles: tuple[bool, ...]) -> Iterator[list[tuple[str, str]]]:
-    """Each δ row in every style asked for (text False, LaTeX True), each definition built once."""
-    p = d.printer
-    for sym, definition in d.deltas.items():
+    """Each δ row in every style asked for (text False, LaTeX True), each definition built once;
+    a hidden layer's rows filled from its first node's (:class:`_LayerRows`) where they can be."""
+    layer = None
+    for sym in d.deltas:
         k, j = nt.parse(sym).indices
-        grad = d.grad_output_definition(k, j) if k < d.net.depth else None
-        row = []
-        for tex in styles:
-            show = p.latex if tex else p.text
-            rhs = show(definition)
-            if grad is not None:
-                rhs += (r",\quad " if tex else ",   ") + f"{show(nt.grad_output(k, j))} = {show(grad)}"
-            row.append((show(sym), rhs))
-        yield row
+        if layer is None or layer.k != k:
+            layer = _LayerRows(d, k, styles)
+        yield layer.row(j)
+
+
+def _delta_row(d: Derivation, k: int, j: int, styles: tuple[bool, ...], show=None) -> list[tuple[str, str]]:
+    """One δ row printed by ``show(expr, tex)`` (the printer's text and latex by default)."""
+    p = d.printer
+    show = show or (lambda expr, tex: p.latex(expr) if tex else p.text(expr))
+    sym = nt.delta(k, j)
+    grad = d.grad_output_definition(k, j) if k < d.net.depth else None
+    row = []
+    for tex in styles:
+        rhs = show(d.deltas[sym], tex)
+        if grad is not None:
+            rhs += (r",\quad " if tex else ",   ") + f"{show(nt.grad_output(k, j), tex)} = {show(grad, tex)}"
+        row.append((show(sym, tex), rhs))
+    return row
+
+
+#: Kinds of symbol that belong to one node of a layer (O_kj, z_kj, ∂L/∂O_kj, δ_kj).
+_NODE_KINDS = frozenset({"O", "z", "dO", "delta"})
+
+
+class _LayerRows:
+    """The δ rows of one hidden layer of element-wise nodes, printed once from node 1 with its
+    symbols (O_k1, z_k1, ∂L/∂O_k1, δ_k1 and the weights w^{k+1}_1m out of it) as slots, then
+    filled per node with node j's spellings: ~100× cheaper than building and printing each
+    ∂L/∂O_kj sum.  Node 2 is also derived and printed the general way and compared; the
+    layer is printed the general way unless the two are byte for byte equal, and so is any
+    layer where node 1's row holds another node's symbol (softmax) or the output layer."""
+
+    def __init__(self, d: Derivation, k: int, styles: tuple[bool, ...]):
+        self.d, self.k, self.styles, self.parts = d, k, styles, None
+        if k == d.net.depth or d.spec.layers[k] < 3 or not d.net.activation(k).elementwise:
+            return
+        names = [nt.parse(s) for s in d.deltas[nt.delta(k, 1)].free_symbols
+                 | d.grad_output_definition(k, 1).free_symbols | {nt.delta(k, 1), nt.grad_output(k, 1)}]
+        if None in names or any(self._moved(n, 1) is None and n.indices[0] == k for n in names):
+            return
+        slots = {n: chr(0xE100 + i) for i, n in enumerate(n for n in names if self._moved(n, 1))}
+        p = d.printer
+        text = "\ue0ff".join("\ue0fe".join(pair) for pair in _delta_row(
+            d, k, 1, styles, lambda expr, tex: p.slotted(expr, tex, slots)))
+        self.slots, self.parts = slots, re.split(f"([{''.join(slots.values())}])", text)
+        if self.row(2) != _delta_row(d, k, 2, styles):
+            self.parts = None
+
+    def _moved(self, name: nt.Name, j: int) -> nt.Name | None:
+        """Node 1's symbol as node j's: O_k1 -> O_kj, w^{k+1}_1m -> w^{k+1}_jm; None for a
+        symbol that is not node 1's own."""
+        k, idx = self.k, name.indices
+        if name.kind in _NODE_KINDS and idx == (k, 1):
+            return nt.Name(name.kind, (k, j))
+        if name.kind == "w" and idx[:2] == (k + 1, 1):
+            return nt.Name("w", (k + 1, j, idx[2]))
+        return None
+
+    def row(self, j: int) -> list[tuple[str, str]]:
+        if self.parts is None:
+            return _delta_row(self.d, self.k, j, self.styles)
+        single = self.d.net.single_output
+        fills = []
+        for tex in self.styles:
+            spell = {slot: _spelled(self._moved(n, j), single, tex) for n, slot in self.slots.items()}
+            fills.append(spell)
+        pieces = []
+        style = 0
+        for i, part in enumerate(self.parts):
+            pieces.append(fills[style][part] if i % 2 else part)
+            style += part.count("\ue0ff") if not i % 2 else 0
+        return [tuple(pair.split("\ue0fe")) for pair in "".join(pieces).split("\ue0ff")]
 
 
 def each_gradient(d: Derivation) -> Iterator[Gradient]:

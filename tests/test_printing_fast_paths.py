@@ -108,3 +108,18 @@ def test_json_node_templates_print_what_gradient_dict_prints(monkeypatch, layers
         weights = sum(1 for g in report.each_gradient(d) if g.source is not None)
         assert len(filled) == weights and None not in filled
         filled.clear()
+
+
+@pytest.mark.parametrize("layers, acts, loss", TEMPLATED + [("3-12-4-2", "leaky_relu,relu,sigmoid", "bce")])
+def test_delta_rows_filled_per_layer_print_what_each_node_prints(layers, acts, loss):
+    """A hidden layer's δ rows filled from its first node's are byte for byte each node's own
+    rows, in text and LaTeX, and every element-wise hidden layer of 3 nodes or more is filled."""
+    from backprop.derive import report
+
+    d = derive(make_spec(layers, acts, loss))
+    styles = (False, True)
+    filled = [report._LayerRows(d, k, styles) for k in range(1, d.net.depth)]
+    for rows in filled:
+        assert [rows.row(j) for j in range(1, d.spec.layers[rows.k] + 1)] == \
+            [report._delta_row(d, rows.k, j, styles) for j in range(1, d.spec.layers[rows.k] + 1)]
+        assert (rows.parts is not None) == (d.spec.layers[rows.k] >= 3 and d.net.activation(rows.k).elementwise)
