@@ -185,8 +185,8 @@ class _NodeTemplate:
     printing each).  The chain of w^k_ij differs from w^k_1j's only in its last factor,
     ∂·/∂w^k_ij = its input (or a product peeled to end in its input, see
     :meth:`NotationPrinter.peel`); anything else raises :class:`_NoTemplate`.  The first
-    two weights filled (the first, then another) are also printed the general way and compared:
-    the node falls back to the general path unless they are byte for byte equal."""
+    weight filled after the template's own is also printed the general way and compared: the
+    node falls back to the general path unless the two are byte for byte equal."""
 
     def __init__(self, g0: Gradient, forms: Forms, dump: Callable[[dict], str]):
         if g0.source is None or any(f not in _TEMPLATED and not omitted(g0, f, forms) for f in forms.shown):
@@ -204,29 +204,41 @@ class _NodeTemplate:
                 raise _NoTemplate
             return f"{peeled[1]} {slots[g0.local][tex]}"
 
-        self.key, self.forms, self.dump, self.unchecked = (g0.layer, g0.node), forms, dump, 2
+        self.source = g0.source
+        self.key, self.forms, self.dump, self.unchecked = (g0.layer, g0.node), forms, dump, 1
         text = dump(_gradient_dict(g0, forms, show, partial(_form_text, show=show), _SLOTS[0], _SLOTS[5]))
         self.parts = _SLOT_SPLIT.split(text.replace(f'"{_SLOTS[5]}"', _SLOTS[5]))
         if len(self.parts) < 3:
             raise _NoTemplate
+        #: (where in parts, which of fill's spellings) for every slot
+        self.slots = [(i, _SLOTS.index(slot)) for i, slot in enumerate(self.parts) if i % 2]
 
     def fill(self, g: Gradient) -> str | None:
         """g's JSON, or None when the check on the node's first filled weights failed."""
         if self.parts is None:
             return None
-        p = g.derivation.printer
-        spell = dict(zip(_SLOTS, [encode_basestring(s)[1:-1] for s in (
-            g.name, _show(p, g.parameter, False), _show(p, g.parameter, True),
-            _show(p, g.local, False), _show(p, g.local, True))] + [f"[{g.source - 1}, {g.node - 1}]"]))
+        single = g.derivation.net.single_output
+        weight, local = g.parameter.name, g.local.name
+        spell = (_escaped(weight, False, False),  # g.name
+                 _escaped(weight, single, False), _escaped(weight, single, True),
+                 _escaped(local, single, False), _escaped(local, single, True),
+                 f"[{g.source - 1}, {g.node - 1}]")
         parts = self.parts[:]
-        parts[1::2] = [spell[slot] for slot in parts[1::2]]
+        for i, slot in self.slots:
+            parts[i] = spell[slot]
         out = "".join(parts)
-        if self.unchecked:
-            self.unchecked -= 1
+        if self.unchecked and g.source != self.source:
+            self.unchecked = 0
             if out != self.dump(gradient_dict(g, self.forms)):
                 self.parts = None
                 return None
         return out
+
+
+@lru_cache(maxsize=65536)
+def _escaped(symbol_name: str, single_output: bool, tex: bool) -> str:
+    """A symbol's spelling (what the printer prints for it alone) escaped for a JSON string."""
+    return encode_basestring(_spelled(nt.parse(symbol_name), single_output, tex))[1:-1]
 
 
 def _gradient_json(gradients: Iterable[Gradient], forms: Forms, extra: dict) -> Iterator[str]:
