@@ -235,9 +235,10 @@ class _NodeTemplate:
         return out
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=1024)
 def _escaped(symbol_name: str, single_output: bool, tex: bool) -> str:
-    """A symbol's spelling (what the printer prints for it alone) escaped for a JSON string."""
+    """A symbol's spelling (what the printer prints for it alone) escaped for a JSON string;
+    remembered for the inputs a layer's nodes share (a weight's is used once)."""
     return encode_basestring(_spelled(nt.parse(symbol_name), single_output, tex))[1:-1]
 
 
