@@ -113,6 +113,13 @@ def is_finite_real(v: sympy.Expr) -> bool:
     return False
 
 
+def gap(c: sympy.Expr, a: sympy.Expr) -> float:
+    """How far apart two values are, relative to the second (inf: one is not a finite real)."""
+    if not (is_finite_real(c) and is_finite_real(a)):
+        return math.inf
+    return float(abs(c - a) / max(abs(a), sympy.Float(1e-300)))
+
+
 def agree(c: sympy.Expr, a: sympy.Expr) -> bool | None:
     """True / False for two finite real values; None when neither is (both undefined)."""
     fc, fa = is_finite_real(c), is_finite_real(a)
@@ -310,12 +317,13 @@ class Equivalence:
         pts = self.points(seed)
         checked, worst = 0, None
         for pt in pts:  # numbers first: a wrong claim stops here, before any symbolic work
-            res = self._at(claim, truth, pt)
+            c, a = self._sides(claim, truth, pt)
+            res = self._judge(pt, c, a)
             if res is None:
                 continue
             checked += 1
             if res is not True:  # show the point where the sides differ most, not the first
-                score = self._gap(claim, truth, pt)
+                score = gap(c, a)
                 if worst is None or score > worst[0]:
                     worst = (score, res)
         if worst is not None:
@@ -340,18 +348,17 @@ class Equivalence:
             method += "; symbolic check skipped: expression too large"
         return Outcome(None, method, note)
 
-    def _gap(self, claim, truth, pt) -> float:
-        """How far apart the sides are at ``pt``, relative to the truth (inf: one undefined)."""
+    def _sides(self, claim, truth, pt) -> tuple:
+        """The claim's and the truth's values at ``pt``."""
         full = self.eval.forward(pt)
-        c, a = self.eval.value(claim, full), self.eval.value(truth, full)
-        if not (is_finite_real(c) and is_finite_real(a)):
-            return math.inf
-        return float(abs(c - a) / max(abs(a), sympy.Float(1e-300)))
+        return self.eval.value(claim, full), self.eval.value(truth, full)
 
     def _at(self, claim, truth, pt):
         """True agree, None undefined on both sides, else a counterexample dict."""
-        full = self.eval.forward(pt)
-        c, a = self.eval.value(claim, full), self.eval.value(truth, full)
+        return self._judge(pt, *self._sides(claim, truth, pt))
+
+    def _judge(self, pt, c, a):
+        """:meth:`_at` for values already computed."""
         ok = agree(c, a)
         if ok is None or ok:
             return ok
