@@ -348,12 +348,6 @@ class _LayerRows:
         return [tuple(pair.split("\ue0fe")) for pair in "".join(pieces).split("\ue0ff")]
 
 
-def each_gradient(d: Derivation) -> Iterator[Gradient]:
-    """Every gradient in backprop order, made one at a time (none kept alive here)."""
-    gradients = d.gradients
-    return iter(gradients() if callable(gradients) else gradients)
-
-
 def _header(d: Derivation, vectorised: VectorisedForm | None, forms: Forms, count: int | None) -> dict:
     spec = d.spec
     out = {
@@ -522,7 +516,7 @@ def _whole(stream, d: Derivation, vectorised: VectorisedForm | None, per_paramet
     if per_parameter:
         check_parameter_count(d.spec, VECTORISED_HINT)
     forms = Forms(DEFAULT_FORMS.get(stream.__name__.removesuffix("_stream"), FORMS))
-    return "".join(stream(d, each_gradient(d) if per_parameter else None, forms, vectorised,
+    return "".join(stream(d, d.gradients if per_parameter else None, forms, vectorised,
                           d.spec.n_parameters))
 
 

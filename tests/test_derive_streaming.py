@@ -93,7 +93,7 @@ def test_memoised_fast_path_equals_printing_the_product():
     for spec in (make_spec("3-2-2", "tanh,softmax", "cce"), make_spec("2-12-1", "sigmoid,linear", "se"),
                  make_spec("2-2-1", "relu,sigmoid", "bce")):
         d = derive(spec)
-        for g in report.each_gradient(d):
+        for g in d.gradients:
             assert report.memoised_text(g) == d.printer.text(g.memoised)
             assert report.memoised_text(g, tex=True) == d.printer.latex(g.memoised)
 

@@ -102,10 +102,10 @@ def test_json_node_templates_print_what_gradient_dict_prints(monkeypatch, layers
     for bias in (True, False):
         d = derive(make_spec(layers, acts, loss, bias=bias))
         chosen = report.Forms.parse(forms)
-        lines = list(report._gradient_json(report.each_gradient(d), chosen, {"type": "gradient"}))
+        lines = list(report._gradient_json(d.gradients, chosen, {"type": "gradient"}))
         assert lines == [report._dump({"type": "gradient", **report.gradient_dict(g, chosen)})
-                         for g in report.each_gradient(d)]
-        weights = sum(1 for g in report.each_gradient(d) if g.source is not None)
+                         for g in d.gradients]
+        weights = sum(1 for g in d.gradients if g.source is not None)
         assert len(filled) == weights and None not in filled
         filled.clear()
 

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from backprop.derive import derive, make_spec
-from backprop.derive.report import FORMS, each_gradient
+from backprop.derive.report import FORMS
 from backprop.derive.teaching import (A4_WIDTH, SLIDE_WIDTH, aligned_rows, document, gradient_rows,
                                       rendered_width, row_width)
 from backprop.verify import verify_text
@@ -34,7 +34,7 @@ def _lhs(g):
 
 def _longest(d, n=4):
     """The n widest printed formulas (layer 1), with their left-hand sides."""
-    layer1 = [g for g in each_gradient(d) if g.layer == 1][:n]
+    layer1 = [g for g in d.gradients if g.layer == 1][:n]
     return [(_lhs(g), d.printer.latex(g.formula)) for g in layer1]
 
 
@@ -92,7 +92,7 @@ def test_width_estimate():
 
 
 def test_a_form_too_wide_to_typeset_is_a_note(deep):
-    g = next(g for g in each_gradient(deep) if g.layer == 1)
+    g = next(g for g in deep.gradients if g.layer == 1)
     rows = gradient_rows(g, FORMS, A4_WIDTH)
     notes = [r for r in rows if r"\text{" in r]
     assert len(notes) == 1 and "expanded form" in notes[0]
@@ -100,7 +100,7 @@ def test_a_form_too_wide_to_typeset_is_a_note(deep):
 
 
 def _doc(d, style, gradients=None, forms=FORMS):
-    return "".join(document(d, each_gradient(d) if gradients is None else gradients, forms, style))
+    return "".join(document(d, d.gradients if gradients is None else gradients, forms, style))
 
 
 def _environments_match(tex):

@@ -30,7 +30,7 @@ from backprop.derive import derive, vectorise
 from backprop.derive import notation as nt
 from backprop.derive.budget import VECTORISED_HINT, check_parameter_count
 from backprop.derive.errors import UserError
-from backprop.derive.report import DEFAULT_FORMS, FORMS, STREAMS, Forms, each_gradient
+from backprop.derive.report import DEFAULT_FORMS, FORMS, STREAMS, Forms
 from backprop.train.progress import Progress, _isatty
 
 from ..common import add_spec_arguments, open_atomic, spec_from_args
@@ -135,7 +135,7 @@ def _chunks(args, d, gradients, forms, vec, count):
         return STREAMS[args.format](d, gradients, forms, vec, count)
     from backprop.derive import teaching
 
-    return teaching.document(d, gradients if gradients is not None else each_gradient(d), forms,
+    return teaching.document(d, gradients if gradients is not None else d.gradients, forms,
                              DOCUMENTS[style])
 
 
@@ -166,7 +166,7 @@ def run(args) -> int:
     vec = vectorise(d) if args.vectorised else None
     for warning in d.warnings:
         print(f"backprop derive: warning: {warning}", file=sys.stderr)
-    counted = _Counted(chosen if chosen is not None else each_gradient(d)) if per_parameter else None
+    counted = _Counted(chosen if chosen is not None else d.gradients) if per_parameter else None
     bar = Progress(count, sys.stderr, quiet=not per_parameter, label="derive: parameter")
     try:
         with _sink(args) as out:

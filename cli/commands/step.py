@@ -30,7 +30,7 @@ from backprop.codegen import load_trainer
 from backprop.derive import Spec, UserError, derive
 from backprop.derive import notation as nt
 from backprop.derive.budget import check_per_parameter
-from backprop.derive.report import chain_text, each_gradient, loss_line
+from backprop.derive.report import chain_text, loss_line
 from backprop.derive.teaching import A4_WIDTH, block_rows, chain_rows, standalone
 from backprop.train import files
 
@@ -177,7 +177,7 @@ def as_text(spec: Spec, derivation, x, y, lr: float, result: dict, values: dict)
     lines += ["", f"Loss  L = {p.text(derivation.net.loss)} = {fmt(result['loss'])}", "",
               "Gradients (chain rule, output layer first)"]
     problems = []
-    for g in each_gradient(derivation):
+    for g in derivation.gradients:
         name, index = g.key
         number = float(result["grads"][name][index])
         paths, numbers = g.chain, chain_values(g, values)
@@ -194,7 +194,7 @@ def as_text(spec: Spec, derivation, x, y, lr: float, result: dict, values: dict)
                                                   for path in numbers))
         lines.append(pad[:-2] + f"= {fmt(number)}")
     lines += ["", f"Update  w_new = w_old - η ∂L/∂w  (η = {fmt(lr)})"]
-    for g in each_gradient(derivation):
+    for g in derivation.gradients:
         name, index = g.key
         old, grad = float(result["params"][name][index]), float(result["grads"][name][index])
         new = float(result["updated"][name][index])
@@ -243,7 +243,7 @@ def as_latex(spec: Spec, derivation, x, y, lr: float, result: dict, values: dict
     rows += _pairs([(p.latex(s), tex_number(_number(derivation.resolved_delta(*nt.parse(s).indices), exact)))
                     for s in derivation.deltas])
     rows += ["% gradients: the chain rule, its factors, their values, the product"]
-    for g in each_gradient(derivation):
+    for g in derivation.gradients:
         name, index = g.key
         names, _, symbolic = chain_text(g, tex=True).partition(" = ")
         numbers = " + ".join(r" \cdot ".join(rf"\left[{tex_number(v)}\right]" for v in path)
@@ -253,7 +253,7 @@ def as_latex(spec: Spec, derivation, x, y, lr: float, result: dict, values: dict
                            A4_WIDTH)
     rows += [rf"% update: w \leftarrow w - \eta \, \partial L / \partial w, \eta = {fmt(lr)}"]
     updates = []
-    for g in each_gradient(derivation):
+    for g in derivation.gradients:
         name, index = g.key
         old, grad = float(result["params"][name][index]), float(result["grads"][name][index])
         updates.append((p.latex(g.parameter), rf"{tex_number(old)} - {tex_number(lr)} \times {_factor(grad)}"
