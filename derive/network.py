@@ -133,7 +133,14 @@ class Network:
         """``expr`` with every node output replaced by its definition in x, w and b.  A
         relation ``O_kj > 0`` of a sign-keeping layer (relu, leaky relu: g' is read off the
         output's sign) becomes ``z_kj > 0``, not a relation between piecewise expressions."""
-        return expr.replace(self._is_sign_test, self._sign_of_z).xreplace(self._expanded_outputs)
+        if self._keeps_signs and expr.has(sympy.core.relational.Relational):
+            expr = expr.replace(self._is_sign_test, self._sign_of_z)
+        return expr.xreplace(self._expanded_outputs)
+
+    @cached_property
+    def _keeps_signs(self) -> bool:
+        """Some layer reads g' off its output's sign (else no sign test to rewrite: skip the walk)."""
+        return any(name in SIGN_KEEPING for name in self.spec.activations)
 
     def _is_sign_test(self, e) -> bool:
         if not isinstance(e, sympy.core.relational.Relational) or e.rhs != 0:
