@@ -1,0 +1,185 @@
+"""Model files: what ``backprop train --params-out`` writes and every ``--params`` flag reads.
+
+A model file is the trained parameters plus what it takes to use them on a raw row: the
+network's spec, the standardisation the features went through (mean, std), the feature and
+target names and the class labels, under a format name and version::
+
+    {"format": "backprop-model", "version": 1,
+     "spec": {"layers": [4, 8, 3], "activations": ["relu", "softmax"], "loss": "cce", "bias": true},
+     "params": {"W1": [[...]], "b1": [...], ...},
+     "standardise": {"mean": [...], "std": [...]} or null,
+     "features": ["sepal_length", ...], "targets": ["species"], "classes": ["setosa", ...] or null}
+
+Older files that hold only ``{"W1": ..., "b1": ...}`` (or a report with them under "params")
+still load: they carry no spec and no standardisation.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from backprop.derive.errors import UserError
+from backprop.derive.spec import Spec, spec_from_mapping
+from backprop.derive.userfile import read_text
+
+FORMAT = "backprop-model"
+VERSION = 1
+
+#: A params file may hold this many bytes per parameter of the spec (a number written with
+#: indent=2 takes about 30; ``step --json`` holds nodes and gradients besides), plus ...
+BYTES_PER_PARAMETER = 256
+#: ... this much for everything else (names, settings, the standardisation).
+BYTES_BESIDES = 1_000_000
+#: With no spec to size it by, a model file may be at most this large.
+MAX_MODEL_BYTES = 1 << 30
+
+
+@dataclass
+class Model:
+    """Trained parameters and what is needed to apply them to raw rows."""
+
+    spec: Spec
+    params: dict[str, np.ndarray]
+    mean: np.ndarray | None = None  # feature shift: the network sees (x - mean) / std
+    std: np.ndarray | None = None
+    features: list[str] | None = None
+    targets: list[str] | None = None
+    classes: list[str] | None = None  # label of each output column (cce) or of 0 and 1 (bce)
+    extra: dict = field(default_factory=dict)  # anything else the writer kept (settings, metrics)
+
+    def __repr__(self) -> str:
+        scaled = ", standardised" if self.mean is not None else ""
+        labels = f", classes {self.classes}" if self.classes else ""
+        return f"Model({self.spec.describe()}{scaled}{labels})"
+
+    @property
+    def standardised(self) -> bool:
+        return self.mean is not None
+
+    def scale(self, X: np.ndarray) -> np.ndarray:
+        """Raw rows as the network saw them in training: (X - mean) / std, or X unchanged."""
+        X = np.asarray(X, dtype=float)
+        if self.mean is None:
+            return X
+        if X.shape[-1] != len(self.mean):
+            raise UserError(f"the model was trained on {len(self.mean)} features "
+                            f"({', '.join(self.features or [])}); got {X.shape[-1]}")
+        return (X - self.mean) / self.std
+
+    def to_json(self) -> dict:
+        """The model file's content, ready for :func:`json.dump`."""
+        s = self.spec
+        return {
+            "format": FORMAT, "version": VERSION,
+            "spec": {"layers": list(s.layers), "activations": list(s.activations),
+                     "loss": s.loss, "bias": s.bias},
+            "params": {k: np.asarray(v).tolist() for k, v in self.params.items()},
+            "standardise": (None if self.mean is None else
+                            {"mean": np.asarray(self.mean).tolist(), "std": np.asarray(self.std).tolist()}),
+            "features": self.features, "targets": self.targets, "classes": self.classes,
+            **self.extra,
+        }
+
+
+def max_params_bytes(spec: Spec) -> int:
+    """The largest params file read for ``spec``: proportional to its parameter count."""
+    return BYTES_BESIDES + BYTES_PER_PARAMETER * spec.n_parameters
+
+
+def load_model(path: str | Path, spec: Spec | None = None, dtype: str = "float64") -> Model:
+    """A model file (or an old plain params file) with every matrix checked against the spec.
+
+    ``spec`` given: the file's own spec, if it has one, must be the same network.  ``spec``
+    None: the file must carry its spec (a model file written by ``backprop train``).
+    """
+    limit = max_params_bytes(spec) if spec is not None else MAX_MODEL_BYTES
+    hint = (f"the params of a {'-'.join(map(str, spec.layers))} network ({spec.n_parameters} numbers) "
+            "are far smaller (the limit is 1 MB plus 256 bytes per parameter); is this the right file?"
+            if spec is not None else "a model file is at most 1 GB")
+    text = read_text(path, "params file", limit, hint)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"params file {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"params file {path} must hold an object {{\"W1\": [[...]], \"b1\": [...], ...}}")
+    if data.get("format") == FORMAT:
+        return _model(path, data, spec, dtype)
+    if isinstance(data.get("params"), dict):  # a step/train --json report
+        data = data["params"]
+    if spec is None:
+        raise UserError(f"params file {path} holds parameters only (an older file, or not from "
+                        "backprop train); name the network with --spec or --layers/--activations/--loss")
+    return Model(spec, check_params(path, data, spec, dtype))
+
+
+def _model(path, data: dict, spec: Spec | None, dtype: str) -> Model:
+    version = data.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise UserError(f"params file {path} is model format version {version!r}; this backprop "
+                        f"reads up to version {VERSION}: upgrade backprop")
+    if not isinstance(data.get("spec"), dict):
+        raise UserError(f"params file {path} has no 'spec' object")
+    own = spec_from_mapping(data["spec"], source=f"params file {path}")
+    if spec is not None and own != spec:
+        raise UserError(f"params file {path} is for the {own.describe()}, not the {spec.describe()}; "
+                        "drop the network flags to use the file's own")
+    spec = own
+    if not isinstance(data.get("params"), dict):
+        raise UserError(f"params file {path} has no 'params' object")
+    params = check_params(path, data["params"], spec, dtype)
+    mean = std = None
+    scaling = data.get("standardise")
+    if scaling is not None:
+        try:
+            mean = np.array(scaling["mean"], dtype=dtype)
+            std = np.array(scaling["std"], dtype=dtype)
+        except (TypeError, ValueError, KeyError):
+            raise UserError(f"params file {path}: 'standardise' must be {{\"mean\": [...], \"std\": [...]}} "
+                            "of numbers") from None
+        if mean.shape != (spec.n_inputs,) or std.shape != (spec.n_inputs,):
+            raise UserError(f"params file {path}: 'standardise' needs {spec.n_inputs} means and stds, "
+                            f"one per input; got {mean.size} and {std.size}")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
+            raise UserError(f"params file {path}: 'standardise' holds a std that is not positive, "
+                            "or a value that is not finite")
+    names = {}
+    for key, size in (("features", spec.n_inputs), ("targets", None), ("classes", None)):
+        value = data.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise UserError(f"params file {path}: {key!r} must be a list of names")
+        if value is not None and size is not None and len(value) != size:
+            raise UserError(f"params file {path}: {len(value)} {key} named for {size} inputs")
+        names[key] = value
+    known = {"format", "version", "spec", "params", "standardise", "features", "targets", "classes"}
+    extra = {k: v for k, v in data.items() if k not in known}
+    return Model(spec, params, mean, std, extra=extra, **names)
+
+
+def check_params(path, data: dict, spec: Spec, dtype: str = "float64") -> dict[str, np.ndarray]:
+    """{"W1": array, ...} from a JSON object, each matrix checked against the spec's shapes."""
+    shapes = spec.shapes()
+    unknown = sorted(set(data) - set(shapes))
+    if unknown:
+        raise UserError(f"params file {path}: {unknown[0]} is not a parameter of the {spec.describe()}; "
+                        f"expected {', '.join(shapes)}")
+    params = {}
+    for name, shape in shapes.items():
+        if name not in data:
+            raise UserError(f"params file {path} has no {name}; expected {name} with shape {shape}")
+        try:
+            value = np.array(data[name], dtype=dtype)
+        except (TypeError, ValueError):
+            raise UserError(f"params file {path}: {name} is not a {'matrix' if len(shape) == 2 else 'list'} "
+                            f"of numbers with shape {shape}") from None
+        if value.shape != shape:
+            where = (f"{shape[0]} nodes of layer {name[1:]} " if len(shape) == 1 else
+                     f"{shape[0]} inputs × {shape[1]} nodes of layer {name[1:]}")
+            raise UserError(f"params file {path}: {name} has shape {value.shape}; expected {shape} ({where.strip()})")
+        if not np.all(np.isfinite(value)):
+            raise UserError(f"params file {path}: {name} holds a value that is not finite")
+        params[name] = value
+    return params
