@@ -1,0 +1,1 @@
+"""explain: one self-contained HTML page that steps through a forward and backward pass."""
