@@ -131,12 +131,26 @@ def plot_compare(runs: dict, path, title: str = "", force: bool = False):
 
 
 def plot_vanishing(runs: list, path, title: str = "", force: bool = False):
-    """One panel per (activation, initialisation): ‖∂L/∂W^k‖ per epoch, one line per layer."""
-    cols = min(len(runs), 3)
+    """One panel per (activation, initialisation): ‖∂L/∂W^k‖ per epoch, one line per layer.
+
+    Panels form an activation × initialisation grid when the runs fill one (else rows of up
+    to three); only as many axes as runs are made, so no panel is empty.  The layers' legend
+    sits outside the panels, on the right, where it covers no data.
+    """
+    acts = list(dict.fromkeys(r.activation for r in runs))
+    inits = list(dict.fromkeys(r.init for r in runs))
+    full_grid = len(runs) == len(acts) * len(inits) and 1 < len(inits) <= 4
+    cols = len(inits) if full_grid else min(len(runs), 3)
     rows = math.ceil(len(runs) / cols)
-    fig, axes = new_figure(4.2 * cols, 3.4 * rows, rows, cols, sharey=True)
+    Figure, Canvas = require_matplotlib()
+    fig = Figure(figsize=(4.2 * cols + 1.3, 3.4 * rows + (0.5 if title else 0)), dpi=100,
+                 layout="constrained")
+    Canvas(fig)
+    grid = fig.add_gridspec(rows, cols)
+    first = None
     for n, run in enumerate(runs):
-        ax = axes[n // cols][n % cols]
+        ax = fig.add_subplot(grid[n // cols, n % cols], sharey=first)
+        first = first or ax
         norms = list(zip(*run.history.grad_norms))
         for k, values in enumerate(norms, start=1):
             shown = [max(v, 1e-30) for v in values]
@@ -149,9 +163,9 @@ def plot_vanishing(runs: list, path, title: str = "", force: bool = False):
         ax.grid(alpha=0.3, which="both")
         if n % cols == 0:
             ax.set_ylabel(r"$\Vert\partial L/\partial W^k\Vert$")
-    for n in range(len(runs), rows * cols):
-        axes[n // cols][n % cols].set_visible(False)
-    axes[0][0].legend(fontsize=7, loc="lower left")
+    handles, labels = first.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8, title="‖∂L/∂W^k‖ of",
+               title_fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10, parse_math=False)  # titles hold file names: "$" is text
     return save(fig, path, force)
