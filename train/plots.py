@@ -157,15 +157,15 @@ def plot_vanishing(runs: list, path, title: str = "", force: bool = False):
             ax.plot(range(len(shown)), shown, color=COLOURS[(k - 1) % len(COLOURS)], lw=1.5,
                     label=f"layer {k}")
         ax.set_yscale("log")
+        collapsed = ", collapsed to the mean" if getattr(run, "collapsed", False) else ""
         ax.set_title(f"{run.activation}, {run.init} init\nlayer 1 / layer {len(norms)}: "
-                     f"{run.ratio:.2g}", fontsize=9)
+                     f"{run.ratio:.2g}{collapsed}", fontsize=9)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3, which="both")
         if n % cols == 0:
             ax.set_ylabel(r"$\Vert\partial L/\partial W^k\Vert$")
     handles, labels = first.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right upper", fontsize=8, title="‖∂L/∂W^k‖ of",
-               title_fontsize=8)
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10, parse_math=False)  # titles hold file names: "$" is text
     return save(fig, path, force)
