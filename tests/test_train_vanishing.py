@@ -68,3 +68,83 @@ def test_unknown_plot_suffix_is_refused_before_the_runs(cli, monkeypatch):
     monkeypatch.setattr(vanishing, "run_all", lambda *a, **k: pytest.fail("ran before refusing the plot name"))
     status, out, err = cli("vanishing", "--layers", "2-3-1", "--plot", "grads.gif")
     assert status == 2 and err.count("\n") == 1 and ".png, .svg, .pdf" in err
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """20 epochs: long enough for the sigmoid net to settle on the mean."""
+    return {(r.activation, r.init): r for r in vanishing.run_all(
+        "2-8-8-8-8-8-1", ["sigmoid", "relu"], ["glorot", "he"], epochs=20, seed=0)}
+
+
+def test_sigmoid_collapses_to_the_mean_and_relu_does_not(trained):
+    X, Y = vanishing.dataset(2, 1, 256, 0)
+    for init in ("glorot", "he"):
+        run = trained["sigmoid", init]
+        assert run.collapsed
+        assert run.mean_loss == pytest.approx(float(Y.var()))  # loss se of always predicting mean(Y)
+        assert run.history.losses[-1] == pytest.approx(run.mean_loss, rel=0.01)
+        assert run.pred_std[0] < 0.01 * run.target_std[0]
+        note = vanishing.collapse_note(run)
+        assert note.startswith(f"sigmoid + {init}: collapsed to the mean") and "0.2306" in note
+    for init in ("glorot", "he"):
+        run = trained["relu", init]
+        assert not run.collapsed and vanishing.collapse_note(run) is None
+        assert run.pred_std[0] > 0.5 * run.target_std[0]
+        assert run.history.losses[-1] < 0.5 * run.mean_loss
+
+
+def test_collapse_needs_both_flat_predictions_and_the_mean_loss(trained):
+    import dataclasses
+    run = trained["sigmoid", "glorot"]
+    spread = dataclasses.replace(run, pred_std=[0.1 * run.target_std[0]])
+    assert not spread.collapsed  # predictions vary: not collapsed, whatever the loss
+    worse = dataclasses.replace(run, mean_loss=run.history.losses[-1] / 1.2)
+    assert not worse.collapsed  # flat but far from the mean: stuck, not the mean
+
+
+def test_command_prints_the_collapse_note_in_text_and_json(cli):
+    status, out, err = cli("vanishing", "--activations", "sigmoid", "--init", "glorot",
+                           "--epochs", "20")
+    assert status == 0, err
+    notes = [line for line in out.splitlines() if "collapsed to the mean" in line]
+    assert len(notes) == 1 and notes[0].startswith("sigmoid + glorot:")
+    status, out, err = cli("vanishing", "--activations", "sigmoid", "--init", "glorot",
+                           "--epochs", "20", "--json")
+    data = json.loads(out)
+    assert [r["collapsed_to_mean"] for r in data["runs"]] == [True, False]  # sigmoid, relu
+    assert len(data["notes"]) == 1 and data["notes"][0].startswith("sigmoid + glorot: collapsed")
+    assert data["runs"][0]["loss_of_the_mean"] == pytest.approx(data["runs"][0]["loss_final"], rel=0.01)
+
+
+def _figure_of(monkeypatch, runs, **kw):
+    """The figure plot_vanishing builds, drawn (so artists have their display extents)."""
+    from backprop.train import plots
+    seen = {}
+    monkeypatch.setattr(plots, "save", lambda fig, path, force=False: seen.setdefault("fig", fig))
+    plots.plot_vanishing(runs, "unused.png", **kw)
+    fig = seen["fig"]
+    fig.canvas.draw()
+    return fig
+
+
+@pytest.mark.parametrize("keys, panels", [
+    ([("sigmoid", "glorot"), ("sigmoid", "he"), ("relu", "glorot"), ("relu", "he")], 4),
+    ([("sigmoid", "glorot"), ("relu", "glorot"), ("relu", "he")], 3),
+    ([("sigmoid", "glorot"), ("sigmoid", "he"), ("relu", "glorot"), ("relu", "he"),
+      ("sigmoid", "glorot")], 5),
+])
+def test_plot_has_no_empty_panel_and_the_legend_covers_no_data(monkeypatch, trained, keys, panels):
+    fig = _figure_of(monkeypatch, [trained[k] for k in keys], title="t")
+    assert len(fig.axes) == panels
+    for ax in fig.axes:
+        assert ax.get_visible() and len(ax.get_lines()) == 6  # one line per layer, all shown
+        assert all(len(line.get_xdata()) == 21 for line in ax.get_lines())
+    assert not any(ax.get_legend() for ax in fig.axes)
+    (legend,) = fig.legends
+    box = legend.get_window_extent()
+    for ax in fig.axes:
+        assert not box.overlaps(ax.get_window_extent()), "the legend sits on a panel"
+    assert [t.get_text() for t in legend.get_texts()] == [f"layer {k}" for k in range(1, 7)]
+    said = ["collapsed to the mean" in ax.get_title() for ax in fig.axes]
+    assert said == [k[0] == "sigmoid" for k in keys]  # the sigmoid runs collapsed, relu did not

@@ -10,10 +10,14 @@ made visible: ReLU, better initialisation, fewer layers.
 The summary number of a run is :attr:`Run.ratio`, ‖∂L/∂W^1‖ / ‖∂L/∂W^L‖ (first layer over
 last) at the initial weights, before any update: later the output layer settles on the mean
 and its own gradient shrinks too, so later ratios mix two effects.  The plot shows them all.
+
+A run whose net ends up predicting the targets' mean for every row (:attr:`Run.collapsed`:
+predictions' std under 5 % of the targets', loss within 5 % of the mean's) gets a note: the
+sigmoid net's loss stops falling there, and without the note its flat line looks like success.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,6 +29,11 @@ from . import runner
 #: Hidden activations compared by default; ReLU is always added as the reference.
 DEFAULT_ACTIVATIONS = ("sigmoid", "tanh", "relu")
 DEFAULT_INITS = ("glorot", "he")
+#: A run has collapsed to the mean when its predictions' std is below this fraction of the
+#: targets' (for every output) ...
+COLLAPSED_STD = 0.05
+#: ... and its final loss is within this factor of the loss of always predicting the mean.
+COLLAPSED_LOSS = 1.05
 
 
 @dataclass
@@ -35,6 +44,11 @@ class Run:
     init: str
     spec: object
     history: runner.History
+    #: After training: std of each output's predictions and of its targets, and the loss of
+    #: always predicting the targets' mean (sum over outputs of their variance, loss se).
+    pred_std: list[float] = field(default_factory=list)
+    target_std: list[float] = field(default_factory=list)
+    mean_loss: float | None = None
 
     def __repr__(self) -> str:
         return f"Run({self.activation}, {self.init}, ratio {self.ratio:.3g})"
@@ -52,7 +66,18 @@ class Run:
         return {"activation": self.activation, "init": self.init,
                 "first_epoch": norms[0].tolist(), "last_epoch": norms[-1].tolist(),
                 "ratio_first_to_last_layer": self.ratio if np.isfinite(self.ratio) else None,
-                "loss_initial": self.history.losses[0], "loss_final": self.history.losses[-1]}
+                "loss_initial": self.history.losses[0], "loss_final": self.history.losses[-1],
+                "loss_of_the_mean": self.mean_loss, "prediction_std": self.pred_std,
+                "target_std": self.target_std, "collapsed_to_mean": self.collapsed}
+
+    @property
+    def collapsed(self) -> bool:
+        """The net predicts (nearly) the same value for every row, the targets' mean: its
+        predictions' spread is tiny next to the targets' and its loss is the mean's loss."""
+        if self.mean_loss is None or self.history.diverged_at or not self.pred_std:
+            return False
+        flat = all(p < COLLAPSED_STD * t for p, t in zip(self.pred_std, self.target_std))
+        return flat and self.history.losses[-1] <= COLLAPSED_LOSS * self.mean_loss
 
 
 def dataset(n_inputs: int, n_outputs: int, rows: int = 256, seed: int = 0):
@@ -85,8 +110,16 @@ def run_all(layers: str, activations, inits, *, epochs: int = 20, lr: float = 0.
             params = runner.init_params(trainer, init, seed=seed)
             hist = runner.fit(trainer, params, X, Y, epochs=epochs, lr=lr, gd="batch", seed=seed,
                               track_grads=True, on_diverge="stop")
-            runs.append(Run(act, init, spec, hist))
+            runs.append(Run(act, init, spec, hist, *spread(trainer, params, X, Y)))
     return runs
+
+
+def spread(trainer, params: dict, X: np.ndarray, Y: np.ndarray):
+    """(std of each output's predictions, std of each target, loss se of predicting the mean)."""
+    with np.errstate(all="ignore"):
+        P = np.asarray(trainer.forward(params, X), dtype=float)
+    target = Y.std(axis=0)
+    return P.std(axis=0).tolist(), target.tolist(), float((target ** 2).sum())
 
 
 def format_table(runs: list[Run]) -> str:
@@ -104,6 +137,21 @@ def format_table(runs: list[Run]) -> str:
     line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
     return "\n".join([line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
                       *(line(b) for b in body)])
+
+
+def collapse_note(run: Run) -> str | None:
+    """A line when the run learned nothing but the targets' mean, else None."""
+    if not run.collapsed:
+        return None
+    return (f"{run.activation} + {run.init}: collapsed to the mean — after {run.history.epochs} "
+            f"epochs its predictions hardly vary (std {_num(max(run.pred_std))} against the targets' "
+            f"{_num(min(run.target_std))}) and its loss {run.history.losses[-1]:.4g} ≈ "
+            f"{run.mean_loss:.4g}, the loss of always predicting the targets' mean: it has learned the mean "
+            "and nothing from x")
+
+
+def _num(value: float) -> str:
+    return f"{value:.2g}" if value >= 1e-4 else f"{value:.1e}"
 
 
 def verdict(run: Run) -> str:

@@ -4,7 +4,9 @@ Trains the same deep network (hidden layers all with one activation, a linear ou
 loss se) on one synthetic regression set, full-batch with its generated trainer, once per
 hidden activation and initialisation, and records ‖∂L/∂W^k‖ for every layer after every
 epoch.  Prints a table (norms at the initial weights and the first-layer / last-layer
-ratio) and, with --plot, one panel per run with a line per layer on a log scale.  With
+ratio), a note for every run that collapsed to the mean (it predicts the targets' mean
+for every row: it learned nothing from x), and, with --plot, one panel per run with a line
+per layer on a log scale.  With
 sigmoid the first layer gets orders of magnitude less gradient than the last; ReLU with He
 initialisation keeps them of one size: the notes' remedies, measured.
 
@@ -68,9 +70,10 @@ def run(args) -> int:
         title = (f"gradient norm per layer per epoch, {args.layers} network, linear output, loss se, "
                  f"full batch, η = {args.lr:g}")
         written = plot_vanishing(runs, args.plot, title=title, force=args.force)
+    notes = [n for n in map(vanishing.collapse_note, runs) if n]
     if args.json:
         print_json({"layers": args.layers, "epochs": args.epochs, "lr": args.lr,
-                    "seed": args.seed, "runs": [r.row() for r in runs],
+                    "seed": args.seed, "runs": [r.row() for r in runs], "notes": notes,
                     "written": [str(written)] if written else []})
         return 0
     print(f"{args.layers} network, hidden activation as listed, linear output, loss se; "
@@ -79,6 +82,8 @@ def run(args) -> int:
     print("(norms and ratio at the initial weights, before the first update; the plot shows every epoch)")
     for r in runs:
         print(vanishing.verdict(r))
+    for note in notes:
+        print(note)
     if written:
         print(f"wrote {written}")
     return 0
