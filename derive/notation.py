@@ -146,7 +146,7 @@ def _parse(text: str) -> Name | None:
 
 def _joined(indices: tuple[int, ...]) -> str:
     """Subscripts run together (11) unless an index has two digits (1,10)."""
-    return ("," if any(i > 9 for i in indices) else "").join(map(str, indices))
+    return ("," if max(indices) > 9 else "").join(map(str, indices))
 
 
 def text_name(name: Name, single_output: bool = False) -> str:

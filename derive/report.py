@@ -218,9 +218,11 @@ class _NodeTemplate:
         if self.parts is None:
             return None
         single = g.derivation.net.single_output
-        weight, local = g.parameter.name, g.local.name
-        spell = (_escaped(weight, False, False),  # g.name
-                 _escaped(weight, single, False), _escaped(weight, single, True),
+        # a weight's spelling never depends on single_output, and each is used once: spelled
+        # here directly; the node's local symbol (shared by its weights) is remembered
+        weight, local = nt.Name("w", (g.layer, g.source, g.node)), g.local.name
+        text = nt.text_name(weight)
+        spell = (text, text, nt.latex_name(weight).replace("\\", "\\\\"),
                  _escaped(local, single, False), _escaped(local, single, True),
                  f"[{g.source - 1}, {g.node - 1}]")
         parts = self.parts[:]
