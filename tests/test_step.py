@@ -38,7 +38,7 @@ def test_notes_row_by_hand(cli):
 def test_notes_row_json(cli):
     status, out, _ = cli("step", *NOTES, "--x", "80,8", "--y", "5", "--lr", "0.1", "--json")
     data = json.loads(out)
-    assert status == 0 and set(data) == {"loss", "output", "nodes", "grads", "params"}
+    assert status == 0 and set(data) == {"loss", "output", "nodes", "grads", "params", "loss_after", "lr", "rows"}
     assert data["loss"] == 29241 and data["output"] == [176]
     assert data["nodes"] == {"Z1": [88, 88], "O1": [88, 88], "Z2": [176], "O2": [176]}
     assert data["grads"]["W2"] == [[30096], [30096]] and data["grads"]["b1"] == [342, 342]
@@ -85,7 +85,8 @@ def test_trainer_numbers_agree_with_the_symbolic_chain(activations, loss):
         by_chain = sum(math.prod(path) for path in step_cmd.chain_values(g, values))
         name, index = g.key
         assert by_chain == pytest.approx(result["grads"][name][index], rel=1e-9, abs=1e-12), g.name
-    _, problems = step_cmd.as_text(spec, derivation, x, y, 0.1, result, values)
+    problem = step_cmd.Problem(spec, [step_cmd.Row(x, x, y)], 0.1)
+    _, problems = step_cmd.as_text(problem, derivation, result, [values])
     assert problems == []
 
 

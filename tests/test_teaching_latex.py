@@ -239,11 +239,11 @@ def test_step_latex_matches_the_text_output(cli):
     assert _numbers(r"\n +=\s(-?[\d.]+)\n", text) == _numbers(r"\n&= (-?[\d.]+) \\\\", tex) == \
         [30096, 30096, 342, 27360, 2736, 342, 27360, 2736, 342]
     assert _numbers(r"= [^\n]* × [^\n]* = (-?[\d.]+)\n", text) == \
-        _numbers(r"\\times [^\n]* = (-?[\d.]+)", tex) == [-3008.6, -3008.6, -34.2, -2735, -272.6, -34.2,
+        _numbers(r"\\cdot [^\n]* = (-?[\d.]+)", tex) == [-3008.6, -3008.6, -34.2, -2735, -272.6, -34.2,
                                                           -2735, -272.6, -34.2]
     assert r"\delta_{21} &= 342" in tex  # δ = ∂L/∂b: the deltas are the bias gradients
     assert r"&= \left[342\right] \cdot \left[1\right] \cdot \left[80\right] \\" in tex
-    assert r"w^{1}_{11} &= 1 - 0.1 \times 27360 = -2735" in tex
+    assert r"w^{1}_{11} &= 1 - 0.1 \cdot 27360 = -2735" in tex
 
 
 def test_step_standalone_and_flags(cli):
