@@ -41,6 +41,14 @@ ENVIRONMENT = jinja2.Environment(
 
 DTYPES = ("float64", "float32")
 
+#: What the network's outputs mean, by loss: the generated KIND and its comment (predict,
+#: predict_proba and accuracy branch on KIND; a label column is one-hot or 0/1 by it).
+KINDS = {
+    "cce": ("classes", "one class per row: the arg max of the outputs (targets one-hot)"),
+    "bce": ("binary", "0 or 1 per output: ŷ ≥ ½ (targets 0 or 1)"),
+}
+REGRESSION = ("values", "regression: the outputs are the predictions")
+
 
 def backprop_version() -> str:
     try:
@@ -318,6 +326,8 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
         "loss": _q(spec.loss),
         "loss_name": spec.loss,
         "bias": repr(bool(spec.bias)),
+        "kind": KINDS.get(spec.loss, REGRESSION)[0],
+        "kind_doc": KINDS.get(spec.loss, REGRESSION)[1],
         "dtype": dtype,
         "first_weights": naming.W(1),
         "output": naming.O(L),

@@ -29,7 +29,14 @@ As a module:
     params = init_params(seed=0)                       # {"W1": ..., "b1": ..., ...}
     history = train(params, X, Y, epochs=100, lr=0.01)  # batch_size=1: SGD, k: mini-batch
     grads = gradients(params, X, Y)                    # same keys as params
-As a script: python THIS_FILE.py --data table.csv --epochs 100 --lr 0.01 --out params.json
+    params["standardise"] = fit_standardise(X_raw)     # then train on standardise(X_raw, ...)
+    predict(params, X_raw)                             # raw rows: the stored scaling applied
+    save_model("model.json", params); params = load_model("model.json")
+As a script: python THIS_FILE.py --data table.csv --epochs 100 --lr 0.01 --out model.json
+    (--target species: a label column; --standardise; --test-split 0.3 --seed 0)
+
+forward, loss, gradients, sgd_step and train take rows as the network sees them;
+predict, predict_proba and accuracy take raw rows and apply params["standardise"].
 """
 import argparse
 import csv
@@ -46,6 +53,9 @@ LOSS = "bce"
 BIAS = True
 DTYPE = np.float64
 SCHEMES = ("glorot", "he", "ones", "zeros")
+KIND = "binary"  # 0 or 1 per output: ŷ ≥ ½ (targets 0 or 1)
+FORMAT, VERSION = "backprop-model", 1  # the model file --out writes: backprop's own format
+EXTRAS = ("standardise", "features", "targets", "classes")  # what params may carry besides arrays
 
 
 # -- activations: element-wise (or row-wise) pieces printed by SymPy from the derivation --
@@ -434,11 +444,236 @@ def train(params, X, Y, epochs, lr, batch_size=None, shuffle=True, seed=None, ca
     return history
 
 
+# -- using a trained network: raw rows in, labels or values out --------------------------------------
+# params may carry, besides its arrays, what the CLI's --out stores (EXTRAS): "standardise"
+# (fit_standardise's dict, applied by predict, predict_proba and accuracy), "features",
+# "targets" and "classes" (the label of each output column, or of 0 and 1 for bce).
+
+def fit_standardise(X):
+    """{"mean": ..., "std": ...} of the columns of raw rows X, to store as params["standardise"]:
+    the network then sees (x - mean) / std (a constant column keeps std 1: shifted only)."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != LAYERS[0] or X.shape[0] == 0:
+        raise ValueError(f"X must have {LAYERS[0]} columns (one per input) and a row or more, got shape {X.shape}")
+    std = X.std(axis=0)
+    return {"mean": X.mean(axis=0), "std": np.where(std > 0, std, 1.0)}
+
+
+def standardise(X, scaling):
+    """Raw rows X as the network sees them: (X - mean) / std with ``scaling`` (a dict from
+    fit_standardise), in X's float dtype; X itself when scaling is None."""
+    if scaling is None:
+        return X
+    X = np.asarray(X)
+    dtype = X.dtype if X.dtype.kind == "f" else np.float64
+    return ((X - np.asarray(scaling["mean"])) / np.asarray(scaling["std"])).astype(dtype, copy=False)
+
+
+def _inputs(params, X):
+    """Raw rows as the network's input: 2-D, the parameters' dtype, params["standardise"] applied."""
+    return _rows(params, standardise(_rows(params, X), params.get("standardise")))
+
+
+def predict_proba(params, X):
+    """Each raw row's class probabilities, shape (n, LAYERS[-1]): the softmax over the classes
+    (cce: a row sums to 1) or each output's probability of 1 (bce).  Classifiers only."""
+    if KIND == "values":
+        raise ValueError(f"predict_proba is for classifiers (loss bce or cce); this network's loss is {LOSS}: use predict")
+    return forward(params, _inputs(params, X))
+
+
+def _labels(P):
+    """Each row's label index from the outputs P: the arg max (cce), or ŷ ≥ ½ per output (bce;
+    one output gives a vector)."""
+    if KIND == "classes":
+        return P.argmax(axis=1)
+    hits = (P >= 0.5).astype(np.int64)
+    return hits[:, 0] if hits.shape[1] == 1 else hits
+
+
+def predict(params, X):
+    """Predictions for raw rows X (params["standardise"] applied).
+
+    Regression: Ŷ, shape (n, LAYERS[-1]).  cce: each row's class, the arg max of its outputs;
+    bce: 0 or 1 per output (ŷ ≥ ½), a vector when there is one output.  A label is an index,
+    or a name when params carry "classes" (as a model file from a label column does).
+    """
+    P = forward(params, _inputs(params, X))
+    if KIND == "values":
+        return P
+    index = _labels(P)
+    classes = params.get("classes")
+    if classes is None or index.ndim != 1:
+        return index
+    return np.asarray(classes)[index]
+
+
+def accuracy(params, X, Y):
+    """The fraction of raw rows X classified right.  Y: the targets as trained (one-hot rows
+    for cce, 0/1 for bce) or one label per row (an index, or a name in params["classes"])."""
+    P = predict_proba(params, X)
+    right = _labels(P) == _true_labels(params, Y, P.shape[0])
+    return float(right.all(axis=1).mean() if right.ndim == 2 else right.mean())
+
+
+def _true_labels(params, Y, n):
+    """Y as label indices, shaped as _labels gives them (names looked up in params["classes"])."""
+    Y = np.asarray(Y)
+    if Y.dtype.kind in "USO":
+        order = {name: index for index, name in enumerate(params.get("classes") or ())}
+        unknown = sorted(set(Y.reshape(-1).tolist()) - set(order))
+        if unknown:
+            known = ", ".join(order) if order else "none: params carry no 'classes'"
+            raise ValueError(f"Y holds {unknown[0]!r}, not a class name (the classes: {known}); "
+                             "give label indices or target rows instead")
+        Y = np.array([order[name] for name in Y.reshape(-1).tolist()], dtype=np.int64)
+    outputs = LAYERS[-1]
+    if KIND == "classes" and outputs > 1 and Y.size == n * outputs:
+        return Y.reshape(n, outputs).argmax(axis=1)
+    if KIND == "classes" and Y.size == n:
+        return Y.reshape(n).astype(np.int64)
+    if KIND == "binary" and Y.size == n * outputs:
+        hits = (Y.reshape(n, outputs) >= 0.5).astype(np.int64)
+        return hits[:, 0] if outputs == 1 else hits
+    raise ValueError(f"Y must hold one label or one row of {outputs} targets per row of X ({n} rows), "
+                     f"got shape {Y.shape}")
+
+
+# -- model files: backprop's format, so `backprop predict --params` reads what --out writes -----------
+
+def _arrays(params):
+    """The parameter arrays of params (W1, b1, ...), without what it carries besides (EXTRAS)."""
+    return {name: value for name, value in params.items() if name not in EXTRAS}
+
+
+def _shapes():
+    """{"W1": (LAYERS[0], LAYERS[1]), "b1": (LAYERS[1],), ...}: the shape of every parameter."""
+    shapes = {}
+    for k, (fan_in, fan_out) in enumerate(zip(LAYERS[:-1], LAYERS[1:]), start=1):
+        shapes[f"W{k}"] = (fan_in, fan_out)
+        if BIAS:
+            shapes[f"b{k}"] = (fan_out,)
+    return shapes
+
+
+def _spec():
+    """This network as a model file's "spec" object."""
+    return {"layers": list(LAYERS), "activations": list(ACTIVATIONS), "loss": LOSS, "bias": BIAS}
+
+
+def model_json(params):
+    """params as a model file: {"format": "backprop-model", "version": 1, "spec": ..., "params":
+    ..., "standardise": ..., "features": ..., "targets": ..., "classes": ...}, ready for json."""
+    scaling = params.get("standardise")
+    names = {key: None if params.get(key) is None else [str(name) for name in params[key]] for key in EXTRAS[1:]}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "spec": _spec(),
+        "params": {name: np.asarray(value).tolist() for name, value in _arrays(params).items()},
+        "standardise": None if scaling is None else {
+            key: np.asarray(scaling[key], dtype=np.float64).tolist() for key in ("mean", "std")},
+        **names,
+    }
+
+
+def save_model(path, params):
+    """Write params as a model file (model_json), atomically: never half a file."""
+    _write_json(path, model_json(params))
+
+
+def load_model(path):
+    """params from a model file (its spec must be this network's) or an older plain
+    {"W1": ..., "b1": ...} file.  A model file's standardisation and names come along under
+    their keys (EXTRAS), so predict applies them to raw rows."""
+    _check_data(path, "model file")
+    with open(path, encoding="utf-8") as fh:
+        try:
+            data = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"model file {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"model file {path} must hold a JSON object (a model file, or W1, b1, ... by name)")
+    if data.get("format") != FORMAT:  # an older plain file, or a report with "params"
+        return _checked_arrays(path, data["params"] if isinstance(data.get("params"), dict) else data)
+    version = data.get("version")
+    if type(version) is not int or version > VERSION:
+        raise ValueError(f"model file {path} is format version {version!r}; this trainer reads up to version {VERSION}")
+    spec = data.get("spec")
+    if not isinstance(spec, dict) or {**spec, "bias": spec.get("bias", True)} != _spec():
+        mine = "-".join(map(str, LAYERS))
+        raise ValueError(f"model file {path} is for another network ({spec!r}); this trainer is the "
+                         f"{mine} {'/'.join(ACTIVATIONS)} network with loss {LOSS}")
+    if not isinstance(data.get("params"), dict):
+        raise ValueError(f"model file {path} has no 'params' object")
+    params = _checked_arrays(path, data["params"])
+    params.update(_checked_extras(path, data))
+    return params
+
+
+def _checked_arrays(path, arrays):
+    """{"W1": array, ...} from a JSON object: every parameter, of its shape, every value finite."""
+    shapes = _shapes()
+    unknown = sorted(set(arrays) - set(shapes))
+    if unknown:
+        raise ValueError(f"model file {path}: {unknown[0]} is not a parameter of this network; "
+                         f"expected {', '.join(shapes)}")
+    params = {}
+    for name, shape in shapes.items():
+        if name not in arrays:
+            raise ValueError(f"model file {path} has no {name}; expected {name} with shape {shape}")
+        try:
+            value = np.array(arrays[name], dtype=DTYPE)
+        except (TypeError, ValueError):
+            raise ValueError(f"model file {path}: {name} is not an array of numbers of shape {shape}") from None
+        if value.shape != shape:
+            raise ValueError(f"model file {path}: {name} has shape {value.shape}; expected {shape}")
+        if not np.isfinite(value).all():
+            raise ValueError(f"model file {path}: {name} holds a value that is not finite")
+        params[name] = value
+    return params
+
+
+def _checked_extras(path, data):
+    """A model file's standardisation (one finite mean and positive std per input) and names."""
+    extras = {}
+    scaling = data.get("standardise")
+    if scaling is not None:
+        try:
+            mean = np.array(scaling["mean"], dtype=np.float64)
+            std = np.array(scaling["std"], dtype=np.float64)
+        except (TypeError, ValueError, KeyError, IndexError):
+            raise ValueError(f"model file {path}: 'standardise' must hold 'mean' and 'std', lists of numbers") from None
+        if mean.shape != (LAYERS[0],) or std.shape != (LAYERS[0],):
+            raise ValueError(f"model file {path}: 'standardise' needs {LAYERS[0]} means and stds, one per "
+                             f"input; got {mean.size} and {std.size}")
+        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+            raise ValueError(f"model file {path}: 'standardise' holds a std that is not positive, or a "
+                             "value that is not finite")
+        extras["standardise"] = {"mean": mean, "std": std}
+    sizes = {"features": LAYERS[0], "classes": LAYERS[-1] if KIND == "classes" else 2 if LAYERS[-1] == 1 else None}
+    for key in EXTRAS[1:]:
+        value = data.get(key)
+        if value is None:
+            continue
+        if not (isinstance(value, list) and all(isinstance(name, str) for name in value)):
+            raise ValueError(f"model file {path}: {key!r} must be a list of names")
+        if sizes.get(key) is not None and len(value) != sizes[key]:
+            raise ValueError(f"model file {path}: {len(value)} {key} named; this network needs {sizes[key]}")
+        extras[key] = value
+    return extras
+
+
 # -- command line -----------------------------------------------------------------------------------
-# The same rules as `backprop train`: every bad input is one line on stderr and exit status 2,
-# checked before any work; nothing is written unless training ended with finite parameters.
+# The same rules as `backprop train`, one CSV contract for both: every bad input is one line on
+# stderr and exit status 2, checked before any work, a bad cell named as FILE line N (data row
+# M), column 'NAME'; a label column is one-hot (cce) or 0/1 (bce) in sorted label order; the
+# test rows are drawn as backprop's train/data.py draws them (the same rows for the same seed);
+# nothing is written unless training ended with finite parameters.
 
 _BLOCK_ROWS = 4096  # CSV rows parsed into one float64 block at a time (8 bytes a cell)
+_MISSING_LABELS = ("nan", "na", "n/a", "null", "none")  # label cells that mean "no value"
+_BINARY_LABELS = {"0": 0, "0.0": 0, "1": 1, "1.0": 1}  # a 0/1 column read as bce labels
 
 
 class _Parser(argparse.ArgumentParser):
@@ -457,47 +692,121 @@ class _Diverged(Exception):
     """The loss (or a parameter) stopped being finite: args are (epoch, loss)."""
 
 
-def _check_data(path):
+def _check_data(path, what="data file"):
     """Refuse what is not a regular file before opening it: /dev/zero never ends, a pipe
     blocks until someone writes to it."""
     if not os.path.exists(path):
-        raise ValueError(f"data file {path} does not exist")
+        raise ValueError(f"{what} {path} does not exist")
     if os.path.isdir(path):
-        raise ValueError(f"data file {path} is a folder; name the CSV file in it")
+        raise ValueError(f"{what} {path} is a folder; name the file in it")
     if not os.path.isfile(path):
-        raise ValueError(f"data file {path} is not a regular file (a device or a pipe); save the table to a file first")
+        raise ValueError(f"{what} {path} is not a regular file (a device or a pipe); save it to a file first")
 
 
-def _block(path, header, rows, lines):
+def _where(path, line, row):
+    """How a bad row is named, as backprop train names it."""
+    return f"{path} line {line} (data row {row})"
+
+
+def _block(path, header, numeric, rows, texts, places):
     """Parsed rows as a float64 array; a NaN or infinite value names its line and column."""
     block = np.array(rows, dtype=np.float64)
     bad = np.argwhere(~np.isfinite(block))
     if len(bad):
         row, column = bad[0]
-        raise ValueError(f"{path} line {lines[row]}, column {header[column]!r}: {block[row, column]} is not a "
+        cell = texts[row][numeric[column]].strip()
+        raise ValueError(f"{_where(path, *places[row])}, column {header[numeric[column]]!r}: {cell!r} is not a "
                          "finite number (NaN or infinity); fill it in or drop the row")
     return block
 
 
-def _cells(path, line, header, row):
-    """One CSV row as floats; a cell that is not a number names its line and column."""
-    if len(row) != len(header):
-        raise ValueError(f"{path} line {line}: {len(row)} cells but the header has {len(header)} columns")
+def _cells(path, place, header, row, numeric, targets):
+    """The numeric cells of one CSV row as floats; one that is not a number names its line and column."""
     try:
-        return [float(cell) for cell in row]
+        return [float(row[i]) for i in numeric]
     except ValueError:
         pass  # find the cell, below
-    for name, cell in zip(header, row):
+    for i in numeric:
+        cell = row[i].strip()
         try:
             float(cell)
         except ValueError:
-            what = "empty cell" if not cell.strip() else f"{cell.strip()!r} is not a number"
-            raise ValueError(f"{path} line {line}, column {name!r}: {what}") from None
+            where = f"{_where(path, *place)}, column {header[i]!r}"
+            if not cell:
+                raise ValueError(f"{where}: empty cell; fill it in or drop the row") from None
+            fix = ("class labels need a classifier (loss bce or cce)" if i in targets
+                   else "or leave the column out of the table")
+            raise ValueError(f"{where}: {cell!r} is not a number; fix the cell, {fix}") from None
 
 
-def _read_csv(path, target):
-    """(X, Y) from a CSV file with a header row; ``target``: comma-separated column names.
+def _label(path, place, name, cell):
+    """One class label (the cell's text, stripped); an empty or "nan"-like cell names its line."""
+    label = cell.strip()
+    if not label:
+        raise ValueError(f"{_where(path, *place)}, column {name!r}: empty cell; fill it in or drop the row")
+    if label.lower() in _MISSING_LABELS:
+        raise ValueError(f"{_where(path, *place)}, column {name!r}: {label!r} marks a missing label; "
+                         "fill it in or drop the row")
+    return label
 
+
+def _sort_labels(labels):
+    """Numeric labels in numeric order (2 before 10), text labels alphabetically."""
+    try:
+        return sorted(labels, key=float)
+    except ValueError:
+        return sorted(labels)
+
+
+def _encode(path, name, labels):
+    """One label per row -> (Y, classes, targets): one-hot columns in sorted label order (cce),
+    or one 0/1 column (bce: two labels, or the labels 0 and 1)."""
+    distinct, index = np.unique(np.array(labels), return_inverse=True)
+    distinct = distinct.tolist()
+    if KIND == "binary" and set(distinct) <= set(_BINARY_LABELS):
+        classes, order = ["0", "1"], _BINARY_LABELS
+    else:
+        classes = _sort_labels(distinct)
+        order = {label: k for k, label in enumerate(classes)}
+    index = np.array([order[label] for label in distinct], dtype=np.int64)[index.reshape(-1)]
+    shown = ", ".join(classes[:6]) + (", ..." if len(classes) > 6 else "")
+    if KIND == "binary":
+        if len(classes) != 2:
+            raise ValueError(f"{path}: bce needs two classes in column {name!r}, found {len(classes)} "
+                             f"({shown}); generate a softmax/cce network for more")
+        return index.reshape(-1, 1).astype(np.float64), classes, [name]
+    if len(classes) != LAYERS[-1]:
+        raise ValueError(f"{path}: column {name!r} holds {len(classes)} classes ({shown}) but the network "
+                         f"has {LAYERS[-1]} outputs; generate one with an output per class")
+    return np.eye(LAYERS[-1])[index], classes, [f"{name}={label}" for label in classes]
+
+
+def _targets(path, header, target):
+    """The target column names: --target, or by default the last column (a classifier with one
+    column besides its inputs: a label column) or the last LAYERS[-1] columns."""
+    if target:
+        wanted = [t.strip() for t in target.split(",")]
+    elif KIND != "values" and len(header) == LAYERS[0] + 1:
+        wanted = header[-1:]
+    else:
+        wanted = header[len(header) - LAYERS[-1]:]
+    missing = [t for t in wanted if t not in header]
+    if missing:
+        raise ValueError(f"{path} has no column {missing[0]!r}; columns: {', '.join(header)}")
+    labelled = KIND != "values" and len(wanted) == 1
+    if labelled and KIND == "binary" and LAYERS[-1] != 1:
+        raise ValueError(f"the network has {LAYERS[-1]} outputs but one label column was named; "
+                         f"name {LAYERS[-1]} 0/1 columns")
+    if not labelled and len(wanted) != LAYERS[-1]:
+        raise ValueError(f"the network has {LAYERS[-1]} output(s) but {len(wanted)} target column(s) were named")
+    return wanted, labelled
+
+
+def _read_table(path, target):
+    """X, Y and the names {"features", "targets", "classes"} from a CSV file with a header row;
+    ``target``: comma-separated column names (default: see _targets).
+
+    A classifier's one target column holds labels (text or numbers), one-hot or 0/1 encoded.
     The rows are streamed and parsed _BLOCK_ROWS at a time, so memory stays near 8 bytes a
     cell whatever the file's size."""
     _check_data(path)
@@ -506,30 +815,83 @@ def _read_csv(path, target):
         header = [name.strip() for name in next(reader, [])]
         if not header:
             raise ValueError(f"{path} is empty; it needs a header row and data rows")
-        wanted = [t.strip() for t in target.split(",")] if target else header[len(header) - LAYERS[-1]:]
-        missing = [t for t in wanted if t not in header]
-        if missing:
-            raise ValueError(f"{path} has no column {missing[0]!r}; columns: {', '.join(header)}")
-        if len(wanted) != LAYERS[-1]:
-            raise ValueError(f"the network has {LAYERS[-1]} output(s) but {len(wanted)} target column(s) were named")
+        wanted, labelled = _targets(path, header, target)
         features = [i for i, name in enumerate(header) if name not in wanted]
         if len(features) != LAYERS[0]:
             raise ValueError(f"{path} has {len(features)} feature column(s); the network has {LAYERS[0]} input(s)")
-        blocks, rows, lines = [], [], []
+        targets = {header.index(t) for t in wanted}
+        label = header.index(wanted[0]) if labelled else None
+        numeric = features + ([] if labelled else [header.index(t) for t in wanted])
+        blocks, rows, texts, places, labels = [], [], [], [], []
+        data_row = 0
         for row in reader:
             if not row:  # a blank line
                 continue
-            rows.append(_cells(path, reader.line_num, header, row))
-            lines.append(reader.line_num)
+            data_row += 1
+            place = (reader.line_num, data_row)
+            if len(row) != len(header):
+                raise ValueError(f"{_where(path, *place)}: {len(row)} cells but the header has {len(header)} "
+                                 "columns; every row needs one value per column")
+            if labelled:
+                labels.append(_label(path, place, header[label], row[label]))
+            rows.append(_cells(path, place, header, row, numeric, targets))
+            texts.append(row)
+            places.append(place)
             if len(rows) == _BLOCK_ROWS:
-                blocks.append(_block(path, header, rows, lines))
-                rows, lines = [], []
+                blocks.append(_block(path, header, numeric, rows, texts, places))
+                rows, texts, places = [], [], []
     if rows:
-        blocks.append(_block(path, header, rows, lines))
+        blocks.append(_block(path, header, numeric, rows, texts, places))
     if not blocks:
         raise ValueError(f"{path} needs a header row and at least one data row")
     values = np.concatenate(blocks)
-    return values[:, features], values[:, [header.index(t) for t in wanted]]
+    X = values[:, :LAYERS[0]]
+    names = {"features": [header[i] for i in features], "targets": wanted, "classes": None}
+    if labelled:
+        Y, names["classes"], names["targets"] = _encode(path, wanted[0], labels)
+        return X, Y, names
+    Y = values[:, LAYERS[0]:]
+    if KIND == "binary" and not np.isin(Y, (0.0, 1.0)).all():
+        raise ValueError(f"{path}: bce needs targets 0 or 1 in {', '.join(wanted)}")
+    if KIND == "classes":
+        if not (np.isin(Y, (0.0, 1.0)).all() and (Y.sum(axis=1) == 1).all()):
+            raise ValueError(f"{path}: cce with several target columns needs them one-hot (one 1 per row); "
+                             "or give one label column as --target")
+        names["classes"] = list(wanted)
+    return X, Y, names
+
+
+def _read_csv(path, target):
+    """(X, Y) from a CSV file with a header row (see _read_table)."""
+    return _read_table(path, target)[:2]
+
+
+def split_rows(Y, fraction, seed=None):
+    """(train, test) row indices: ``fraction`` of the rows held out at random, the same rows for
+    the same seed, as backprop train draws them.  A classifier's rows are drawn class by class
+    (stratified: round(fraction × class size) of each class tested); both keep the file's order."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"--test-split must be a fraction between 0 and 1 (e.g. 0.3), got {fraction:g}")
+    Y = np.asarray(Y).reshape(len(Y), -1)
+    n = len(Y)
+    if KIND == "classes":
+        classes = Y.argmax(axis=1)
+    elif KIND == "binary" and Y.shape[1] == 1:
+        classes = (Y[:, 0] >= 0.5).astype(np.int64)
+    else:
+        classes = np.zeros(n, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    test = [np.empty(0, dtype=np.int64)]
+    for k in np.unique(classes):
+        rows = np.flatnonzero(classes == k)
+        test.append(rng.permutation(rows)[:int(np.floor(fraction * len(rows) + 0.5))])
+    test = np.sort(np.concatenate(test)).astype(np.int64)
+    if len(test) == 0 or len(test) == n:
+        raise ValueError(f"--test-split {fraction:g} of {n} rows leaves {len(test)} test and {n - len(test)} "
+                         "training rows; both need at least one: pick another fraction")
+    keep = np.ones(n, dtype=bool)
+    keep[test] = False
+    return np.flatnonzero(keep), test
 
 
 def _check_out(path, force, data):
@@ -537,7 +899,7 @@ def _check_out(path, force, data):
     a folder, a file in a missing folder, an existing file without --force, the data file
     itself, a folder that does not let us create a file (a probe is created and removed)."""
     if os.path.isdir(path):
-        raise ValueError(f"--out {path} is a folder; name the file to write, e.g. {os.path.join(path, 'params.json')}")
+        raise ValueError(f"--out {path} is a folder; name the file to write, e.g. {os.path.join(path, 'model.json')}")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ValueError(f"--out {path}: the folder {folder} does not exist; create it first")
@@ -553,10 +915,10 @@ def _check_out(path, force, data):
         raise ValueError(f"cannot write --out {path}: {exc.strerror} (folder {folder})") from None
 
 
-def _write_json(path, params):
-    """params as JSON, written to a temporary file and renamed (never half-written); a failed
-    write leaves the previous file and no temporary; permissions as open() would give."""
-    text = json.dumps({name: value.tolist() for name, value in params.items()}, indent=2)
+def _write_json(path, data):
+    """data as strict JSON (no NaN), written to a temporary file and renamed (never half-written);
+    a failed write leaves the previous file and no temporary; permissions as open() would give."""
+    text = json.dumps(data, indent=2, allow_nan=False)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".params.", suffix=".tmp", dir=folder)
     try:
@@ -572,22 +934,37 @@ def _write_json(path, params):
         raise
 
 
+def _report(params, X, Y, which):
+    """One line on a set of raw rows: accuracy (classifiers) or the loss (regression)."""
+    if KIND == "values":
+        return f"{which} loss {loss(params, standardise(X, params.get('standardise')), Y):.6g} ({len(X)} rows)"
+    share = accuracy(params, X, Y)
+    return f"{which} accuracy {share:.1%} ({int(round(share * len(X)))}/{len(X)} rows)"
+
+
 def main(argv=None):
     """Train on a CSV file and report the loss; ``--help`` lists the options."""
     parser = _Parser(
         description=__doc__.splitlines()[0],
-        epilog="The CSV needs a header row; features are every column that is not a target.",
+        epilog="The CSV needs a header row; features are every column that is not a target. "
+               "A classifier's one target column may hold class labels (text or numbers).",
     )
     parser.add_argument("--data", required=True, metavar="CSV", help="training table with a header row")
-    parser.add_argument("--target", metavar="NAME[,NAME]", help="target column(s) (default: the last columns)")
+    parser.add_argument("--target", metavar="NAME[,NAME]",
+                        help="target column(s), or a classifier's label column (default: the last columns)")
     parser.add_argument("--epochs", type=int, default=100, help="passes over the data (default 100)")
     parser.add_argument("--lr", type=float, default=0.01, help="learning rate η (default 0.01)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="rows per update: omit for batch GD, 1 for SGD, k for mini-batch")
-    parser.add_argument("--seed", type=int, default=None, help="seed for the initial weights and shuffling")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed for the initial weights, shuffling and the test split")
     parser.add_argument("--init", choices=SCHEMES, default="glorot", help="weight initialisation (default glorot)")
+    parser.add_argument("--standardise", action="store_true",
+                        help="rescale each feature to mean 0, std 1 (the training rows' statistics, stored in --out)")
+    parser.add_argument("--test-split", type=float, default=None, metavar="F",
+                        help="hold out this fraction of the rows (per class) and report on them, e.g. 0.3")
     parser.add_argument("--float32", action="store_true", help="compute in float32 (default DTYPE)")
-    parser.add_argument("--out", metavar="JSON", help="write the trained parameters here")
+    parser.add_argument("--out", metavar="JSON", help="write the trained model (backprop's model file) here")
     parser.add_argument("--force", action="store_true", help="replace an existing --out file")
     args = parser.parse_args(argv)
     if args.epochs < 1 or (args.batch_size is not None and args.batch_size < 1):
@@ -596,17 +973,24 @@ def main(argv=None):
         parser.error(f"--lr must be a finite number > 0, got {args.lr}")
     if args.seed is not None and args.seed < 0:
         parser.error(f"--seed must be 0 or more, got {args.seed}")
+    if args.test_split is not None and not 0 < args.test_split < 1:  # NaN fails too
+        parser.error(f"--test-split must be a fraction between 0 and 1 (e.g. 0.3), got {args.test_split:g}")
     try:
         if args.out:
             _check_out(args.out, args.force, args.data)
-        X, Y = _read_csv(args.data, args.target)
+        X, Y, names = _read_table(args.data, args.target)
+        train_rows, test_rows = (np.arange(len(X)), None) if args.test_split is None else \
+            split_rows(Y, args.test_split, args.seed)
     except UnicodeDecodeError:
         _fail(parser, f"{args.data} is not UTF-8 text; save the table as UTF-8 CSV")
     except csv.Error as exc:
         _fail(parser, f"{args.data}: cannot read it as a CSV table: {exc}")
     except (OSError, ValueError) as exc:
         _fail(parser, str(exc))
+    X_train, Y_train = X[train_rows], Y[train_rows]
     params = init_params(seed=args.seed, scheme=args.init, dtype=np.float32 if args.float32 else None)
+    scaling = fit_standardise(X_train) if args.standardise else None
+    X_seen = standardise(X_train, scaling)
     every = max(1, args.epochs // 10)
 
     def report(epoch, value, _params):
@@ -617,19 +1001,24 @@ def main(argv=None):
 
     try:
         with np.errstate(all="ignore"):  # overflow is reported once, below, not as warnings
-            history = train(params, X, Y, args.epochs, args.lr, batch_size=args.batch_size,
+            history = train(params, X_seen, Y_train, args.epochs, args.lr, batch_size=args.batch_size,
                             seed=args.seed, callback=report)
-            final = loss(params, X, Y)
+            final = loss(params, X_seen, Y_train)
             if not (np.isfinite(final) and all(np.isfinite(p).all() for p in params.values())):
                 raise _Diverged(args.epochs, final)
     except _Diverged as exc:
         epoch, value = exc.args
         _fail(parser, f"training diverged (the loss became {value} in epoch {epoch}); try a smaller "
-                      f"--lr than {args.lr:g} or scale the inputs; parameters not written")
+                      f"--lr than {args.lr:g} or --standardise the inputs; parameters not written")
     print(f"final loss {final:.6g} (first epoch {history[0]:.6g})")
+    params.update(names, standardise=scaling)
+    if KIND != "values":
+        print(_report(params, X_train, Y_train, "train"))
+    if test_rows is not None:
+        print(_report(params, X[test_rows], Y[test_rows], "test"))
     if args.out:
-        _write_json(args.out, params)
-        print(f"parameters written to {args.out}")
+        save_model(args.out, params)
+        print(f"model written to {args.out}")
     return 0
 
 

@@ -239,7 +239,7 @@ def test_generated_module_main_with_hostile_names(tmp_path, monkeypatch, capsys)
     data = _hostile_csv(tmp_path)
     assert module.main(["--data", str(data), "--target", "target {{x}}", "--epochs", "2",
                         "--out", "params.json"]) == 0
-    assert set(json.loads((tmp_path / "params.json").read_text())) == {"W1", "b1", "W2", "b2"}
+    assert set(json.loads((tmp_path / "params.json").read_text())["params"]) == {"W1", "b1", "W2", "b2"}
     with pytest.raises(SystemExit) as exc:
         module.main(["--data", str(data), "--target", PWN + "?", "--epochs", "1"])
     assert exc.value.code == 2

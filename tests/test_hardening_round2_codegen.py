@@ -108,7 +108,8 @@ def test_converging_training_writes_finite_strict_json(run, tmp_path):
     status, out, err = run("--epochs", "20", "--lr", "1e-5", "--seed", "0", "--out", "p.json")
     assert status == 0, err
     text = (tmp_path / "p.json").read_text()
-    params = json.loads(text, parse_constant=lambda token: pytest.fail(f"{token} in the JSON"))
+    model = json.loads(text, parse_constant=lambda token: pytest.fail(f"{token} in the JSON"))
+    params = model["params"]  # a model file (issue 13): backprop's format
     assert set(params) == {"W1", "b1", "W2", "b2"}
     assert np.isfinite(np.array(params["W1"])).all() and np.array(params["W1"]).shape == (2, 2)
 
@@ -130,7 +131,7 @@ def test_a_cell_that_is_not_a_number_names_file_line_and_column(run, cell, words
 
 
 @pytest.mark.parametrize("data, words", [("", "is empty"), ("iq,cgpa,package\n\n", "at least one data row"),
-                                         ("iq,cgpa,package\n80,8\n", "line 2: 2 cells but the header has 3")])
+                                         ("iq,cgpa,package\n80,8\n", "line 2 (data row 1): 2 cells but the header has 3")])
 def test_an_empty_or_ragged_table_is_one_line(run, data, words):
     status, out, err = run("--epochs", "2", data=data)
     assert status == 2 and out == "" and words in one_line(err)
@@ -230,7 +231,7 @@ def test_reading_in_blocks_gives_the_whole_table_and_true_line_numbers(module, t
     lines = text.splitlines()
     lines[bad + 1] = "1,nan,2"
     path.write_text("\n".join(lines[:5] + [""] + lines[5:]) + "\n")  # one blank line early on
-    with pytest.raises(ValueError, match=rf"many.csv line {bad + 3}, column 'b'"):
+    with pytest.raises(ValueError, match=rf"many.csv line {bad + 3} \(data row {bad + 1}\), column 'b'"):
         module._read_csv(str(path), None)
 
 
