@@ -13,7 +13,7 @@ import re
 import numpy as np
 import sympy
 
-from backprop.cli.commands.step import as_json, chain_values, step, symbol_values
+from backprop.cli.commands.step import Problem, as_json, chain_values, step, symbol_values
 from backprop.derive import Spec, UserError, derive
 from backprop.derive import notation as nt
 from backprop.derive.report import MAX_SPELLED_OUTPUTS, chain_text, loss_line, memoised_text
@@ -65,10 +65,19 @@ def _evaluate(expr: sympy.Expr, exact: dict) -> float:
 class Lesson:
     """One row's step, laid out for the page: :meth:`data` is the JSON the page embeds."""
 
-    def __init__(self, spec: Spec, x, y, lr: float, params: dict[str, np.ndarray], raw_x=None):
+    def __init__(self, problem: Problem, params: dict[str, np.ndarray]):
+        """``problem``: step's own reading of the flags (one row, standardised, its target);
+        ``params``: the parameters before the update."""
+        spec = problem.spec
         check_size(spec)
-        self.spec, self.x, self.y, self.lr, self.raw_x = spec, list(x), list(y), lr, raw_x
-        self.result = step(spec, self.x, self.y, lr, params)
+        if len(problem.rows) != 1:
+            raise UserError(f"a lesson page shows one row; got {len(problem.rows)}: give one --x and one --y")
+        row = problem.rows[0]
+        self.problem, self.spec, self.lr = problem, spec, problem.lr
+        self.x, self.y = list(row.x), list(row.y)
+        self.raw_x = list(row.typed) if problem.mean is not None else None
+        self.label = row.label
+        self.result = step(spec, self.x, self.y, self.lr, params)
         self.d = derive(spec)
         self.p = self.d.printer
         self.values = symbol_values(spec, self.x, self.y, self.result["params"], self.result["nodes"])
@@ -259,14 +268,15 @@ class Lesson:
         return out
 
     def data(self) -> dict:
-        """Everything the page embeds; "step" is exactly what ``backprop step --json`` prints."""
+        """Everything the page embeds; "step" is exactly what ``backprop step --json`` prints
+        for the same flags."""
         return {
             "format": "backprop-lesson", "version": 1,
             "network": {"layers": list(self.spec.layers), "activations": list(self.spec.activations),
                         "loss": self.spec.loss, "bias": self.spec.bias, "describe": self.spec.describe()},
-            "row": {"x": self.x, "y": self.y, "x_raw": None if self.raw_x is None else list(self.raw_x)},
+            "row": {"x": self.x, "y": self.y, "x_raw": self.raw_x, "class": self.label},
             "lr": self.lr,
-            "step": as_json(self.result),
+            "step": as_json(self.result, self.problem),
             "deltas": {f"{k},{j}": v for (k, j), v in self.deltas.items()},
             "frames": self.frames(),
             "parameters": self.parameters(),

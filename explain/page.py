@@ -35,6 +35,8 @@ def render(lesson: Lesson) -> str:
     if lesson.raw_x is not None:
         row += " (standardised from " + ", ".join(fmt(v) for v in lesson.raw_x) + ")"
     row += "; targets " + ", ".join(fmt(v) for v in lesson.y)
+    if lesson.label:
+        row += f" ({lesson.label})"
     parameters = [(pid, {**p, "label": label(p["name"])}) for pid, p in data["parameters"].items()]
     return _template().render(
         title=f"One step of backprop: the {'-'.join(map(str, spec.layers))} network",
