@@ -18,18 +18,11 @@ import pkgutil
 import signal
 import sys
 import warnings
-from importlib import metadata
 
+from backprop import __version__
 from backprop.derive.errors import UserError
 
 from . import commands
-
-
-def _version() -> str:
-    try:
-        return metadata.version("backprop")
-    except metadata.PackageNotFoundError:  # running from a source tree
-        return "0+unknown"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,7 +42,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         epilog="Run 'backprop COMMAND --help' for one command. With no arguments, "
         "'backprop derive' derives the notes' 2-2-1 example.",
     )
-    parser.add_argument("--version", action="version", version=f"backprop {_version()}")
+    parser.add_argument("--version", action="version", version=f"backprop {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     names = [m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")]
     first = argv[0].replace("-", "_") if argv else None
