@@ -13,8 +13,11 @@ The generated module's API: constants ``LAYERS``, ``ACTIVATIONS``, ``LOSS``, ``B
 ``DTYPE``; ``init_params(seed=None, scheme="glorot", dtype=None)``, ``forward(params, X)``,
 ``nodes(params, X)``, ``loss(params, X, Y)``, ``gradients(params, X, Y)``,
 ``loss_and_gradients(params, X, Y)``, ``sgd_step(params, X, Y, lr)``,
-``train(params, X, Y, epochs, lr, batch_size=None, shuffle=True, seed=None, callback=None)``
-and ``main(argv=None)`` (train on a CSV file).
+``train(params, X, Y, epochs, lr, batch_size=None, shuffle=True, seed=None, callback=None)``;
+on raw rows, applying a ``params["standardise"]`` from ``fit_standardise(X)``: ``predict``,
+``predict_proba`` and ``accuracy`` (classifiers: ``KIND`` "classes" for cce, "binary" for bce);
+``save_model``/``load_model`` (backprop's model file, old plain files too); ``split_rows``
+(the test split backprop train draws) and ``main(argv=None)`` (train on a CSV file).
 
 Pipeline: :mod:`.forms` (SymPy pieces from the derivation) → :mod:`.printer` (NumPy text) →
 :mod:`.render` (context + Jinja2 templates in ``templates/``); names from :mod:`.naming`.
