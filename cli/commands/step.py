@@ -69,7 +69,8 @@ NETWORK_FLAGS = ("spec", "layers", "activations", "loss", "no_bias")
 def add_arguments(parser) -> None:
     add_spec_arguments(parser)
     parser.add_argument("--x", required=True, action="append", metavar="V,V,...",
-                        help="an input row, e.g. 80,8; repeat for a batch (one --y per --x)")
+                        help="an input row, e.g. 80,8 (one starting with a minus: --x=-1,2); repeat for a "
+                        "batch, one --y per --x")
     parser.add_argument("--y", required=True, action="append", metavar="V,...|CLASS",
                         help="its target(s), e.g. 5; for cce a class (a model file's name, e.g. setosa, "
                         "or an index 0..n-1) is its one-hot vector; for bce 0/1 or one of the model's two labels")
@@ -189,12 +190,13 @@ def parse_target(text: str, spec: Spec, table: dict[str, int], classes: list[str
         return np.eye(spec.n_outputs)[i].tolist(), f"{name}, one-hot"
     try:
         return parse_row("--y", text, spec.n_outputs, "outputs"), None
-    except UserError as exc:
+    except UserError:
         if not table:
             raise
         n = spec.n_outputs
         raise UserError(f"--y {key!r} is neither a class ({_spellings(table, classes)}) nor {n} target "
-                        f"value{'s' if n > 1 else ''}: {str(exc).removeprefix('--y').lstrip(': ')}") from None
+                        f"value{'s' if n > 1 else ''}; give one of those classes or {n} number{'s' if n > 1 else ''}"
+                        ) from None
 
 
 def network_given(args) -> bool:
@@ -493,7 +495,7 @@ def _row_latex(problem: Problem, derivation, n: int, r: dict, values: dict) -> l
     L, exact, row = spec.depth, _as_sympy(values), problem.rows[n]
     pairs = [(p.latex(nt.feature(j)), tex_number(v)) for j, v in enumerate(row.typed, 1)]
     pairs += [(p.latex(nt.target(j)), tex_number(v)) for j, v in enumerate(row.y, 1)]
-    label = f" ({row.label})" if row.label else ""
+    label = f" ({' '.join(row.label.split())})" if row.label else ""  # a comment stays one line
     rows = [f"% the row{' (raw)' if problem.mean is not None else ''}{label}"] + _pairs(pairs)
     if problem.mean is not None:
         rows += ["% x standardised with the model's mean/std: x = (x_raw - mean)/std"]
