@@ -23,7 +23,7 @@ from .mathml import fmt, mathml, number, slot, tex_number
 #: A diagram stays readable (and its page a few MB at most) up to this many nodes.
 MAX_NODES = 40
 #: Diagram geometry, in SVG user units.
-LAYER_GAP, NODE_GAP, MARGIN, RADIUS = 210, 96, 70, 27
+LAYER_GAP, NODE_GAP, MARGIN, RADIUS = 210, 120, 70, 27
 
 _LABEL = re.compile(r"^(?P<base>[^_^]+)(?:\^(?P<sup>[^_]+))?(?:_(?P<sub>.+))?$")
 _SUP = str.maketrans("0123456789,", "⁰¹²³⁴⁵⁶⁷⁸⁹˒")
@@ -52,9 +52,11 @@ def param_id(k: int, i: int | None, j: int) -> str:
 
 
 def _rows(lhs: str, *sides: str) -> str:
-    """``lhs = a = b = c`` as one block formula (the same side twice is shown once)."""
+    """``lhs = a``, then ``= b``, ``= c`` below it, as one equation of block formulas (a
+    side equal to an earlier one is shown once)."""
     kept = [s for n, s in enumerate(sides) if s and s not in sides[:n]]
-    return mathml(" = ".join([lhs, *kept]), block=True)
+    lines = [f"{lhs} = {kept[0]}", *(f"= {s}" for s in kept[1:])]
+    return '<div class="eq">' + "".join(mathml(line, block=True) for line in lines) + "</div>"
 
 
 def _evaluate(expr: sympy.Expr, exact: dict) -> float:
@@ -120,8 +122,8 @@ class Lesson:
         """Node, edge and bias positions and labels for the SVG."""
         spec, L = self.spec, self.spec.depth
         tallest = max(spec.layers)
-        height = 2 * MARGIN + (tallest - 1) * NODE_GAP + 40
-        width = 2 * MARGIN + L * LAYER_GAP + 60
+        height = 2 * MARGIN + (tallest - 1) * NODE_GAP + 20
+        width = 2 * MARGIN + L * LAYER_GAP + 150  # room for L = ... beside the outputs
         nodes, pos = [], {}
         for k, n in enumerate(spec.layers):
             top = MARGIN + 10 + (tallest - n) * NODE_GAP / 2
@@ -261,8 +263,7 @@ class Lesson:
                 "name": g.name, "key": [name, list(index)], "old": old, "grad": grad, "new": new,
                 "shown": {"old": fmt(old), "grad": fmt(grad), "new": fmt(new)},
                 "symbol": mathml(self.tex(g.parameter)),
-                "chain": [mathml(f"{lhs} = {names}", block=True), mathml(f"= {symbolic}", block=True),
-                          mathml(f"= {numbers}", block=True), mathml(f"= {number(grad)}", block=True)],
+                "chain": [_rows(lhs, names, symbolic, numbers, tex_number(grad))],
                 "update": _rows(rf"{self.tex(g.parameter)} - \eta \, {lhs}", *self._update_sides(g)),
             }
         return out

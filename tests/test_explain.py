@@ -208,7 +208,8 @@ def test_in_a_headless_browser(cli, tmp_path, mazur):
             assert page.locator("#n-1-1 .value").text_content() == "0.59327"
             assert page.locator("#n-1-1 .value").is_visible() and page.locator("#n-2-2 .value").is_hidden()
             assert page.locator("#n-2-1").get_attribute("class") == "node hl"
-            assert page.locator("#frame-math math").count() == 2
+            assert page.locator("#frame-math .eq").count() == 2  # z_21 and ŷ_1, three lines each
+            assert page.locator("#frame-math math").count() == 6
             page.click("#w-1-1-1 line.hit", force=True)
             detail = page.locator("#detail")
             assert detail.is_visible()
