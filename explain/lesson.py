@@ -184,8 +184,8 @@ class Lesson:
                             f"({self.spec.activations[k - 1]}).",
                     "highlight": [f"n-{k}-{j}", *sources, *self._incoming(k, j)],
                     "math": [_rows(self.tex(z), self.tex(self.d.net.z(k, j)), self._slotted(self.d.net.z(k, j)),
-                                   number(self.values[z])),
-                             _rows(self.tex(o), self.p.latex(g), self._slotted(g), number(self.values[o]))],
+                                   tex_number(self.values[z])),
+                             _rows(self.tex(o), self.p.latex(g), self._slotted(g), tex_number(self.values[o]))],
                 })
         return out
 
@@ -195,7 +195,7 @@ class Lesson:
         return {"phase": "loss", "node": None, "title": f"Loss · {self.spec.loss}",
                 "text": "How far the outputs are from the targets.",
                 "highlight": [f"n-{L}-{j}" for j in range(1, self.spec.n_outputs + 1)],
-                "math": [_rows("L", loss_line(self.d, tex=True), numbers, number(float(self.result["loss"])))]}
+                "math": [_rows("L", loss_line(self.d, tex=True), numbers, tex_number(float(self.result["loss"])))]}
 
     def _backward(self) -> list[dict]:
         out, L = [], self.spec.depth
@@ -204,14 +204,14 @@ class Lesson:
                 delta = nt.delta(k, j)
                 expr = self.delta_expr(k, j)
                 rows = [_rows(rf"{self.tex(delta)} = \frac{{\partial L}}{{\partial {self.tex(nt.preactivation(k, j))}}}",
-                              self.p.latex(expr), self._slotted(expr), number(self.deltas[k, j]))]
+                              self.p.latex(expr), self._slotted(expr), tex_number(self.deltas[k, j]))]
                 for g in self._node_gradients(k, j):
                     name, index = g.key
                     source = [] if g.source is None else [slot(self.values[g.local])]
                     rows.append(_rows(rf"\frac{{\partial L}}{{\partial {self.tex(g.parameter)}}}",
                                       memoised_text(g, tex=True),
                                       " ".join([slot(self.deltas[k, j]), *source]),
-                                      number(float(self.result["grads"][name][index]))))
+                                      tex_number(float(self.result["grads"][name][index]))))
                 above = ([] if k == L else
                          [f"n-{k + 1}-{m}" for m in range(1, self.spec.layers[k + 1] + 1)]
                          + [param_id(k + 1, j, m) for m in range(1, self.spec.layers[k + 1] + 1)])
@@ -235,7 +235,7 @@ class Lesson:
     def _update(self) -> dict:
         rows = [_rows(rf"{self.tex(g.parameter)} - \eta \frac{{\partial L}}{{\partial {self.tex(g.parameter)}}}",
                       *self._update_sides(g)) for g in self.d.gradients]
-        rows.append(_rows(r"L_{\text{after}}", number(float(self.result["loss_after"]))))
+        rows.append(_rows(r"L_{\text{after}}", tex_number(float(self.result["loss_after"]))))
         return {"phase": "update", "node": None, "title": f"Update · η = {fmt(self.lr)}",
                 "text": "Every parameter moves against its gradient: w ← w − η ∂L/∂w.",
                 "highlight": [param_id(g.layer, g.source, g.node) for g in self.d.gradients], "math": rows}
@@ -245,7 +245,7 @@ class Lesson:
         old = float(self.result["params"][name][index])
         grad = float(self.result["grads"][name][index])
         new = float(self.result["updated"][name][index])
-        return [rf"{number(old)} - {number(self.lr)} \times {number(grad)}", number(new)]
+        return [rf"{tex_number(old)} - {number(self.lr)} \times {number(grad)}", tex_number(new)]
 
     # -- every parameter's chain rule, shown when its edge or bias is clicked -----------------------
     def parameters(self) -> dict[str, dict]:
