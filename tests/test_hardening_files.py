@@ -224,14 +224,14 @@ def test_resume_continues_from_saved_parameters(tmp_path, cli):
     assert cli(*base, "--epochs", "6", "--params-out", str(p6))[0] == 0
     status, out, err = cli(*base, "--epochs", "3", "--resume", str(p3), "--params-out", str(p33))
     assert status == 0, err
-    a, b = json.loads(p6.read_text()), json.loads(p33.read_text())
+    a, b = json.loads(p6.read_text())["params"], json.loads(p33.read_text())["params"]
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_allclose(np.array(b[k]), np.array(a[k]), rtol=1e-12, atol=1e-14)
     # resuming into the same file with --force replaces it only after the run
     status, out, err = cli(*base, "--epochs", "1", "--resume", str(p33), "--params-out", str(p33), "--force")
     assert status == 0, err
-    assert json.loads(p33.read_text()).keys() == a.keys()
+    assert json.loads(p33.read_text())["params"].keys() == a.keys()
 
 
 # -- the generated trainer's own --out -----------------------------------------------------------

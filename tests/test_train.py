@@ -38,9 +38,18 @@ def test_loss_goes_down_and_every_output_is_written(cli, students, tmp_path):
     assert status == 0, err
     assert "minibatch GD, batch size 2, 3 updates/epoch" in out
     assert f"wrote {p}" in out and f"wrote {png}" in out
-    params = json.loads(p.read_text())
+    model = json.loads(p.read_text())
+    assert model["format"] == "backprop-model" and model["version"] == 1
+    assert model["spec"] == {"layers": [2, 2, 1], "activations": ["linear", "linear"],
+                             "loss": "se", "bias": True}
+    assert model["features"] == ["iq", "cgpa"] and model["targets"] == ["package"]
+    assert model["classes"] is None and model["training"]["seed"] == 0
+    params = model["params"]
     assert set(params) == {"W1", "b1", "W2", "b2"}
     assert np.shape(params["W1"]) == (2, 2) and np.shape(params["b2"]) == (1,)
+    rows = np.array([[80, 8], [60, 5], [110, 7], [75, 6], [95, 9]], dtype=float)
+    np.testing.assert_allclose(model["standardise"]["mean"], rows.mean(axis=0), rtol=1e-15)
+    np.testing.assert_allclose(model["standardise"]["std"], rows.std(axis=0), rtol=1e-15)
     lines = h.read_text().splitlines()
     assert lines[0] == "epoch,loss,seconds" and len(lines) == 202
     losses = [float(line.split(",")[1]) for line in lines[1:]]
@@ -133,7 +142,7 @@ def test_existing_output_is_refused_before_training_and_kept(cli, students, tmp_
     assert out_file.read_text() == "precious"
     status, out, err = cli("train", "--data", str(students), "--target", "package", "--standardise",
                            "--params-out", str(out_file), "--force", "--quiet")
-    assert status == 0 and json.loads(out_file.read_text())["W1"]
+    assert status == 0 and json.loads(out_file.read_text())["params"]["W1"]
 
 
 def test_missing_output_folder_is_refused(cli, students, tmp_path):
@@ -298,7 +307,8 @@ def test_params_out_feeds_step_and_step_json_feeds_resume(cli, tmp_path):
         pytest.skip("no step command in this tree")
     p, s = tmp_path / "p.json", tmp_path / "step.json"
     assert cli("train", "--example", "notes-iq-cgpa", "--params-out", str(p))[0] == 0
-    status, out, err = cli("step", "--params", str(p), "--x", "0.1,0.2", "--y", "5", "--json")
+    # step applies the model file's standardisation: it takes a raw row
+    status, out, err = cli("step", "--params", str(p), "--x", "80,8", "--y", "5", "--json")
     assert status == 0, err
     s.write_text(out)
     assert summary(cli, "train", "--example", "notes-iq-cgpa", "--resume", str(s),

@@ -47,6 +47,12 @@ class Dataset:
     classes: list[str] | None = None  # class label of each output column (or of 0/1 for bce)
     mean: np.ndarray | None = None  # feature shift applied by standardise()
     std: np.ndarray | None = None  # feature scale applied by standardise()
+    label_column: str | None = None  # the one column of class labels Y was one-hot encoded from
+
+    @property
+    def target_columns(self) -> list[str]:
+        """The file's target column(s): the label column, or the numeric/one-hot columns."""
+        return [self.label_column] if self.label_column else list(self.targets)
 
     def __repr__(self) -> str:
         return (f"Dataset({self.source!r}, {self.n_rows} rows, features {self.features}, "
@@ -60,7 +66,13 @@ class Dataset:
         """Rescale every feature column to mean 0, standard deviation 1 (constant columns: shift only)."""
         mean = self.X.mean(axis=0)
         std = self.X.std(axis=0)
-        std = np.where(std > 0, std, 1.0)
+        return self.apply_scaling(mean, np.where(std > 0, std, 1.0))
+
+    def apply_scaling(self, mean: np.ndarray, std: np.ndarray) -> "Dataset":
+        """(X - mean) / std with given statistics: the training rows' applied to test rows, or a
+        model file's applied to new rows, so every set is scaled the way the network learnt."""
+        mean = np.asarray(mean, dtype=float)
+        std = np.asarray(std, dtype=float)
         X = self.X if self.X.flags.writeable and self.X.dtype.kind == "f" else self.X.astype(float)
         X -= mean  # in place: no second and third copy of a large table
         X /= std
@@ -68,11 +80,54 @@ class Dataset:
         self.mean, self.std = mean, std
         return self
 
+    def rows(self, index: np.ndarray, source: str | None = None) -> "Dataset":
+        """The rows at ``index`` as a Dataset of their own (names, classes and scaling kept)."""
+        return Dataset(X=self.X[index], Y=self.Y[index], features=list(self.features),
+                       targets=list(self.targets), source=source or self.source,
+                       classes=self.classes, mean=self.mean, std=self.std,
+                       label_column=self.label_column)
+
     def scaling(self) -> dict | None:
         """The standardisation as JSON: {"features": [...], "mean": [...], "std": [...]}."""
         if self.mean is None:
             return None
         return {"features": list(self.features), "mean": self.mean.tolist(), "std": self.std.tolist()}
+
+
+def split(ds: Dataset, test_fraction: float, seed: int | None = None
+          ) -> tuple[Dataset, Dataset]:
+    """(train, test): a random ``test_fraction`` of the rows held out, the same rows for the same
+    seed.  A classifier's rows are split class by class (stratified: each class keeps its share
+    in both sets, round(fraction × class size) of it in the test set); other data as one group.
+    Both keep the file's row order.  Call before standardising: the statistics must come from
+    the training rows only."""
+    if not 0 < test_fraction < 1:
+        raise UserError(f"--test-split must be a fraction between 0 and 1 (e.g. 0.3), "
+                        f"got {test_fraction:g}")
+    rng = np.random.default_rng(seed)
+    groups = _class_groups(ds)
+    test = []
+    for rows in groups:
+        take = math.floor(test_fraction * len(rows) + 0.5)
+        test.append(rng.permutation(rows)[:take])
+    test_index = np.sort(np.concatenate(test)).astype(np.int64)
+    if len(test_index) == 0 or len(test_index) == ds.n_rows:
+        raise UserError(f"--test-split {test_fraction:g} of {ds.n_rows} rows leaves "
+                        f"{len(test_index)} test and {ds.n_rows - len(test_index)} training rows; "
+                        "both need at least one: pick another fraction or give --test-data")
+    keep = np.ones(ds.n_rows, dtype=bool)
+    keep[test_index] = False
+    return (ds.rows(np.flatnonzero(keep)),
+            ds.rows(test_index, f"{ds.source} (test rows)"))
+
+
+def _class_groups(ds: Dataset) -> list[np.ndarray]:
+    """Row indices per class (classifiers: arg max of one-hot Y, or Y ≥ ½ for one 0/1 column),
+    or all rows as one group (regression)."""
+    if ds.classes is None:
+        return [np.arange(ds.n_rows)]
+    labels = ds.Y.argmax(axis=1) if ds.Y.shape[1] > 1 else (ds.Y[:, 0] >= 0.5).astype(int)
+    return [np.flatnonzero(labels == k) for k in np.unique(labels)]
 
 
 def split_names(values) -> list[str]:
@@ -85,7 +140,7 @@ def split_names(values) -> list[str]:
 
 
 def load_csv(path: str | Path, target, features=None, loss: str = "se",
-             dtype: str = "float64") -> Dataset:
+             dtype: str = "float64", classes: list[str] | None = None) -> Dataset:
     """Read ``path`` into a :class:`Dataset`.
 
     Parameters
@@ -95,22 +150,44 @@ def load_csv(path: str | Path, target, features=None, loss: str = "se",
     features : feature column names; default every column that is not a target.
     loss : the spec's loss; ``bce``/``cce`` read the target as class labels.
     dtype : float dtype of the arrays.
+    classes : the class labels in a fixed order (a test file or new rows read with the
+        training set's classes); a label outside them is an error.  Default: the labels found,
+        sorted.
 
     Returns
     -------
     Dataset with X of shape (n_rows, n_features) and Y of shape (n_rows, n_outputs).
     """
+    targets = split_names(target)
+    if not targets:
+        raise UserError("name the target column(s) with --target, e.g. --target salary")
     try:
-        return _load_csv(Path(path), target, features, loss, dtype)
+        return _load_csv(Path(path), targets, features, loss, dtype, classes)
     except csv.Error as exc:  # e.g. a cell past the csv module's 131072-character limit
         raise UserError(f"{path}: cannot read it as a CSV table: {exc}") from None
 
 
-def _load_csv(path: Path, target, features, loss: str, dtype: str) -> Dataset:
+def load_features(path: str | Path, features: list[str], dtype: str = "float64",
+                  origin: str = "--features") -> Dataset:
+    """Only the named feature columns of ``path`` (new rows to predict: no target needed, other
+    columns ignored), with the same checks and one-line errors as :func:`load_csv`; ``origin``
+    says where the names came from when one is missing (e.g. "the model file")."""
+    if not features:
+        raise UserError("no feature columns to read")
+    try:
+        return _load_csv(Path(path), [], features, "se", dtype, None, origin=origin)
+    except csv.Error as exc:
+        raise UserError(f"{path}: cannot read it as a CSV table: {exc}") from None
+
+
+def read_header(path: str | Path) -> list[str]:
+    """The column names on line 1 of ``path`` (checked as :func:`load_csv` checks them)."""
+    return _header(Path(path), str(path))
+
+
+def _load_csv(path: Path, targets: list[str], features, loss: str, dtype: str, classes=None,
+              origin: str = "--features") -> Dataset:
     name = str(path)
-    targets = split_names(target)
-    if not targets:
-        raise UserError("name the target column(s) with --target, e.g. --target salary")
     header = _header(path, name)
     columns = {c: i for i, c in enumerate(header)}
     for t in targets:
@@ -124,7 +201,7 @@ def _load_csv(path: Path, target, features, loss: str, dtype: str) -> Dataset:
     if wanted:
         for f in wanted:
             if f not in columns:
-                raise UserError(f"{name}: no feature column {f!r} (from --features); "
+                raise UserError(f"{name}: no feature column {f!r} (from {origin}); "
                                 f"the columns are {', '.join(header)}")
             if f in targets:
                 raise UserError(f"{name}: column {f!r} is both a feature and a target; "
@@ -151,7 +228,7 @@ def _load_csv(path: Path, target, features, loss: str, dtype: str) -> Dataset:
     del block
     ds = Dataset(X=X, Y=Y, features=feats, targets=targets, source=name)
     if labels:
-        _read_labels(ds, path, header, columns[targets[0]], loss, dtype)
+        _read_labels(ds, path, header, columns[targets[0]], loss, dtype, classes)
     else:
         if loss == "bce" and not np.isin(ds.Y, (0.0, 1.0)).all():
             raise UserError(f"{name}: bce needs targets 0 or 1 in {', '.join(targets)}; "
@@ -161,6 +238,9 @@ def _load_csv(path: Path, target, features, loss: str, dtype: str) -> Dataset:
                 raise UserError(f"{name}: cce with several target columns needs them one-hot "
                                 "(one 1 per row); or give one label column as --target")
             ds.classes = list(targets)
+            if classes is not None and list(classes) != ds.classes:
+                raise UserError(f"{name}: the one-hot target columns {', '.join(targets)} are not "
+                                f"the training classes {', '.join(classes)}")
     return ds
 
 
@@ -365,8 +445,10 @@ def _diagnose(path: Path, header: list[str], used: list[int], check_values: bool
 MISSING_LABELS = ("nan", "na", "n/a", "null", "none")
 
 
-def _read_labels(ds: Dataset, path: Path, header, col: int, loss: str, dtype: str) -> None:
-    """Class labels in one column -> one-hot (cce) or 0/1 (bce), with ds.classes the label order.
+def _read_labels(ds: Dataset, path: Path, header, col: int, loss: str, dtype: str,
+                 known: list[str] | None = None) -> None:
+    """Class labels in one column -> one-hot (cce) or 0/1 (bce), with ds.classes the label order
+    (``known``: that order, given; a label outside it is an error naming its row).
 
     Every check and clean-up runs on the distinct labels (a handful), not on the million cells."""
     raw = np.loadtxt(path, delimiter=",", skiprows=1, usecols=[col], dtype=str, ndmin=1,
@@ -381,12 +463,17 @@ def _read_labels(ds: Dataset, path: Path, header, col: int, loss: str, dtype: st
             raise UserError(f"{path} data row {row}, column {header[col]!r}: {label!r} marks a "
                             "missing label; fill it in or drop the row")
     name = header[col]
-    classes = _sort_labels(sorted(set(labels)))
-    if loss == "bce" and set(classes) <= {"0", "1", "0.0", "1.0"}:
+    classes = list(known) if known is not None else _sort_labels(sorted(set(labels)))
+    if loss == "bce" and set(classes) <= {"0", "1", "0.0", "1.0"} and set(labels) <= {"0", "1", "0.0", "1.0"}:
         classes = ["0", "1"]
         order = {"0": 0, "0.0": 0, "1": 1, "1.0": 1}
     else:
         order = {c: i for i, c in enumerate(classes)}
+    for k, label in enumerate(labels):
+        if label not in order:
+            row = int(np.argmax(index.reshape(-1) == k)) + 1
+            raise UserError(f"{path} data row {row}, column {name!r}: label {label!r} is not one of "
+                            f"the training classes ({', '.join(classes)})")
     index = np.array([order[label] for label in labels])[index.reshape(-1)]
     if loss == "bce":
         if len(classes) != 2:
@@ -398,6 +485,7 @@ def _read_labels(ds: Dataset, path: Path, header, col: int, loss: str, dtype: st
         ds.Y = np.eye(len(classes), dtype=dtype)[index]
         ds.targets = [f"{name}={c}" for c in classes]
     ds.classes = classes
+    ds.label_column = name
 
 
 def _sort_labels(labels: list[str]) -> list[str]:

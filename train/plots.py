@@ -51,11 +51,12 @@ def _log_scale_if_wide(ax, values) -> None:
         ax.set_yscale("log")
 
 
-def plot_training(hist, path, title: str = "", force: bool = False):
+def plot_training(hist, path, title: str = "", force: bool = False, confusion: dict | None = None):
     """Loss per epoch, and (when traced) weights per epoch as the notes suggest for spotting
-    vanishing gradients: a weight whose line stays flat is not learning."""
-    panels = 1 + bool(hist.weights) + bool(hist.grad_norms)
-    fig, axes = new_figure({1: 6.4, 2: 11, 3: 15}[panels], 4.2, 1, panels)
+    vanishing gradients: a weight whose line stays flat is not learning.  ``confusion``
+    ({"matrix", "classes", "title"}) adds a classifier's confusion matrix as the last panel."""
+    panels = 1 + bool(hist.weights) + bool(hist.grad_norms) + bool(confusion)
+    fig, axes = new_figure({1: 6.4, 2: 11, 3: 15, 4: 19}[panels], 4.2, 1, panels)
     ax = axes[0][0]
     epochs = range(len(hist.losses))
     marker = "o" if len(hist.losses) <= 30 else None
@@ -87,7 +88,7 @@ def plot_training(hist, path, title: str = "", force: bool = False):
         ax2.grid(alpha=0.3)
         ax2.legend(fontsize=7, ncol=2, loc="best")
     if hist.grad_norms:
-        ax3 = axes[0][panels - 1]
+        ax3 = axes[0][1 + bool(hist.weights)]
         for k, values in enumerate(zip(*hist.grad_norms), start=1):
             ax3.plot(epochs, [max(v, 1e-30) for v in values], lw=1.4, marker=marker, ms=3,
                      color=COLOURS[(k - 1) % len(COLOURS)], label=f"layer {k}")
@@ -97,9 +98,32 @@ def plot_training(hist, path, title: str = "", force: bool = False):
         ax3.set_title("gradient norm per layer")
         ax3.grid(alpha=0.3, which="both")
         ax3.legend(fontsize=7)
+    if confusion:
+        draw_confusion(axes[0][panels - 1], confusion["matrix"], confusion["classes"],
+                       confusion.get("title", "confusion matrix"))
     if title:
         fig.suptitle(title, fontsize=10, parse_math=False)  # titles hold file names: "$" is text
     return save(fig, path, force)
+
+
+def draw_confusion(ax, matrix, classes, title: str) -> None:
+    """Counts as a heat map, rows the true class and columns the predicted one, every count
+    written in its cell (dark text on light cells, light on dark)."""
+    import numpy as np
+
+    cm = np.asarray(matrix)
+    ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(int(cm.max()), 1))
+    ticks = range(len(classes))
+    ax.set_xticks(ticks, classes, rotation=30 if max(map(len, classes)) > 6 else 0,
+                  ha="right" if max(map(len, classes)) > 6 else "center")
+    ax.set_yticks(ticks, classes)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title, fontsize=9)
+    half = cm.max() / 2
+    for (i, j), count in np.ndenumerate(cm):
+        ax.text(j, i, str(count), ha="center", va="center",
+                color="white" if count > half else "black", fontsize=9)
 
 
 def plot_compare(runs: dict, path, title: str = "", force: bool = False):
