@@ -228,3 +228,33 @@ def test_in_a_headless_browser(cli, tmp_path, mazur):
     assert errors == []
     assert all(url.startswith("file://") for url in requests), requests
     assert (tmp_path / "lesson.png").stat().st_size > 10_000
+
+
+KINK = {"W1": [[3.0, 1.0], [1.0, 1.0]], "b1": [0.0, 0.0], "W2": [[2.0], [-1.0]], "b2": [0.5]}  # z_11 = 0 at x = 0.5,-1.5
+
+
+@pytest.mark.parametrize("layers, activations, loss, y, start", [
+    ("2-2-1", "relu,linear", "se", "3", KINK),  # z_11 = 0: relu's kink, z_12 < 0
+    ("2-2-1", "leaky_relu,sigmoid", "bce", "1", KINK),  # leaky relu's kink, sigmoid + bce
+    ("2-3-3", "tanh,softmax", "cce", "2", "he"),  # a class index, softmax + cce
+    ("2-2-2-1", "sigmoid,relu,linear", "half_se", "0.5", "glorot"),  # two hidden layers
+])
+def test_page_deltas_and_numbers_across_activations(cli, tmp_path, layers, activations, loss, y, start):
+    if isinstance(start, dict):
+        (tmp_path / "p.json").write_text(json.dumps(start))
+        begin = ["--params", str(tmp_path / "p.json")]
+    else:
+        begin = ["--init", start, "--seed", "3"]
+    args = ["--layers", layers, "--activations", activations, "--loss", loss, *begin,
+            "--x", "0.5,-1.5", "--y", y]
+    html, data = explain(cli, tmp_path, *args)
+    status, out, err = cli("step", *args, "--json")
+    assert status == 0, err
+    step = json.loads(out)
+    assert data["step"] == step
+    if start is KINK:
+        assert step["nodes"]["Z1"][0] == 0.0 and step["grads"]["b2"][0] != 0  # at the kink, δ flows back
+    for key, delta in data["deltas"].items():
+        k, j = map(int, key.split(","))
+        assert delta == pytest.approx(step["grads"][f"b{k}"][j - 1], rel=1e-9, abs=1e-12), key
+    assert not re.search(r"https?://", html)
