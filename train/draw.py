@@ -7,11 +7,17 @@ thicker for larger |w|; given one data row as well, every node shows its value O
 the generated trainer's ``nodes``) and every edge its ∂L/∂w (from its ``gradients``): one
 ``step`` of backprop, written on the picture.
 
-Readable up to :data:`MAX_NODES` nodes; bigger networks are refused with a message.  Edge
-labels are written while there are at most :data:`MAX_LABELLED_EDGES` edges.
+No two texts overlap.  Every label is measured with matplotlib's renderer and put at the
+first free spot of a list (edge labels along their own edge, node labels around their node,
+never on a circle); when the labels of one kind do not all fit, that kind moves to a table
+beside the diagram, the edges then carrying short numbers the table's rows start with (or,
+when even those do not fit, the table names each edge w^k_ij, which says which two nodes
+it joins).  Numbers are plain decimals with three significant digits (:func:`number`).
+Up to :data:`MAX_NODES` nodes; bigger networks are refused with a message.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,10 +27,34 @@ from backprop.derive.errors import UserError
 from . import files, plots
 
 MAX_NODES = 40
-#: Horizontal distance between layers, in units of the vertical distance between nodes.
-SPACING = 2.4
-MAX_LABELLED_EDGES = 40
 FORMATS = files.IMAGE_FORMATS
+DPI = 100
+#: The diagram is at least this wide (inches; 1000 px at DPI) ...
+MIN_WIDTH = 10.0
+#: ... and its layers at least this far apart, until the diagram would pass MAX_WIDTH.
+LAYER_GAP = 2.8
+MAX_WIDTH = 28.0
+#: Vertical distance between nodes of a column (inches): the most, the least, and the
+#: height a tall column is squeezed into between the two.
+NODE_GAP = (1.2, 0.55)
+COLUMN_HEIGHT = 10.0
+#: Empty pixels kept around every label, so that their white boxes do not touch either.
+PAD = 3.0
+#: Positions along an edge (0 = its source, 1 = its end) tried for its label, in order.
+ALONG = (0.5, 0.4, 0.6, 0.3, 0.7, 0.45, 0.55, 0.35, 0.65, 0.25, 0.75, 0.2, 0.8, 0.15, 0.85)
+#: Where a node's label may go, in order: (dx, dy) in node radii, and its alignment.
+AROUND = (
+    (0, -1.4, "center", "top"), (1.4, 0, "left", "center"), (-1.4, 0, "right", "center"),
+    (0, 1.4, "center", "bottom"), (1.2, -1.2, "left", "top"), (-1.2, -1.2, "right", "top"),
+    (1.2, 1.2, "left", "bottom"), (-1.2, 1.2, "right", "bottom"),
+)
+POSITIVE, NEGATIVE, PLAIN = "#0072B2", "#D55E00", "#888888"
+LABEL_FONT = 8
+TABLE_FONT = 8
+#: Labels are first kept clear of other edges (so a label never sits on a crossing) when
+#: there are at most this many edges; denser diagrams skip that try.
+CLEAR_OF_EDGES = 60
+TABLE_ROWS = 40  # at most this many rows per table column, however tall the diagram
 
 
 @dataclass
@@ -32,11 +62,14 @@ class Values:
     """What one forward and backward pass put on the diagram (any part may be missing)."""
 
     params: dict | None = None
-    x: np.ndarray | None = None  # (n_inputs,)
+    x: np.ndarray | None = None  # (n_inputs,): the row as the network sees it
     nodes: dict | None = None  # {"O1": (n1,), ...} for the one row
     grads: dict | None = None  # {"W1": (n0, n1), ...}
     loss: float | None = None
     y: np.ndarray | None = None
+    raw_x: np.ndarray | None = None  # the row as given, when x is its standardisation
+    features: list | None = None  # input names, from a model file
+    classes: list | None = None  # output names, from a model file
 
 
 def check_size(spec) -> None:
@@ -47,11 +80,19 @@ def check_size(spec) -> None:
                         "shape (e.g. fewer nodes per layer)")
 
 
-def compute(trainer, params: dict, x: np.ndarray | None, y: np.ndarray | None) -> Values:
-    """Node values and gradients for one row, from the generated trainer."""
+def compute(trainer, params: dict, x: np.ndarray | None, y: np.ndarray | None, model=None) -> Values:
+    """Node values and gradients for one row, from the generated trainer.
+
+    With a ``model`` (:class:`~backprop.train.model.Model`) that was trained on standardised
+    features, ``x`` is the raw row and the network gets ``model.scale(x)``, as in training.
+    """
     v = Values(params=params)
+    if model is not None:
+        v.features, v.classes = model.features, model.classes
     if x is None:
         return v
+    if model is not None and model.standardised:
+        v.raw_x, x = x, model.scale(x)
     X = x.reshape(1, -1)
     v.x = x
     nodes = trainer.nodes(params, X)
@@ -64,103 +105,378 @@ def compute(trainer, params: dict, x: np.ndarray | None, y: np.ndarray | None) -
     return v
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.3g}".replace("-", "−")
+def number(value: float, digits: int = 3) -> str:
+    """A plain decimal with ``digits`` significant digits, never e-notation: 0.0123, −12.5,
+    29241 (integer digits are all kept).  Below 1e-9 in size it reads ≈0."""
+    v = float(value)
+    if not math.isfinite(v):
+        return str(v)
+    if v == 0:
+        return "0"
+    if abs(v) < 1e-9:
+        return "≈0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(v))))
+    text = f"{v:.{decimals}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text.replace("-", "−")
 
 
-def layout(widths) -> list[list[tuple[float, float]]]:
-    """(x, y) of every node, layer by layer, each column centred vertically."""
-    tallest = max(widths)
-    pos = []
-    for k, w in enumerate(widths):
-        top = (tallest - 1) / 2 + (w - 1) / 2
-        pos.append([(SPACING * k, top - j - (tallest - 1) / 2) for j in range(w)])
-    return pos
+SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def _sub(*idx: int) -> str:
+    """Subscript digits, comma-separated once one index has two digits (w¹₂,₁₀)."""
+    sep = "" if all(i < 10 for i in idx) else ","
+    return sep.join(map(str, idx)).translate(SUBSCRIPT)
+
+
+def weight_name(k: int, i: int, j: int) -> str:
+    """w^k_ij in Unicode super- and subscripts: plain text, so no mathtext parse (25 ms
+    each, which hundreds of table rows would add up to seconds)."""
+    return f"w{str(k).translate(SUPERSCRIPT)}{_sub(i, j)}"
+
+
+def node_name(k: int, j: int) -> str:
+    return f"x{_sub(j)}" if k == 0 else f"O{_sub(k, j)}"
+
+
+def bias_name(k: int, j: int) -> str:
+    return f"b{_sub(k, j)}"
+
+
+@dataclass
+class Geometry:
+    """Where everything goes, in inches (the diagram's data units are inches)."""
+
+    layer_gap: float
+    node_gap: float
+    radius: float
+    xlim: tuple
+    ylim: tuple
+    pos: list  # pos[k][j] = (x, y) of node j+1 of layer k
+
+
+def geometry(widths) -> Geometry:
+    """Node positions: columns ``layer_gap`` apart, each centred; room around for labels."""
+    tallest, gaps = max(widths), len(widths) - 1
+    node_gap = min(NODE_GAP[0], max(NODE_GAP[1], COLUMN_HEIGHT / tallest))
+    radius = min(0.24, 0.36 * node_gap)
+    layer_gap = max(LAYER_GAP, (MIN_WIDTH - 2.6) / gaps)
+    if gaps * layer_gap > MAX_WIDTH:
+        layer_gap = max(1.4, MAX_WIDTH / gaps)
+    pos = [[(layer_gap * k, node_gap * ((w - 1) / 2 - j)) for j in range(w)]
+           for k, w in enumerate(widths)]
+    half = node_gap * (tallest - 1) / 2
+    return Geometry(layer_gap, node_gap, radius, (-1.2, gaps * layer_gap + 1.4),
+                    (-half - 0.9, half + 0.75), pos)
+
+
+class Placer:
+    """Boxes taken so far (display pixels); a label goes to the first candidate that is free."""
+
+    def __init__(self, fig, ax):
+        self.renderer = fig.canvas.get_renderer()
+        self.ax = ax
+        self.taken = np.empty((0, 4))
+        self.frame = ax.get_window_extent(self.renderer)
+        self.lines = None  # (x, y, edge) samples of the edges a label must not cover, or None
+
+    def box(self, artist) -> np.ndarray:
+        e = artist.get_window_extent(self.renderer)
+        return np.array([e.x0 - PAD, e.y0 - PAD, e.x1 + PAD, e.y1 + PAD])
+
+    def take(self, box) -> None:
+        self.taken = np.vstack([self.taken, box])
+
+    def free(self, box) -> bool:
+        f = self.frame
+        if box[0] < f.x0 or box[1] < f.y0 or box[2] > f.x1 or box[3] > f.y1:
+            return False
+        t = self.taken
+        return not np.any((t[:, 0] < box[2]) & (box[0] < t[:, 2]) & (t[:, 1] < box[3]) & (box[1] < t[:, 3]))
+
+    def along(self, artist, points, own: int) -> bool:
+        """Centre ``artist`` (the label of edge ``own``) on the first free point (data
+        coordinates); with :attr:`lines` set, free also means no other edge under it."""
+        artist.set_position(points[0])
+        first = self.box(artist)
+        origin = self.ax.transData.transform(points[0])
+        for p in points:
+            dx, dy = self.ax.transData.transform(p) - origin
+            box = first + [dx, dy, dx, dy]
+            if self.free(box) and not self._covers_an_edge(box, own):
+                artist.set_position(p)
+                self.take(box)
+                return True
+        return False
+
+    def _covers_an_edge(self, box, own: int) -> bool:
+        if self.lines is None:
+            return False
+        x, y, n = self.lines.T
+        return bool(np.any((n != own) & (x > box[0]) & (x < box[2]) & (y > box[1]) & (y < box[3])))
+
+    def around(self, artist, centre, radius) -> bool:
+        """Put ``artist`` beside the node at ``centre``, trying the spots of AROUND in order."""
+        for dx, dy, ha, va in AROUND:
+            artist.set_position((centre[0] + dx * radius, centre[1] + dy * radius))
+            artist.set_ha(ha)
+            artist.set_va(va)
+            box = self.box(artist)
+            if self.free(box):
+                self.take(box)
+                return True
+        return False
+
+
+def _edges(spec):
+    """(k, i, j) of every edge, 1-based as in w^k_ij, layer by layer."""
+    return [(k, i, j) for k in range(1, len(spec.layers))
+            for i in range(1, spec.layers[k - 1] + 1) for j in range(1, spec.layers[k] + 1)]
+
+
+def _edge_cells(values: Values, k: int, i: int, j: int) -> list[str]:
+    """[name, weight, ∂L/∂w] of one edge, "" where not known."""
+    w = number(values.params[f"W{k}"][i - 1, j - 1]) if values.params is not None else ""
+    g = number(values.grads[f"W{k}"][i - 1, j - 1]) if values.grads is not None else ""
+    return [weight_name(k, i, j), w, g]
+
+
+def _node_rows(spec, values: Values) -> list[tuple[tuple[int, int], list[str], list[list[str]]]]:
+    """Per node with something to say: ((k, j), its label's lines, its table rows).
+
+    The label holds the node's name from the model file, its value, its bias with ∂L/∂b and,
+    at the output, the target y; the table rows are [name, value, gradient]."""
+    out = []
+    last = len(spec.layers) - 1
+    for k, width in enumerate(spec.layers):
+        for j in range(1, width + 1):
+            lines, rows = [], []
+            name = None
+            if k == 0 and values.features:
+                name = values.features[j - 1]
+            if k == last and values.classes and len(values.classes) == width:
+                name = values.classes[j - 1]
+            if name:
+                lines.append(name)
+            value = None
+            if k == 0 and values.x is not None:
+                value = number(values.x[j - 1])
+                if values.raw_x is not None:
+                    value = f"{number(values.raw_x[j - 1])} → {value}"
+            elif k and values.nodes is not None:
+                value = number(values.nodes[f"O{k}"][j - 1])
+            if value is not None:
+                lines.append(f"= {value}")
+            if value is not None or name:
+                rows.append([node_name(k, j) + (f" ({name})" if name else ""), value or "", ""])
+            if k and spec.bias and values.params is not None:
+                b = number(values.params[f"b{k}"][j - 1])
+                db = number(values.grads[f"b{k}"][j - 1]) if values.grads is not None else ""
+                lines.append(f"{bias_name(k, j)} = {b}" + (f", ∂L/∂b = {db}" if db else ""))
+                rows.append([bias_name(k, j), b, db])
+            if k == last and values.y is not None:
+                y = number(values.y[j - 1])
+                lines.append(f"y = {y}")
+                rows.append([f"y{_sub(j)}", y, ""])
+            if lines:
+                out.append(((k, j), lines, rows))
+    return out
+
+
+def figure(spec, values: Values, title: str = ""):
+    """The diagram as a matplotlib Figure (texts placed, none overlapping); :func:`draw` writes it."""
+    check_size(spec)
+    Figure, Canvas = plots.require_matplotlib()
+    from matplotlib.patches import Circle
+    g = geometry(spec.layers)
+    dw, dh = g.xlim[1] - g.xlim[0], g.ylim[1] - g.ylim[0]
+    fig = Figure(figsize=(dw + 0.4, dh + 1.0), dpi=DPI)
+    Canvas(fig)
+    ax = fig.add_axes((0.2 / (dw + 0.4), 0.2 / (dh + 1.0), dw / (dw + 0.4), dh / (dh + 1.0)))
+    ax.set_axis_off()
+    ax.set_xlim(*g.xlim)
+    ax.set_ylim(*g.ylim)
+    placer = Placer(fig, ax)
+    last = len(spec.layers) - 1
+    W = values.params
+    wmax = max((float(np.abs(W[key]).max()) for key in W if key.startswith("W")), default=1.0) if W else 1.0
+    wmax = wmax or 1.0
+    r = g.radius
+
+    for k, i, j in _edges(spec):
+        (x0, y0), (x1, y1) = g.pos[k - 1][i - 1], g.pos[k][j - 1]
+        colour, lw = PLAIN, 1.0
+        if W is not None:
+            w = float(W[f"W{k}"][i - 1, j - 1])
+            colour, lw = (POSITIVE if w >= 0 else NEGATIVE), 0.6 + 2.6 * abs(w) / wmax
+        ax.plot([x0 + r, x1 - r], [y0, y1], color=colour, lw=lw, alpha=0.7, zorder=1)
+
+    font = 11 if r >= 0.2 else 8
+    top = max(column[0][1] for column in g.pos)
+    for k, column in enumerate(g.pos):
+        face = "#E8F1FA" if k == 0 else ("#FCEBDD" if k == last else "#EAF6EF")
+        for j, (x, y) in enumerate(column, start=1):
+            ax.add_patch(Circle((x, y), r, facecolor=face, edgecolor="#333333", lw=1.2, zorder=4))
+            ax.text(x, y, node_name(k, j), ha="center", va="center", fontsize=font, zorder=5,
+                    parse_math=False)
+            cx, cy = ax.transData.transform((x, y))
+            ex = r * DPI + PAD
+            placer.take(np.array([cx - ex, cy - ex, cx + ex, cy + ex]))
+        label = "inputs" if k == 0 else f"layer {k}: {spec.activations[k - 1]}"
+        head = ax.text(column[0][0], top + r + 0.3, label, ha="center",
+                       va="bottom", fontsize=9, color="#444444", parse_math=False)
+        placer.take(placer.box(head))
+
+    # node labels first: they are fewer and matter more; all beside their nodes, or all in the table
+    node_rows = _node_rows(spec, values)
+    node_texts = [ax.text(0, 0, "\n".join(lines), fontsize=LABEL_FONT, zorder=6, linespacing=1.3, parse_math=False,
+                          bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.9))
+                  for _, lines, _ in node_rows]
+    saved = placer.taken.copy()
+    table_rows = []
+    if not all(placer.around(t, g.pos[k][j - 1], r) for ((k, j), _, _), t in zip(node_rows, node_texts)):
+        placer.taken = saved
+        for t in node_texts:
+            t.remove()
+        table_rows = [row for _, _, rows in node_rows for row in rows]
+    edge_rows = _edge_label_rows(ax, placer, spec, values, g)
+    heading = title or spec.describe()
+    if values.raw_x is not None:
+        heading += "\n--x standardised with the model file's mean and std: the network sees (x − mean) / std"
+    if values.loss is not None:
+        heading += f"\nloss L = {number(values.loss)} ({spec.loss})"
+    if W is not None:
+        heading += "\nedges: blue w ≥ 0, orange w < 0, thicker for larger |w|"
+        if values.grads is not None and not edge_rows:
+            heading += "; each edge's second line is ∂L/∂w"
+    if edge_rows is None:
+        heading += (f"\n{len(_edges(spec))} edges, too many to name: w^k_ij joins node i of "
+                    "layer k−1 to node j of layer k")
+    rows = [[key, *cells] for key, cells in (edge_rows or [])] + [["", *row] for row in table_rows]
+    header = ["#", "name", "value", "∂L/∂·"]
+    used = [c for c in range(len(header)) if any(row[c] for row in rows)]
+    header = [header[c] for c in used]
+    rows = [[row[c] for c in used] for row in rows]
+    _layout(fig, ax, (dw, dh), heading, header, rows)
+    return fig
+
+
+def _edge_label_rows(ax, placer, spec, values: Values, g: Geometry):
+    """Label the edges, trying in turn: full labels clear of other edges, full labels anywhere
+    on their edge, then (with values to tabulate) numbers keying the table's rows.
+
+    Returns [] when the full labels are on the diagram; else the table's rows as (key, cells),
+    the key "" when even the numbers do not fit; None when there are no values and the
+    names do not fit (nothing to tabulate)."""
+    edges = _edges(spec)
+    texts, saved = [], placer.taken.copy()
+    ends = []
+    for k, i, j in edges:
+        (x0, y0), (x1, y1) = g.pos[k - 1][i - 1], g.pos[k][j - 1]
+        ends.append(((x0 + g.radius, y0), (x1 - g.radius, y1)))
+
+    def attempt(labels, clear_of_edges=False) -> bool:
+        placer.taken = saved.copy()
+        for t in texts:
+            t.remove()
+        texts.clear()
+        placer.lines = _samples(ax, ends) if clear_of_edges else None
+        for n, ((a, b), label) in enumerate(zip(ends, labels)):
+            t = ax.text(0, 0, label, fontsize=LABEL_FONT, ha="center", va="center", zorder=3,
+                        linespacing=1.3, parse_math=False,
+                        bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
+            texts.append(t)
+            points = [(a[0] + u * (b[0] - a[0]), a[1] + u * (b[1] - a[1])) for u in ALONG]
+            if not placer.along(t, points, own=n):
+                return False
+        return True
+
+    full = []
+    for k, i, j in edges:
+        name, w, grad = _edge_cells(values, k, i, j)
+        full.append(name + (f" = {w}" if w else "") + (f"\n∂L/∂w = {grad}" if grad else ""))
+    if (len(edges) <= CLEAR_OF_EDGES and attempt(full, clear_of_edges=True)) or attempt(full):
+        return []
+    keyed = values.params is not None and attempt([str(n) for n in range(1, len(edges) + 1)])
+    if not keyed:
+        attempt([])
+    if values.params is None:
+        return None
+    return [(str(n) if keyed else "", _edge_cells(values, *e)) for n, e in enumerate(edges, start=1)]
+
+
+def _samples(ax, ends) -> np.ndarray:
+    """Points every few pixels along every edge, in display pixels, with the edge's index:
+    rows (x, y, index)."""
+    rows = []
+    for n, (a, b) in enumerate(ends):
+        (xa, ya), (xb, yb) = ax.transData.transform([a, b])
+        count = max(2, int(math.hypot(xb - xa, yb - ya) / 3))
+        u = np.linspace(0, 1, count)
+        rows.append(np.column_stack([xa + u * (xb - xa), ya + u * (yb - ya), np.full(count, n)]))
+    return np.vstack(rows)
+
+
+def _layout(fig, ax, size, heading, header, rows) -> None:
+    """Size the figure: the heading on top, the diagram below it, the table (if any) to its
+    right.  The diagram keeps its size in inches, so its placed labels keep their spacing."""
+    dw, dh = size
+    renderer = fig.canvas.get_renderer()
+    head = fig.text(0.5, 1.0, heading, ha="center", va="top", fontsize=9, parse_math=False)
+    hb = head.get_window_extent(renderer)
+    head_h, head_w = hb.height / DPI + 0.3, hb.width / DPI + 0.4
+    tw = th = 0.0
+    tab = None
+    if rows:
+        tab = fig.add_axes((0, 0, 0.1, 0.1))
+        tab.set_axis_off()
+        tw, th = _table(tab, renderer, header, rows, dh)
+    width = max(0.2 + dw + (0.3 + tw if tab else 0) + 0.2, head_w)
+    body = max(dh, th)
+    height = 0.2 + body + head_h
+    fig.set_size_inches(width, height)
+    left = (width - (dw + (0.3 + tw if tab else 0))) / 2
+    ax.set_position((left / width, (0.2 + body - dh) / height, dw / width, dh / height))
+    if tab is not None:
+        tab.set_position(((left + dw + 0.3) / width, (0.2 + body - th) / height, tw / width, th / height))
+    head.set_position((0.5, 1 - 0.15 / height))
+
+
+def _table(tab, renderer, header, rows, height_in) -> tuple[float, float]:
+    """Write ``rows`` under ``header`` in columns of at most TABLE_ROWS rows (fewer if the
+    diagram is short), each cell its own measured text; returns the table's (width, height)
+    in inches.  The axes' data units are pixels, so positions are exact."""
+    cells = [[tab.text(0, 0, c, fontsize=TABLE_FONT, ha="left", va="baseline", parse_math=False, fontweight="bold")
+              for c in header]]
+    cells += [[tab.text(0, 0, c, fontsize=TABLE_FONT, ha="left", va="baseline", parse_math=False) for c in row] for row in rows]
+    ext = [[c.get_window_extent(renderer) for c in line] for line in cells]
+    row_h = max(e.height for line in ext for e in line) + 4
+    per = max(8, min(TABLE_ROWS, int(height_in * DPI / row_h) - 1))
+    ncols = len(header)
+    widths = [max(ext[n][c].width for n in range(len(cells))) + 12 for c in range(ncols)]
+    chunk_w = sum(widths) + 18
+    chunks = math.ceil(len(rows) / per)
+    total_w, total_h = chunks * chunk_w, (min(per, len(rows)) + 1) * row_h + 4
+    for n, line in enumerate(cells[1:]):
+        chunk, at = divmod(n, per)
+        x = chunk * chunk_w
+        for c, text in enumerate(line):
+            text.set_position((x + sum(widths[:c]), total_h - (at + 2) * row_h + 4))
+    for chunk in range(chunks):
+        x = chunk * chunk_w
+        for c, text in enumerate(cells[0] if chunk == 0 else
+                                 [tab.text(0, 0, h, fontsize=TABLE_FONT, ha="left", va="baseline", parse_math=False,
+                                           fontweight="bold") for h in header]):
+            text.set_position((x + sum(widths[:c]), total_h - row_h + 4))
+    tab.set_xlim(0, total_w)
+    tab.set_ylim(0, total_h)
+    return total_w / DPI, total_h / DPI
 
 
 def draw(spec, values: Values, path, fmt: str = "png", force: bool = False, title: str = ""):
     """Draw the network and write it to ``path`` (png, svg or pdf), atomically."""
-    check_size(spec)
-    last = len(spec.layers) - 1
-    tallest = max(spec.layers)
-    xlim = (-0.7, SPACING * last + 1.0)
-    ylim = (-(tallest - 1) / 2 - 0.85, (tallest - 1) / 2 + 0.75)
-    scale = min(1.1, 13 / (xlim[1] - xlim[0]), 11 / (ylim[1] - ylim[0]))
-    fig, axes = plots.new_figure(scale * (xlim[1] - xlim[0]), scale * (ylim[1] - ylim[0]) + 0.7)
-    ax = axes[0][0]
-    ax.set_axis_off()
-    pos = layout(spec.layers)
-    n_edges = sum(a * b for a, b in zip(spec.layers, spec.layers[1:]))
-    label_edges = n_edges <= MAX_LABELLED_EDGES
-    W = values.params
-    wmax = max((float(np.abs(W[k]).max()) for k in W if k.startswith("W")), default=1.0) if W else 1.0
-    wmax = wmax or 1.0
-    radius = 0.2
-
-    for k in range(1, len(spec.layers)):
-        for i, (x0, y0) in enumerate(pos[k - 1]):
-            for j, (x1, y1) in enumerate(pos[k]):
-                colour, lw = "#888888", 1.0
-                if W is not None:
-                    w = float(W[f"W{k}"][i, j])
-                    colour = "#0072B2" if w >= 0 else "#D55E00"
-                    lw = 0.6 + 2.6 * abs(w) / wmax
-                ax.plot([x0 + radius, x1 - radius], [y0, y1], color=colour, lw=lw, alpha=0.7,
-                        zorder=1)
-                if label_edges:
-                    # straight edges labelled mid-way, falling ones near their source,
-                    # rising ones near their end: crossing edges keep their labels apart
-                    t = 0.5 if i == j else (0.3 if j > i else 0.6)
-                    lx, ly = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
-                    text = f"$w^{{{k}}}_{{{i + 1}{j + 1}}}$"
-                    if W is not None:
-                        text += f"={_fmt(W[f'W{k}'][i, j])}"
-                    if values.grads is not None:
-                        text += f"\n∂L/∂w={_fmt(values.grads[f'W{k}'][i, j])}"
-                    ax.text(lx, ly, text, fontsize=7, ha="center", va="center", zorder=3,
-                            bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
-
-    for k, column in enumerate(pos):
-        for j, (x, y) in enumerate(column):
-            inputs = k == 0
-            face = "#E8F1FA" if inputs else ("#FCEBDD" if k == last else "#EAF6EF")
-            ax.add_patch(_circle(fig, (x, y), radius, face))
-            name = f"$x_{{{j + 1}}}$" if inputs else f"$O_{{{k}{j + 1}}}$"
-            ax.text(x, y, name, ha="center", va="center", fontsize=10, zorder=5)
-            below = []
-            if inputs and values.x is not None:
-                below.append(f"= {_fmt(values.x[j])}")
-            if not inputs and values.nodes is not None:
-                below.append(f"= {_fmt(values.nodes[f'O{k}'][j])}")
-            if not inputs and spec.bias:
-                b = f"$b_{{{k}{j + 1}}}$"
-                if W is not None:
-                    b += f"={_fmt(W[f'b{k}'][j])}"
-                if values.grads is not None:
-                    b += f", ∂L/∂b={_fmt(values.grads[f'b{k}'][j])}"
-                below.append(b)
-            if below:
-                ax.text(x, y - radius - 0.06, "\n".join(below), ha="center", va="top",
-                        fontsize=7, zorder=5)
-        label = "inputs" if k == 0 else f"layer {k}: {spec.activations[k - 1]}"
-        ax.text(column[0][0], (tallest - 1) / 2 + radius + 0.25, label, ha="center", fontsize=9,
-                color="#444444")
-    if values.y is not None:
-        for j, (x, y) in enumerate(pos[-1]):
-            ax.text(x + radius + 0.08, y, f"y={_fmt(values.y[j])}", ha="left", va="center",
-                    fontsize=8)
-    heading = title or spec.describe()
-    if values.loss is not None:
-        heading += f"\nloss L = {_fmt(values.loss)} ({spec.loss})"
-    if not label_edges:
-        heading += f"\n({n_edges} edges: labels left out; blue w ≥ 0, orange w < 0)"
-    ax.set_title(heading, fontsize=9)
-    ax.set_xlim(*xlim)
-    ax.set_ylim(*ylim)
-    ax.set_aspect("equal", adjustable="box")
+    fig = figure(spec, values, title)
     return files.write(path, files.figure_bytes(fig, fmt), force=force)
-
-
-def _circle(fig, centre, radius, face):
-    from matplotlib.patches import Circle
-    return Circle(centre, radius, facecolor=face, edgecolor="#333333", lw=1.2, zorder=4)

@@ -1,16 +1,20 @@
 """Draw the network as the notes do: inputs x_i, nodes O_kj, edges w^k_ij, biases b_kj.
 
 Without parameters the diagram shows the names only.  With --params (a `train
---params-out` or `step` JSON file) every edge shows its weight, coloured by sign and drawn
-thicker when larger.  With one data row (--x, and --y for the gradients) every node shows
+--params-out` model file, or a `step` JSON file) every edge shows its weight, coloured by
+sign and drawn thicker when larger.  A model file names its own network (no network flags
+needed) and, when it was trained with --standardise, its mean and std are applied to --x
+as in training (the title says so).  With one data row (--x, and --y for the gradients) every node shows
 its value and every weight and bias its ∂L/∂w, computed by the spec's generated trainer:
 one step of backprop on the picture.  Without --params, --x uses the notes' starting point
-(all weights 1, biases 0) unless --init says otherwise.  Up to 40 nodes.
+(all weights 1, biases 0) unless --init says otherwise.  Up to 40 nodes; no two labels
+overlap: those that do not fit on the diagram go to a table beside it.
 
 examples:
   backprop draw -o net.png                                   # the notes' 2-2-1 network
   backprop draw --x 80,8 --y 5 -o step.png                   # first student, w = 1, b = 0
   backprop draw --spec net.toml --params p.json --x 80,8 --y 5 -o net.png
+  backprop draw --params iris.json --x 5.1,3.5,1.4,0.2 --y 1,0,0 -o iris.png   # a model file
   backprop draw --layers 5-4-3-2-1 --activations sigmoid -o deep.svg
 """
 from __future__ import annotations
@@ -20,8 +24,10 @@ import numpy as np
 from backprop.derive.errors import UserError
 from backprop.train import draw, files, runner
 
+from backprop.derive.spec import NOTES_2_2_1, Spec
+from backprop.train.model import load_model
+
 from ..common import add_spec_arguments, nonnegative_int, spec_from_args
-from ..params import load_params
 
 NAME = "draw"
 HELP = "draw the network (nodes O_kj, edges w^k_ij), with values and gradients of one row"
@@ -30,7 +36,8 @@ ORDER = 46
 
 def add_arguments(parser) -> None:
     add_spec_arguments(parser)
-    parser.add_argument("--params", metavar="JSON", help="parameters to write on the edges")
+    parser.add_argument("--params", metavar="JSON", help="parameters to write on the edges: a model "
+                        "file (its network and standardisation are used) or a plain params file")
     parser.add_argument("--init", choices=list(runner.INIT_SCHEMES), default=None,
                         help="parameters when --params is not given (with --x: default ones)")
     parser.add_argument("--seed", type=nonnegative_int, help="seed for --init")
@@ -53,25 +60,43 @@ def _vector(text: str, n: int, flag: str) -> np.ndarray:
     return values
 
 
+def _network_flags(args) -> bool:
+    return bool(args.spec or args.layers or args.activations or args.loss or args.no_bias)
+
+
+def _model(args):
+    """The --params file as a Model: checked against the network flags when given; else its
+    own spec, or the notes' 2-2-1 for an old plain params file (which names no network)."""
+    if _network_flags(args):
+        return load_model(args.params, spec_from_args(args))
+    try:
+        return load_model(args.params, None)
+    except UserError as exc:
+        if "holds parameters only" not in str(exc):  # load_model's words for a plain file
+            raise
+        return load_model(args.params, Spec(**NOTES_2_2_1))
+
+
 def run(args) -> int:
     fmt = files.image_format(args.output)
     files.preflight([args.output], force=args.force)
     from backprop.train.plots import require_matplotlib
     require_matplotlib()
-    spec = spec_from_args(args)
+    model = _model(args) if args.params else None
+    spec = model.spec if model is not None else spec_from_args(args)
     draw.check_size(spec)
     if args.y is not None and args.x is None:
         raise UserError("--y needs the row's inputs too: give --x")
     x = _vector(args.x, spec.n_inputs, "--x") if args.x is not None else None
     y = _vector(args.y, spec.n_outputs, "--y") if args.y is not None else None
     values = draw.Values()
-    if args.params or args.init or x is not None:
+    if model is not None or args.init or x is not None:
         trainer = runner.load_trainer(spec)
-        if args.params:
-            params = load_params(args.params, spec)
+        if model is not None:
+            params = model.params
         else:
             params = runner.init_params(trainer, args.init or "ones", seed=args.seed)
-        values = draw.compute(trainer, params, x, y)
+        values = draw.compute(trainer, params, x, y, model=model)
     written = draw.draw(spec, values, args.output, fmt=fmt, force=args.force)
     print(f"wrote {written}")
     return 0
