@@ -734,7 +734,7 @@ def _cells(path, place, header, row, numeric, targets):
             where = f"{_where(path, *place)}, column {header[i]!r}"
             if not cell:
                 raise ValueError(f"{where}: empty cell; fill it in or drop the row") from None
-            fix = ("class labels need a classifier (loss bce or cce)" if i in targets
+            fix = ("for class labels generate a classifier (loss bce or cce)" if i in targets
                    else "or leave the column out of the table")
             raise ValueError(f"{where}: {cell!r} is not a number; fix the cell, {fix}") from None
 
