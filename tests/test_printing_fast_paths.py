@@ -123,3 +123,21 @@ def test_delta_rows_filled_per_layer_print_what_each_node_prints(layers, acts, l
         assert [rows.row(j) for j in range(1, d.spec.layers[rows.k] + 1)] == \
             [report._delta_row(d, rows.k, j, styles) for j in range(1, d.spec.layers[rows.k] + 1)]
         assert (rows.parts is not None) == (d.spec.layers[rows.k] >= 3 and d.net.activation(rows.k).elementwise)
+
+
+@pytest.mark.parametrize("layers, acts, loss", TEMPLATED + [("3-12-4-2", "leaky_relu,relu,sigmoid", "bce"),
+                                                        ("2-3-12", "step,tanh", "mse")])
+def test_forward_lines_filled_per_layer_print_what_each_node_prints(layers, acts, loss):
+    """The forward pass filled from each layer's node 1 is byte for byte each node's own line,
+    and every element-wise layer of 3 nodes or more is filled (not printed node by node)."""
+    from backprop.derive import report
+
+    for bias in (True, False):
+        d = derive(make_spec(layers, acts, loss, bias=bias))
+        p, net = d.printer, d.net
+        assert list(report.forward_lines(d)) == [
+            (p.text(net.O(k, j)), p.text(net.definition(k, j)))
+            for k in range(1, net.depth + 1) for j in range(1, d.spec.layers[k] + 1)]
+        for k in range(1, net.depth + 1):
+            wide = d.spec.layers[k] >= 3 and net.activation(k).elementwise
+            assert (report._forward_template(d, k) is not None) == wide
