@@ -178,3 +178,49 @@ def test_large_file_loads_vectorised(tmp_path, monkeypatch):
     ds = load_csv(path, "y")
     np.testing.assert_allclose(ds.X, data[:, :2], atol=1e-6)
 
+
+
+# -- issue 13: reading test rows and new rows the training set's way ------------------------------
+
+LABELS = "x,kind\n1,b\n2,c\n3,b\n"
+
+
+def test_classes_given_fix_the_one_hot_order_even_when_a_class_is_absent(tmp_path):
+    ds = load_csv(write(tmp_path, LABELS), "kind", loss="cce", classes=["a", "b", "c"])
+    assert ds.classes == ["a", "b", "c"] and ds.label_column == "kind"
+    assert ds.target_columns == ["kind"]
+    np.testing.assert_array_equal(ds.Y, [[0, 1, 0], [0, 0, 1], [0, 1, 0]])
+    found = load_csv(write(tmp_path, LABELS), "kind", loss="cce")
+    assert found.classes == ["b", "c"] and found.Y.shape == (3, 2)
+
+
+def test_a_label_outside_the_classes_given_is_named(tmp_path):
+    with pytest.raises(UserError, match=r"data row 2, column 'kind': label 'c' is not one of the "
+                       r"training classes \(a, b\)"):
+        load_csv(write(tmp_path, LABELS), "kind", loss="cce", classes=["a", "b"])
+
+
+def test_bce_classes_given_keep_0_and_1(tmp_path):
+    ds = load_csv(write(tmp_path, "x,y\n1,1.0\n2,0\n"), "y", loss="bce", classes=["0", "1"])
+    assert ds.classes == ["0", "1"] and ds.Y[:, 0].tolist() == [1.0, 0.0]
+
+
+def test_load_features_reads_named_columns_only_and_needs_no_target(tmp_path):
+    from backprop.train.data import load_features, read_header
+    path = write(tmp_path, "id,b,note,a\n1,2,x,3\n4,5,y,6\n")
+    assert read_header(path) == ["id", "b", "note", "a"]
+    ds = load_features(path, ["a", "b"])
+    np.testing.assert_array_equal(ds.X, [[3, 2], [6, 5]])
+    assert ds.Y.shape == (2, 0) and ds.features == ["a", "b"]
+    with pytest.raises(UserError, match=r"no feature column 'c' \(from the model file\)"):
+        load_features(path, ["a", "c"], origin="the model file")
+    with pytest.raises(UserError, match=r"line 2 \(data row 1\), column 'a': 'inf' is not a finite"):
+        load_features(write(tmp_path, "a\ninf\n", "bad.csv"), ["a"])
+
+
+def test_apply_scaling_uses_the_statistics_given():
+    from backprop.train.data import from_arrays
+    train = from_arrays([[0.0], [2.0]], [0, 1]).standardise()
+    test = from_arrays([[4.0], [1.0]], [0, 1]).apply_scaling(train.mean, train.std)
+    np.testing.assert_array_equal(test.X, [[3.0], [0.0]])  # (x - 1) / 1
+    assert test.mean.tolist() == [1.0] and test.std.tolist() == [1.0]
