@@ -163,13 +163,13 @@ def geometry(widths) -> Geometry:
     tallest, gaps = max(widths), len(widths) - 1
     node_gap = min(NODE_GAP[0], max(NODE_GAP[1], COLUMN_HEIGHT / tallest))
     radius = min(0.24, 0.36 * node_gap)
-    layer_gap = max(LAYER_GAP, (MIN_WIDTH - 2.6) / gaps)
+    layer_gap = max(LAYER_GAP, (MIN_WIDTH - 3.1) / gaps)
     if gaps * layer_gap > MAX_WIDTH:
         layer_gap = max(1.4, MAX_WIDTH / gaps)
     pos = [[(layer_gap * k, node_gap * ((w - 1) / 2 - j)) for j in range(w)]
            for k, w in enumerate(widths)]
     half = node_gap * (tallest - 1) / 2
-    return Geometry(layer_gap, node_gap, radius, (-1.2, gaps * layer_gap + 1.4),
+    return Geometry(layer_gap, node_gap, radius, (-1.2, gaps * layer_gap + 1.9),
                     (-half - 0.9, half + 0.75), pos)
 
 
@@ -218,16 +218,18 @@ class Placer:
         x, y, n = self.lines.T
         return bool(np.any((n != own) & (x > box[0]) & (x < box[2]) & (y > box[1]) & (y < box[3])))
 
-    def around(self, artist, centre, radius) -> bool:
-        """Put ``artist`` beside the node at ``centre``, trying the spots of AROUND in order."""
-        for dx, dy, ha, va in AROUND:
-            artist.set_position((centre[0] + dx * radius, centre[1] + dy * radius))
-            artist.set_ha(ha)
-            artist.set_va(va)
-            box = self.box(artist)
-            if self.free(box):
-                self.take(box)
-                return True
+    def around(self, artist, centre, radius, over_edges: bool = False) -> bool:
+        """Put ``artist`` beside the node at ``centre`` at the first free spot of AROUND clear
+        of the edges (:attr:`lines`); failing that, with ``over_edges``, the first free one."""
+        for clear in (True, False) if over_edges else (True,):
+            for dx, dy, ha, va in AROUND:
+                artist.set_position((centre[0] + dx * radius, centre[1] + dy * radius))
+                artist.set_ha(ha)
+                artist.set_va(va)
+                box = self.box(artist)
+                if self.free(box) and not (clear and self._covers_an_edge(box, -1)):
+                    self.take(box)
+                    return True
         return False
 
 
@@ -272,7 +274,9 @@ def _node_rows(spec, values: Values) -> list[tuple[tuple[int, int], list[str], l
                 lines.append(f"= {value}")
             if value is not None or name:
                 rows.append([node_name(k, j) + (f" ({name})" if name else ""), value or "", ""])
-            if k and spec.bias and values.params is not None:
+            if k and spec.bias and values.params is None:
+                lines.append(bias_name(k, j))  # the diagram of names names the biases too
+            elif k and spec.bias:
                 b = number(values.params[f"b{k}"][j - 1])
                 db = number(values.grads[f"b{k}"][j - 1]) if values.grads is not None else ""
                 lines.append(f"{bias_name(k, j)} = {b}" + (f", ∂L/∂b = {db}" if db else ""))
@@ -330,19 +334,13 @@ def figure(spec, values: Values, title: str = ""):
                        va="bottom", fontsize=9, color="#444444", parse_math=False)
         placer.take(placer.box(head))
 
-    # node labels first: they are fewer and matter more; all beside their nodes, or all in the table
+    ends = [((x0 + r, y0), (x1 - r, y1)) for k, i, j in _edges(spec)
+            for (x0, y0), (x1, y1) in [(g.pos[k - 1][i - 1], g.pos[k][j - 1])]]
     node_rows = _node_rows(spec, values)
-    node_texts = [ax.text(0, 0, "\n".join(lines), fontsize=LABEL_FONT, zorder=6, linespacing=1.3, parse_math=False,
-                          bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.9))
-                  for _, lines, _ in node_rows]
-    saved = placer.taken.copy()
-    table_rows = []
-    if not all(placer.around(t, g.pos[k][j - 1], r) for ((k, j), _, _), t in zip(node_rows, node_texts)):
-        placer.taken = saved
-        for t in node_texts:
-            t.remove()
-        table_rows = [row for _, _, rows in node_rows for row in rows]
-    edge_rows = _edge_label_rows(ax, placer, spec, values, g)
+    table_rows = _node_labels(ax, placer, node_rows, g, ends)
+    if W is None:
+        table_rows = []  # names alone: nothing a table would add
+    edge_rows = _edge_label_rows(ax, placer, spec, values, ends)
     heading = title or spec.describe()
     if values.raw_x is not None:
         heading += "\n--x standardised with the model file's mean and std: the network sees (x − mean) / std"
@@ -364,7 +362,27 @@ def figure(spec, values: Values, title: str = ""):
     return fig
 
 
-def _edge_label_rows(ax, placer, spec, values: Values, g: Geometry):
+def _node_labels(ax, placer, node_rows, g: Geometry, ends) -> list[list[str]]:
+    """Write each node's label beside it, clear of the edges (on a small diagram, over them
+    if need be); when they do not all fit, none is written and their table rows are returned.
+    Node labels go first: they are fewer than edge labels and say more."""
+    texts = [ax.text(0, 0, "\n".join(lines), fontsize=LABEL_FONT, zorder=6, linespacing=1.3,
+                     parse_math=False, bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none",
+                                                 alpha=0.9))
+             for _, lines, _ in node_rows]
+    saved = placer.taken.copy()
+    placer.lines = _samples(ax, ends)
+    over = len(ends) <= CLEAR_OF_EDGES
+    if all(placer.around(t, g.pos[k][j - 1], g.radius, over) for ((k, j), _, _), t in zip(node_rows, texts)):
+        placer.lines = None
+        return []
+    placer.taken, placer.lines = saved, None
+    for t in texts:
+        t.remove()
+    return [row for _, _, rows in node_rows for row in rows]
+
+
+def _edge_label_rows(ax, placer, spec, values: Values, ends):
     """Label the edges, trying in turn: full labels clear of other edges, full labels anywhere
     on their edge, then (with values to tabulate) numbers keying the table's rows.
 
@@ -373,10 +391,6 @@ def _edge_label_rows(ax, placer, spec, values: Values, g: Geometry):
     names do not fit (nothing to tabulate)."""
     edges = _edges(spec)
     texts, saved = [], placer.taken.copy()
-    ends = []
-    for k, i, j in edges:
-        (x0, y0), (x1, y1) = g.pos[k - 1][i - 1], g.pos[k][j - 1]
-        ends.append(((x0 + g.radius, y0), (x1 - g.radius, y1)))
 
     def attempt(labels, clear_of_edges=False) -> bool:
         placer.taken = saved.copy()
