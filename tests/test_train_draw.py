@@ -176,7 +176,8 @@ def test_every_weight_and_gradient_is_shown_on_its_edge_or_in_the_table(figures)
             for i in range(spec.layers[k - 1]):
                 for j in range(spec.layers[k]):
                     w, g = shown[draw.weight_name(k, i + 1, j + 1)]
-                    assert float(w.replace("−", "-")) == pytest.approx(values.params[f"W{k}"][i, j], rel=5e-3, abs=1e-12)
+                    assert float(w.replace("−", "-")) == pytest.approx(
+                        values.params[f"W{k}"][i, j], rel=5e-3, abs=1e-12)
                     assert float(g.replace("−", "-").replace("≈", "")) == pytest.approx(
                         values.grads[f"W{k}"][i, j], rel=5e-3, abs=1e-9)
 
@@ -240,7 +241,8 @@ def test_model_file_standardises_x_and_names_the_network(cli, tmp_path, monkeypa
     heading = next(t for t in texts if t.startswith("4-3-2 network"))
     assert "standardised with the model file's mean and std" in heading
     assert any("5.1 → −0.875" in t for t in texts)  # raw and standardised input, (5.1 − 5.8) / 0.8
-    assert any(t.startswith("setosa") for t in texts) and any(t.startswith("sepal_length") for t in texts)
+    assert any(t.startswith("setosa") for t in texts)  # the model's names on their nodes
+    assert any(t.startswith("sepal_length") for t in texts)
 
 
 def test_model_file_with_other_network_flags_is_refused(cli, tmp_path):

@@ -195,7 +195,8 @@ class Placer:
         if box[0] < f.x0 or box[1] < f.y0 or box[2] > f.x1 or box[3] > f.y1:
             return False
         t = self.taken
-        return not np.any((t[:, 0] < box[2]) & (box[0] < t[:, 2]) & (t[:, 1] < box[3]) & (box[1] < t[:, 3]))
+        return not np.any((t[:, 0] < box[2]) & (box[0] < t[:, 2]) &
+                          (t[:, 1] < box[3]) & (box[1] < t[:, 3]))
 
     def along(self, artist, points, own: int) -> bool:
         """Centre ``artist`` (the label of edge ``own``) on the first free point (data
@@ -306,7 +307,7 @@ def figure(spec, values: Values, title: str = ""):
     placer = Placer(fig, ax)
     last = len(spec.layers) - 1
     W = values.params
-    wmax = max((float(np.abs(W[key]).max()) for key in W if key.startswith("W")), default=1.0) if W else 1.0
+    wmax = max((float(np.abs(W[key]).max()) for key in W if key.startswith("W")), default=0) if W else 0
     wmax = wmax or 1.0
     r = g.radius
 
@@ -343,7 +344,8 @@ def figure(spec, values: Values, title: str = ""):
     edge_rows = _edge_label_rows(ax, placer, spec, values, ends)
     heading = title or spec.describe()
     if values.raw_x is not None:
-        heading += "\n--x standardised with the model file's mean and std: the network sees (x − mean) / std"
+        heading += ("\n--x standardised with the model file's mean and std: "
+                    "the network sees (x − mean) / std")
     if values.loss is not None:
         heading += f"\nloss L = {number(values.loss)} ({spec.loss})"
     if W is not None:
@@ -373,7 +375,8 @@ def _node_labels(ax, placer, node_rows, g: Geometry, ends) -> list[list[str]]:
     saved = placer.taken.copy()
     placer.lines = _samples(ax, ends)
     over = len(ends) <= CLEAR_OF_EDGES
-    if all(placer.around(t, g.pos[k][j - 1], g.radius, over) for ((k, j), _, _), t in zip(node_rows, texts)):
+    if all(placer.around(t, g.pos[k][j - 1], g.radius, over)
+           for ((k, j), _, _), t in zip(node_rows, texts)):
         placer.lines = None
         return []
     placer.taken, placer.lines = saved, None
@@ -455,7 +458,8 @@ def _layout(fig, ax, size, heading, header, rows) -> None:
     left = (width - (dw + (0.3 + tw if tab else 0))) / 2
     ax.set_position((left / width, (0.2 + body - dh) / height, dw / width, dh / height))
     if tab is not None:
-        tab.set_position(((left + dw + 0.3) / width, (0.2 + body - th) / height, tw / width, th / height))
+        tab.set_position(((left + dw + 0.3) / width, (0.2 + body - th) / height,
+                          tw / width, th / height))
     head.set_position((0.5, 1 - 0.15 / height))
 
 
@@ -463,28 +467,26 @@ def _table(tab, renderer, header, rows, height_in) -> tuple[float, float]:
     """Write ``rows`` under ``header`` in columns of at most TABLE_ROWS rows (fewer if the
     diagram is short), each cell its own measured text; returns the table's (width, height)
     in inches.  The axes' data units are pixels, so positions are exact."""
-    cells = [[tab.text(0, 0, c, fontsize=TABLE_FONT, ha="left", va="baseline", parse_math=False, fontweight="bold")
-              for c in header]]
-    cells += [[tab.text(0, 0, c, fontsize=TABLE_FONT, ha="left", va="baseline", parse_math=False) for c in row] for row in rows]
-    ext = [[c.get_window_extent(renderer) for c in line] for line in cells]
-    row_h = max(e.height for line in ext for e in line) + 4
+    def cell(text, bold=False):
+        return tab.text(0, 0, text, fontsize=TABLE_FONT, ha="left", va="baseline",
+                        parse_math=False, fontweight="bold" if bold else "normal")
+
+    heads, body = [cell(h, True) for h in header], [[cell(c) for c in row] for row in rows]
+    extents = [[c.get_window_extent(renderer) for c in line] for line in [heads, *body]]
+    row_h = max(e.height for line in extents for e in line) + 4  # rows' baselines: no two texts meet
     per = max(8, min(TABLE_ROWS, int(height_in * DPI / row_h) - 1))
-    ncols = len(header)
-    widths = [max(ext[n][c].width for n in range(len(cells))) + 12 for c in range(ncols)]
+    widths = [max(line[c].width for line in extents) + 12 for c in range(len(header))]
+    starts = [sum(widths[:c]) for c in range(len(header))]
     chunk_w = sum(widths) + 18
     chunks = math.ceil(len(rows) / per)
     total_w, total_h = chunks * chunk_w, (min(per, len(rows)) + 1) * row_h + 4
-    for n, line in enumerate(cells[1:]):
-        chunk, at = divmod(n, per)
-        x = chunk * chunk_w
-        for c, text in enumerate(line):
-            text.set_position((x + sum(widths[:c]), total_h - (at + 2) * row_h + 4))
     for chunk in range(chunks):
-        x = chunk * chunk_w
-        for c, text in enumerate(cells[0] if chunk == 0 else
-                                 [tab.text(0, 0, h, fontsize=TABLE_FONT, ha="left", va="baseline", parse_math=False,
-                                           fontweight="bold") for h in header]):
-            text.set_position((x + sum(widths[:c]), total_h - row_h + 4))
+        for c, text in enumerate(heads if chunk == 0 else [cell(h, True) for h in header]):
+            text.set_position((chunk * chunk_w + starts[c], total_h - row_h + 4))
+    for n, line in enumerate(body):
+        chunk, at = divmod(n, per)
+        for c, text in enumerate(line):
+            text.set_position((chunk * chunk_w + starts[c], total_h - (at + 2) * row_h + 4))
     tab.set_xlim(0, total_w)
     tab.set_ylim(0, total_h)
     return total_w / DPI, total_h / DPI

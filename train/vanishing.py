@@ -146,8 +146,8 @@ def collapse_note(run: Run) -> str | None:
     return (f"{run.activation} + {run.init}: collapsed to the mean — after {run.history.epochs} "
             f"epochs its predictions hardly vary (std {_num(max(run.pred_std))} against the targets' "
             f"{_num(min(run.target_std))}) and its loss {run.history.losses[-1]:.4g} ≈ "
-            f"{run.mean_loss:.4g}, the loss of always predicting the targets' mean: it has learned the mean "
-            "and nothing from x")
+            f"{run.mean_loss:.4g}, the loss of always predicting the targets' mean: "
+            "it has learned the mean and nothing from x")
 
 
 def _num(value: float) -> str:
