@@ -55,6 +55,7 @@ TABLE_FONT = 8
 #: there are at most this many edges; denser diagrams skip that try.
 CLEAR_OF_EDGES = 60
 TABLE_ROWS = 40  # at most this many rows per table column, however tall the diagram
+TABLE_COLUMNS = 4  # the table grows taller than the diagram before it takes more columns
 
 
 @dataclass
@@ -464,9 +465,10 @@ def _layout(fig, ax, size, heading, header, rows) -> None:
 
 
 def _table(tab, renderer, header, rows, height_in) -> tuple[float, float]:
-    """Write ``rows`` under ``header`` in columns of at most TABLE_ROWS rows (fewer if the
-    diagram is short), each cell its own measured text; returns the table's (width, height)
-    in inches.  The axes' data units are pixels, so positions are exact."""
+    """Write ``rows`` under ``header`` in columns as tall as the diagram (taller, up to
+    TABLE_ROWS rows, rather than more than TABLE_COLUMNS columns), each cell its own
+    measured text; returns the table's (width, height) in inches.  The axes' data units are
+    pixels, so positions are exact."""
     def cell(text, bold=False):
         return tab.text(0, 0, text, fontsize=TABLE_FONT, ha="left", va="baseline",
                         parse_math=False, fontweight="bold" if bold else "normal")
@@ -474,7 +476,8 @@ def _table(tab, renderer, header, rows, height_in) -> tuple[float, float]:
     heads, body = [cell(h, True) for h in header], [[cell(c) for c in row] for row in rows]
     extents = [[c.get_window_extent(renderer) for c in line] for line in [heads, *body]]
     row_h = max(e.height for line in extents for e in line) + 4  # rows' baselines: no two texts meet
-    per = max(8, min(TABLE_ROWS, int(height_in * DPI / row_h) - 1))
+    fit = int(height_in * DPI / row_h) - 1  # rows in the diagram's height
+    per = min(TABLE_ROWS, max(fit, math.ceil(len(rows) / TABLE_COLUMNS)))
     widths = [max(line[c].width for line in extents) + 12 for c in range(len(header))]
     starts = [sum(widths[:c]) for c in range(len(header))]
     chunk_w = sum(widths) + 18
