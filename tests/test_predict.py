@@ -203,3 +203,22 @@ def test_unknown_label_in_the_target_column_is_named(cli, iris_model, tmp_path):
 def test_features_flag_with_a_model_file_is_refused(cli, iris_model):
     err = one_line_error(cli, "--params", str(iris_model), "--data", str(IRIS), "--features", "a")
     assert "--features is for plain params files" in err
+
+
+def test_predict_equals_the_generated_modules_predict_on_the_same_model_file(cli, iris_model, tmp_path):
+    """`backprop predict` and the generated trainer's own load_model/predict/predict_proba (the
+    module a user gets from `backprop generate`) give the same labels and probabilities for the
+    same model file and raw rows: one model contract for both."""
+    out = tmp_path / "pred.csv"
+    status, _, err = cli("predict", "--params", str(iris_model), "--data", str(IRIS), "-o", str(out))
+    assert status == 0, err
+    rows = read_csv(out.read_text())
+    module = load_trainer(load_model(iris_model).spec)
+    params = module.load_model(str(iris_model))
+    X = load_csv(IRIS, "species", loss="cce").X
+    labels = module.predict(params, X)
+    proba = module.predict_proba(params, X)
+    assert [r["predicted_species"] for r in rows] == [str(v) for v in labels]
+    got = np.array([[float(r[f"p_{c}"]) for c in CLASSES] for r in rows])
+    np.testing.assert_allclose(got, proba, rtol=1e-12, atol=0)
+    assert set(labels) <= set(CLASSES)  # the module names the classes the model file stores
