@@ -26,7 +26,7 @@ from sympy.codegen.cfunctions import log1p
 from sympy.codegen.numpy_nodes import logaddexp
 
 from backprop.derive import ACTIVATIONS, LOSSES, Spec, vectorise
-from backprop.derive.activations import a, z
+from backprop.derive.activations import a, stable_derivative, z
 from backprop.derive.vectorised import y, yhat
 
 #: ∂L/∂O of one node (what the next layer sends back) and the number of rows in the batch.
@@ -134,14 +134,31 @@ def _tidy(expr: sympy.Expr) -> sympy.Expr:
     return sympy.factor_terms(expr)
 
 
+def _float_constants(expr: sympy.Expr) -> sympy.Expr:
+    """√2/√π (gelu) -> 0.797..: an irrational constant as one float literal, since NumPy's
+    ``np.sqrt(2)`` is a float64 scalar that would turn a float32 trainer's arrays float64.
+    Rationals stay exact (``(1/2)*Z`` is Python's float division, weak under NEP 50)."""
+    if expr.is_number:
+        return expr if expr.is_Rational or expr.is_Float else expr.evalf(17)
+    if not expr.args:
+        return expr
+    if expr.is_Mul:
+        numbers = [f for f in expr.args if f.is_number]
+        rest = [_float_constants(f) for f in expr.args if not f.is_number]
+        return _float_constants(sympy.Mul(*numbers)) * sympy.Mul(*rest)
+    return expr.func(*[_float_constants(arg) for arg in expr.args])
+
+
 def layer_pieces(spec: Spec) -> list[LayerPieces]:
     """Each layer's pieces, from the vectorised derivation."""
     out = []
     for form in vectorise(spec).layers:
         act = ACTIVATIONS[form.activation]
         if act.elementwise:
-            deriv = None if form.derivative == 1 else _tidy(form.derivative)
-            forward = form.forward.xreplace(dict(FAST_FORMS))
+            # g' as NumPy evaluates it: in z, clipped where the entry is flat (gelu, swish)
+            stable, _ = stable_derivative(form.activation)
+            deriv = None if form.derivative == 1 else _float_constants(_tidy(stable))
+            forward = _float_constants(form.forward.xreplace(dict(FAST_FORMS)))
             out.append(LayerPieces(form.k, form.activation, forward, deriv, form.var, None, act.doc))
         else:
             if form.activation not in ROWWISE:

@@ -86,6 +86,11 @@ class BackpropPrinter(NumPyPrinter):
             text = f"{text}.astype({like}.dtype)"
         return text
 
+    def _print_Pow(self, expr, rational=False):
+        if expr.exp == -1:  # 1/(e + 1), not NumPyPrinter's (e + 1)**(-1.0)
+            return f"1/{self.parenthesize(expr.base, precedence(expr), strict=True)}"
+        return super()._print_Pow(expr, rational=rational)
+
     def _print_Relational(self, expr):
         prec = precedence(expr)
         lhs = self.parenthesize(expr.lhs, prec, strict=True)

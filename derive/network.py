@@ -19,7 +19,7 @@ from .errors import UserTypeError
 from .spec import Spec
 
 #: Activations whose output has the sign of z (0 where z <= 0 for relu): O_kj > 0 iff z_kj > 0.
-SIGN_KEEPING = frozenset({"relu", "leaky_relu"})
+SIGN_KEEPING = frozenset(name for name, act in ACTIVATIONS.items() if act.keeps_sign)
 
 
 #: The stand-in for z_kj in an activation's table entry, filled in by :func:`_with_sum`.
@@ -122,11 +122,15 @@ class Network:
     # -- substitution into inputs and parameters -----------------------------------------
     @cached_property
     def _expanded_outputs(self) -> dict[sympy.Symbol, sympy.Expr]:
-        """Every O_kj and ŷ_j in x, w, b only; built layer by layer, each node once."""
+        """Every O_kj and ŷ_j (and z_kj, which g' in z reads: gelu, swish) in x, w, b only;
+        built layer by layer, each node once."""
         table: dict[sympy.Symbol, sympy.Expr] = {}
         for k in range(1, self.depth + 1):
+            zs = {nt.preactivation(k, j): self.z(k, j).xreplace(table)
+                  for j in range(1, self.spec.layers[k] + 1)}
             for j in range(1, self.spec.layers[k] + 1):
                 table[self.O(k, j)] = self.definition(k, j).xreplace(table)
+            table.update(zs)
         return table
 
     def expand(self, expr: sympy.Expr) -> sympy.Expr:

@@ -230,7 +230,7 @@ class _NotationMixin:
         return self._odot.join(self._factor(f) for f in factors)
 
     def _print_Mul(self, expr, **kwargs):
-        if not self._elementwise:
+        if not self._elementwise or expr.is_number:  # √2/√π (gelu): a number, no ⊙ to write
             return super()._print_Mul(expr, **kwargs)
         coeff, num, den = sympy.S.One, [], []
         for f in expr.args:
@@ -255,7 +255,7 @@ class _NotationMixin:
         return sign + lead + (top or "")
 
     def _print_Pow(self, expr, **kwargs):
-        if not self._elementwise or expr.exp.is_number and expr.exp < 0:
+        if not self._elementwise or expr.is_number or expr.exp.is_number and expr.exp < 0:
             return super()._print_Pow(expr, **kwargs)
         if expr.exp.is_Integer and 2 <= expr.exp <= 3:
             return self._hadamard([expr.base] * int(expr.exp))  # O^1 ⊙ O^1, never O^1^2

@@ -132,6 +132,10 @@ def _torch_tables():
         "softplus": F.softplus,
         "step": lambda z: 0 * z + (z >= 0).to(z.dtype),  # torch has no heaviside derivative
         "softmax": lambda z: torch.softmax(z, dim=1),
+        "elu": F.elu,
+        "selu": F.selu,
+        "gelu": lambda z: F.gelu(z, approximate="tanh"),
+        "swish": F.silu,
     }
     losses = {
         "se": lambda y, p: ((y - p) ** 2).sum(1),
