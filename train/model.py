@@ -89,11 +89,13 @@ def max_params_bytes(spec: Spec) -> int:
     return BYTES_BESIDES + BYTES_PER_PARAMETER * spec.n_parameters
 
 
-def load_model(path: str | Path, spec: Spec | None = None, dtype: str = "float64") -> Model:
+def load_model(path: str | Path, spec: Spec | None = None, dtype: str = "float64",
+               default: Spec | None = None) -> Model:
     """A model file (or an old plain params file) with every matrix checked against the spec.
 
     ``spec`` given: the file's own spec, if it has one, must be the same network.  ``spec``
-    None: the file must carry its spec (a model file written by ``backprop train``).
+    None: the file's own spec; a plain file (no spec) is read as ``default``'s network, or
+    refused when there is no default.
     """
     limit = max_params_bytes(spec) if spec is not None else MAX_MODEL_BYTES
     hint = (f"the params of a {'-'.join(map(str, spec.layers))} network ({spec.n_parameters} numbers) "
@@ -110,6 +112,7 @@ def load_model(path: str | Path, spec: Spec | None = None, dtype: str = "float64
         return _model(path, data, spec, dtype)
     if isinstance(data.get("params"), dict):  # a step/train --json report
         data = data["params"]
+    spec = spec if spec is not None else default
     if spec is None:
         raise UserError(f"params file {path} holds parameters only (an older file, or not from "
                         "backprop train); name the network with --spec or --layers/--activations/--loss")

@@ -69,12 +69,7 @@ def _model(args):
     own spec, or the notes' 2-2-1 for an old plain params file (which names no network)."""
     if _network_flags(args):
         return load_model(args.params, spec_from_args(args))
-    try:
-        return load_model(args.params, None)
-    except UserError as exc:
-        if "holds parameters only" not in str(exc):  # load_model's words for a plain file
-            raise
-        return load_model(args.params, Spec(**NOTES_2_2_1))
+    return load_model(args.params, None, default=Spec(**NOTES_2_2_1))  # a plain file: the notes' net
 
 
 def run(args) -> int:

@@ -207,14 +207,9 @@ def load_start(args) -> tuple[Spec, Model | None]:
     """The network and the model file (None without --params): the flags' network, or with
     no network flags the model file's own (a plain params file then means the notes' 2-2-1)."""
     if args.params and not network_given(args):
-        try:
-            model = load_model(args.params)
-        except UserError as exc:
-            if "holds parameters only" not in str(exc):  # an old plain file: the default network
-                raise
-        else:
-            check_size(model.spec)
-            return model.spec, model
+        model = load_model(args.params, default=spec_from_args(args))  # plain file: notes' net
+        check_size(model.spec)
+        return model.spec, model
     spec = spec_from_args(args)
     check_size(spec)  # before reading a row of 100 000 inputs or a params file that size
     return spec, (load_model(args.params, spec) if args.params else None)
