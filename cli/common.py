@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 from backprop.derive.spec import NOTES_2_2_1, Spec, load_toml, make_spec
 
 

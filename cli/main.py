@@ -20,7 +20,7 @@ import sys
 import warnings
 
 from backprop import __version__
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 
 from . import commands
 

@@ -11,9 +11,10 @@ Data flows one way: :mod:`spec` → :mod:`network` (forward definitions) → :mo
 (memoised δ, per-parameter forms) → :mod:`vectorised` (matrix form) → :mod:`printing`;
 :mod:`advice` holds the tables of pairings that make no sense and of assumptions stated.
 """
+from backprop.core.errors import UserError, UserTypeError  # public: what library callers catch
+
 from .activations import ACTIVATIONS
 from .derivation import FORMS, Derivation, Factor, Gradient, Gradients, derive, numeric_gradients
-from .errors import UserError, UserTypeError
 from .losses import LOSSES
 from .network import Network
 from .spec import NOTES_2_2_1, Spec, load_toml, make_spec

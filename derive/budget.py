@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from .errors import UserError
+from backprop.core.errors import UserError
+
 from .spec import Spec
 
 #: Most printed terms we agree to build for the per-parameter forms (about 100 MB of text).

@@ -32,7 +32,7 @@ from . import advice, notation as nt
 from .activations import derivative_at, passes_no_gradient, softmax_jacobian
 from .budget import form_terms
 from .losses import LOSSES, PREDICTION, TARGET
-from .errors import UserTypeError
+from backprop.core.errors import UserTypeError
 from .network import Network
 from .spec import Spec
 

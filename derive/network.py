@@ -15,7 +15,7 @@ import sympy
 from . import notation as nt
 from .activations import ACTIVATIONS, numpy_forward
 from .losses import LOSSES, PREDICTION, TARGET
-from .errors import UserTypeError
+from backprop.core.errors import UserTypeError
 from .spec import Spec
 
 #: Activations whose output has the sign of z (0 where z <= 0 for relu): O_kj > 0 iff z_kj > 0.

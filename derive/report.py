@@ -18,11 +18,12 @@ from json.encoder import encode_basestring
 
 import sympy
 
+from backprop.core.errors import UserError
+
 from . import notation as nt
 from .budget import (MAX_ASKED_TERMS, MAX_SHOWN_TERMS, VECTORISED_HINT, approx,
                      check_parameter_count, form_terms)
 from .derivation import Derivation, Gradient
-from .errors import UserError
 from .losses import PREDICTION, TARGET
 from .printing import _spelled
 from .vectorised import VectorisedForm

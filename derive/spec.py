@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from backprop.core.errors import UserError, UserTypeError
+from backprop.core.userfile import read_text
+
 from .activations import ACTIVATIONS
-from .errors import UserError, UserTypeError
 from .losses import LOSSES
-from .userfile import read_text
 
 #: The notes' worked example: 2 inputs (IQ, CGPA), 2 hidden nodes, 1 output, all linear, (y-ŷ)².
 NOTES_2_2_1 = dict(layers=(2, 2, 1), activations=("linear", "linear"), loss="se", bias=True)

@@ -19,7 +19,7 @@ import sympy
 from . import notation as nt
 from .activations import ACTIVATIONS, a, derivative, z
 from .derivation import Derivation
-from .errors import UserTypeError
+from backprop.core.errors import UserTypeError
 from .losses import LOSSES
 from .spec import Spec
 

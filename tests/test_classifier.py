@@ -65,14 +65,14 @@ def test_split_of_bce_labels_is_stratified_too():
 
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])
 def test_split_fraction_outside_0_1_is_refused(fraction):
-    from backprop.derive.errors import UserError
+    from backprop.core.errors import UserError
     ds, _ = labelled()
     with pytest.raises(UserError, match="--test-split must be a fraction between 0 and 1"):
         split(ds, fraction, seed=0)
 
 
 def test_split_leaving_no_test_row_is_refused():
-    from backprop.derive.errors import UserError
+    from backprop.core.errors import UserError
     ds = from_arrays(np.arange(3.0).reshape(-1, 1), np.arange(3.0))
     with pytest.raises(UserError, match="leaves 0 test and 3 training rows"):
         split(ds, 0.1, seed=0)

@@ -13,7 +13,7 @@ import pytest
 
 from backprop.codegen import load_trainer
 from backprop.derive import make_spec
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 from backprop.train import data as train_data
 from backprop.train.model import Model, load_model as backprop_load_model
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 from backprop.train.data import accuracy, load_csv
 
 GOOD = "iq,cgpa,package\n80,8,5\n60,5,3\n110,7,8\n"

@@ -14,7 +14,7 @@ import pytest
 
 from backprop.cli import common
 from backprop.cli.common import write_atomic
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 from backprop.train import files, runner
 
 PREVIOUS = "previous contents\n"

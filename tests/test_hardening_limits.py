@@ -12,7 +12,7 @@ import pytest
 from backprop.derive import make_spec
 from backprop.derive import notation as nt
 from backprop.derive.budget import MAX_TERMS, check_per_parameter, formula_terms
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 
 HUGE = ["--layers", "100000-100000-1", "--activations", "sigmoid", "--loss", "se"]
 D = r"\frac{\partial L}{\partial w^2_{11}} = 1"

@@ -21,8 +21,8 @@ import pytest
 from backprop.cli import common
 from backprop.cli.common import write_atomic
 from backprop.derive import make_spec
-from backprop.derive.errors import UserError
-from backprop.derive.userfile import read_text
+from backprop.core.errors import UserError
+from backprop.core.userfile import read_text
 from backprop.train import data, files, runner
 
 from backprop.cli.params import load_params, max_params_bytes

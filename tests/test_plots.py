@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 from backprop.train import plots
 from backprop.train.runner import History
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 
 #: Losses whose targets are class labels rather than numbers to regress.
 CLASSIFICATION_LOSSES = ("bce", "cce")

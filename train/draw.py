@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 
 from . import files, plots
 

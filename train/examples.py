@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 from backprop.derive.spec import NOTES_2_2_1, Spec
 
 from .data import Dataset, load_csv

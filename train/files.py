@@ -16,7 +16,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 
 #: Image formats matplotlib writes, by file suffix.
 IMAGE_FORMATS = ("png", "svg", "pdf")

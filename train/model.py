@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 from backprop.derive.spec import Spec, spec_from_mapping
-from backprop.derive.userfile import read_text
+from backprop.core.userfile import read_text
 
 FORMAT = "backprop-model"
 VERSION = 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 
 from . import files
 from .progress import plural

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 from backprop.derive.spec import Spec
 
 #: GD variant -> how it picks the batch size from (--batch-size, number of rows).

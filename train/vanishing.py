@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 from backprop.derive.spec import make_spec, parse_layers
 
 from . import runner

@@ -51,7 +51,7 @@ from pathlib import Path
 
 from backprop.derive import UserError
 from backprop.derive.spec import NOTES_2_2_1, Spec
-from backprop.derive.userfile import read_text
+from backprop.core.userfile import read_text
 
 import sympy
 

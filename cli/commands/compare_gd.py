@@ -17,7 +17,7 @@ examples:
 """
 from __future__ import annotations
 
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 from backprop.train import compare, files, runner
 from backprop.train.data import from_arrays
 from backprop.train.progress import Progress

@@ -29,7 +29,7 @@ import sys
 from backprop.derive import derive, vectorise
 from backprop.derive import notation as nt
 from backprop.derive.budget import VECTORISED_HINT, check_parameter_count
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 from backprop.derive.report import DEFAULT_FORMS, FORMS, STREAMS, Forms
 from backprop.train.progress import Progress, _isatty
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 from backprop.train import draw, files, runner
 
 from backprop.derive.spec import NOTES_2_2_1, Spec

@@ -25,7 +25,7 @@ import sys
 
 import numpy as np
 
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 from backprop.train import files, metrics, runner
 from backprop.train.data import load_csv, load_features, read_header, split_names
 from backprop.train.model import Model, load_model

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backprop.derive import advice
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 from backprop.derive.spec import Spec
 from backprop.train import examples, files, metrics, runner
 from backprop.train.data import Dataset, load_csv, split

@@ -17,7 +17,7 @@ examples:
 """
 from __future__ import annotations
 
-from backprop.derive.errors import UserError
+from backprop.core.errors import UserError
 from backprop.train import files, vanishing
 from backprop.train.data import split_names
 

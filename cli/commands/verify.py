@@ -40,7 +40,7 @@ import sys
 from pathlib import Path
 
 from backprop.derive import UserError
-from backprop.derive.userfile import size_text
+from backprop.core.userfile import size_text
 
 from ..common import add_spec_arguments, print_json, spec_from_args
 
