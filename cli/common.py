@@ -1,13 +1,9 @@
-"""Pieces every subcommand shares: the spec flags, JSON output, atomic file writes."""
+"""Pieces every subcommand shares: the spec flags, argument types, JSON output."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
-import tempfile
-from pathlib import Path
 
 from backprop.core.errors import UserError
 from backprop.derive.spec import NOTES_2_2_1, Spec, load_toml, make_spec
@@ -54,70 +50,3 @@ def print_json(obj) -> None:
     """Scripts read this: UTF-8, sorted keys, one document on stdout."""
     json.dump(obj, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
-
-
-def write_atomic(path: str | Path, data: str | bytes, force: bool = False) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename, so a
-    crash or Ctrl-C never leaves a half-written file; refuse to replace a file unless forced."""
-    with open_atomic(path, force, binary=isinstance(data, bytes)) as fh:
-        fh.write(data)
-    return Path(path)
-
-
-@contextlib.contextmanager
-def open_atomic(path: str | Path, force: bool = False, binary: bool = False):
-    """A file to write ``path`` through, for output made piece by piece: a temporary file in the
-    same folder, renamed to ``path`` when the block ends and removed if it raises (Ctrl-C
-    included).  An existing ``path`` is refused up front, before any work, unless forced."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise UserError(f"{path} already exists; pass --force to replace it")
-    if path.is_dir():
-        raise UserError(f"{path} is a directory, not a file")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise UserError(f"output folder {folder} does not exist")
-    mode = "wb" if binary else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, mode, **({} if binary else {"encoding": "utf-8"})) as fh:
-            os.fchmod(fh.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; open() honours the umask
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        if force:
-            os.replace(tmp, path)
-        else:
-            _link_new(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _link_new(tmp: str, path: Path) -> None:
-    """Give ``tmp`` the name ``path`` only if no file has it yet (a hard link fails when the name
-    is taken), so of two runs writing one new file exactly one wins; check-then-rename let both
-    report "wrote".  Where hard links are not supported, an O_EXCL placeholder claims the name."""
-    taken = UserError(f"{path} already exists; pass --force to replace it")
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise taken from None
-    except OSError:  # a file system without hard links (FAT, some network mounts)
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
-            raise taken from None
-        os.replace(tmp, path)
-        return
-    os.unlink(tmp)
-
-
-def _umask() -> int:
-    """The process umask (reading it means setting it; set it straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

@@ -14,7 +14,8 @@ import numpy as np
 import sympy
 
 from backprop.cli.commands.step import Problem, as_json, chain_values, step, symbol_values
-from backprop.derive import Spec, UserError, derive
+from backprop.core.errors import UserError
+from backprop.derive import Spec, derive
 from backprop.derive import notation as nt
 from backprop.derive.report import MAX_SPELLED_OUTPUTS, chain_text, loss_line, memoised_text
 

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from backprop.cli.common import write_atomic  # noqa: F401  (package import check)
 from backprop.codegen import render_trainer
 from backprop.derive import make_spec
 

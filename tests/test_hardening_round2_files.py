@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backprop.cli import common
-from backprop.cli.common import write_atomic
-from backprop.derive import make_spec
+from backprop.core import files
 from backprop.core.errors import UserError
+from backprop.core.files import write_atomic
 from backprop.core.userfile import read_text
-from backprop.train import data, files, runner
+from backprop.derive import make_spec
+from backprop.train import data, runner
 
 from backprop.cli.params import load_params, max_params_bytes
 
@@ -228,14 +228,14 @@ def test_probe_leaves_nothing_behind(tmp_path):
 
 def test_late_write_failure_keeps_the_result_and_says_where(tmp_path, cli, monkeypatch):
     params, history = tmp_path / "p.json", tmp_path / "h.csv"
-    real = common.write_atomic
+    real = files.write_atomic
 
     def refuse_params(path, data, force=False):
         if Path(path) == params:
             raise PermissionError(13, "Permission denied")
         return real(path, data, force)
 
-    monkeypatch.setattr(common, "write_atomic", refuse_params)
+    monkeypatch.setattr(files, "write_atomic", refuse_params)
     status, out, err = cli(*_train(_csv(tmp_path), "--params-out", str(params),
                                    "--history", str(history)))
     assert status == 2 and _one_line(err)
@@ -243,7 +243,7 @@ def test_late_write_failure_keeps_the_result_and_says_where(tmp_path, cli, monke
     kept = Path(err.rsplit("the result is kept in ", 1)[1].strip())
     try:
         assert kept.parent == Path(__import__("tempfile").gettempdir())
-        saved = json.loads(kept.read_text())
+        saved = json.loads(kept.read_text())["params"]  # the model file, kept whole
         assert set(saved) == {"W1", "b1", "W2", "b2"} and np.array(saved["W1"]).shape == (2, 2)
     finally:
         kept.unlink()
@@ -275,7 +275,7 @@ def test_a_file_that_appears_meanwhile_is_not_replaced(tmp_path, monkeypatch):
         real_fsync(fd)
         target.write_text("the other run's parameters\n")
 
-    monkeypatch.setattr(common.os, "fsync", other_run_finishes_first)
+    monkeypatch.setattr(files.os, "fsync", other_run_finishes_first)
     with pytest.raises(UserError, match="already exists; pass --force"):
         write_atomic(target, "ours\n")
     monkeypatch.undo()
@@ -287,11 +287,11 @@ def test_new_file_without_hard_links_is_claimed_exclusively(tmp_path, monkeypatc
     def no_links(src, dst):
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(common.os, "link", no_links)
+    monkeypatch.setattr(files.os, "link", no_links)
     assert write_atomic(tmp_path / "a.txt", "new\n").read_text() == "new\n"
     (tmp_path / "b.txt").write_text("theirs\n")
     with pytest.raises(UserError, match="already exists"):
-        common._link_new(str(tmp_path / "a.txt"), tmp_path / "b.txt")
+        files._link_new(str(tmp_path / "a.txt"), tmp_path / "b.txt")
     assert (tmp_path / "b.txt").read_text() == "theirs\n"
 
 
@@ -307,7 +307,7 @@ def test_signal_during_a_write_leaves_no_temporary_and_the_old_file(tmp_path, cl
         real_fsync(fd)
         os.kill(os.getpid(), sig)  # the handler raises at the next bytecode
 
-    monkeypatch.setattr(common.os, "fsync", signalled)
+    monkeypatch.setattr(files.os, "fsync", signalled)
     before = signal.getsignal(sig)
     status, out, err = cli(*_train(_csv(tmp_path), "--params-out", str(params), "--force"))
     assert status == 128 + sig and _one_line(err) and signal.Signals(sig).name in err

@@ -24,7 +24,9 @@ import numpy as np
 
 from backprop.core.errors import UserError
 
-from . import files, plots
+from backprop.core import files
+
+from . import plots
 
 MAX_NODES = 40
 FORMATS = files.IMAGE_FORMATS

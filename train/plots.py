@@ -11,7 +11,7 @@ import math
 
 from backprop.core.errors import UserError
 
-from . import files
+from backprop.core import files
 from .progress import plural
 
 INSTALL_HINT = "plots need matplotlib: pip install 'backprop[plot]'"

@@ -123,6 +123,19 @@ class History:
     def time_per_epoch(self) -> float:
         return self.seconds[-1] / max(self.epochs, 1)
 
+    def to_csv(self) -> str:
+        """epoch,loss,seconds[,grad_norm_W1,...] with epoch 0 the state before training."""
+        cols = ["epoch", "loss", "seconds"]
+        n_layers = len(self.grad_norms[0]) if self.grad_norms else 0
+        cols += [f"grad_norm_W{k}" for k in range(1, n_layers + 1)]
+        lines = [",".join(cols)]
+        for epoch, loss in enumerate(self.losses):
+            row = [str(epoch), repr(float(loss)), f"{(self.seconds[epoch - 1] if epoch else 0.0):.6f}"]
+            if n_layers:
+                row += [repr(float(v)) for v in self.grad_norms[epoch]]
+            lines.append(",".join(row))
+        return "\n".join(lines) + "\n"
+
     def epoch_reaching(self, target: float) -> int | None:
         """First epoch whose loss is at or below ``target`` (None if never)."""
         for epoch, value in enumerate(self.losses):

@@ -17,8 +17,9 @@ examples:
 """
 from __future__ import annotations
 
+from backprop.core import files
 from backprop.core.errors import UserError
-from backprop.train import compare, files, runner
+from backprop.train import compare, runner
 from backprop.train.data import from_arrays
 from backprop.train.progress import Progress
 

@@ -26,14 +26,15 @@ from __future__ import annotations
 import contextlib
 import sys
 
+from backprop.core.errors import UserError
+from backprop.core.files import open_atomic
 from backprop.derive import derive, vectorise
 from backprop.derive import notation as nt
 from backprop.derive.budget import VECTORISED_HINT, check_parameter_count
-from backprop.core.errors import UserError
 from backprop.derive.report import DEFAULT_FORMS, FORMS, STREAMS, Forms
 from backprop.train.progress import Progress, _isatty
 
-from ..common import add_spec_arguments, open_atomic, spec_from_args
+from ..common import add_spec_arguments, spec_from_args
 
 NAME = "derive"
 HELP = "derive every gradient (chain, memoised, formula, expanded, vectorised)"

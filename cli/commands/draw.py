@@ -22,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from backprop.core.errors import UserError
-from backprop.train import draw, files, runner
+from backprop.core import files
+from backprop.train import draw, runner
 
 from backprop.derive.spec import NOTES_2_2_1, Spec
 from backprop.train.model import load_model

@@ -22,8 +22,8 @@ from __future__ import annotations
 import sys
 from types import SimpleNamespace
 
-from backprop.derive import UserError
-from backprop.train import files
+from backprop.core import files
+from backprop.core.errors import UserError
 
 from ..common import add_spec_arguments, nonnegative_int, spec_from_args
 from .step import DEFAULT_LR, SCHEMES, load_start, network_given, read_problem

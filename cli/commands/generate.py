@@ -20,9 +20,11 @@ import sys
 from pathlib import Path
 
 from backprop.codegen import render_trainer
-from backprop.derive import UserError, load_toml
+from backprop.core.errors import UserError
+from backprop.core.files import write_atomic
+from backprop.derive import load_toml
 
-from ..common import add_spec_arguments, spec_from_args, write_atomic
+from ..common import add_spec_arguments, spec_from_args
 
 NAME = "generate"
 HELP = "generate a standalone NumPy trainer module"

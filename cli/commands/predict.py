@@ -25,8 +25,9 @@ import sys
 
 import numpy as np
 
+from backprop.core import files
 from backprop.core.errors import UserError
-from backprop.train import files, metrics, runner
+from backprop.train import metrics, runner
 from backprop.train.data import load_csv, load_features, read_header, split_names
 from backprop.train.model import Model, load_model
 

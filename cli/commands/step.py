@@ -40,12 +40,13 @@ import numpy as np
 import sympy
 
 from backprop.codegen import load_trainer
-from backprop.derive import Spec, UserError, derive
+from backprop.core import files
+from backprop.core.errors import UserError
+from backprop.derive import Spec, derive
 from backprop.derive import notation as nt
 from backprop.derive.budget import MAX_TERMS, approx, check_per_parameter, formula_terms
 from backprop.derive.report import chain_text, loss_line
 from backprop.derive.teaching import A4_WIDTH, block_rows, chain_rows, standalone
-from backprop.train import files
 from backprop.train.model import Model, load_model
 
 from ..common import add_spec_arguments, nonnegative_int, print_json, spec_from_args

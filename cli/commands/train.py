@@ -33,10 +33,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backprop.derive import advice
+from backprop.core import files
 from backprop.core.errors import UserError
+from backprop.derive import advice
 from backprop.derive.spec import Spec
-from backprop.train import examples, files, metrics, runner
+from backprop.train import examples, metrics, runner
 from backprop.train.data import Dataset, load_csv, split
 from backprop.train.model import Model, load_model
 from backprop.train.progress import Progress, plural, seconds
@@ -304,7 +305,7 @@ def run(args) -> int:
     if args.params_out:
         jobs.append(lambda: files.write_json(args.params_out, model.to_json(), args.force))
     if args.history:
-        jobs.append(lambda: files.write(args.history, files.history_csv(hist), args.force))
+        jobs.append(lambda: files.write(args.history, hist.to_csv(), args.force))
     if args.plot:
         from backprop.train.plots import plot_training
         title = f"{spec.describe()}\n{ds.source}, {cfg['gd']}, η = {cfg['lr']:g}"

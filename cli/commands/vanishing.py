@@ -18,7 +18,8 @@ examples:
 from __future__ import annotations
 
 from backprop.core.errors import UserError
-from backprop.train import files, vanishing
+from backprop.core import files
+from backprop.train import vanishing
 from backprop.train.data import split_names
 
 from ..common import nonnegative_int, print_json

@@ -39,7 +39,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from backprop.derive import UserError
+from backprop.core.errors import UserError
 from backprop.core.userfile import size_text
 
 from ..common import add_spec_arguments, print_json, spec_from_args

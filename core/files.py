@@ -1,6 +1,6 @@
-"""Output files of the training commands: checked before a run starts, written atomically after.
+"""Output files, written atomically: checked before the work starts, written whole after it.
 
-Every file goes through :func:`backprop.cli.common.write_atomic` (temporary file + rename),
+Every file goes through :func:`write_atomic` (temporary file in the same folder + rename),
 so an interrupted run never leaves half a PNG or half a JSON behind.  :func:`preflight`
 runs the same checks up front, so a long run does not end in "file exists": two outputs
 that resolve to one file, a folder that is missing or cannot be written (a probe file is
@@ -9,6 +9,7 @@ keeps the result in the system's temporary folder and the one-line error says wh
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -16,7 +17,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from backprop.core.errors import UserError
+from .errors import UserError
 
 #: Image formats matplotlib writes, by file suffix.
 IMAGE_FORMATS = ("png", "svg", "pdf")
@@ -87,8 +88,6 @@ def write(path, data, force: bool = False) -> Path:
 
     A failure here comes after the work: the data is kept in the temporary folder and the
     error (:class:`WriteFailed`, one line) names the file it is in."""
-    from backprop.cli.common import write_atomic
-
     try:
         return write_atomic(path, data, force=force)
     except (OSError, UserError) as exc:
@@ -144,21 +143,6 @@ def write_json(path, obj, force: bool = False) -> Path:
     return write(path, text + "\n", force=force)
 
 
-def history_csv(hist) -> str:
-    """epoch,loss,seconds[,grad_norm_W1,...] with epoch 0 the state before training."""
-    cols = ["epoch", "loss", "seconds"]
-    n_layers = len(hist.grad_norms[0]) if hist.grad_norms else 0
-    cols += [f"grad_norm_W{k}" for k in range(1, n_layers + 1)]
-    buf = io.StringIO()
-    buf.write(",".join(cols) + "\n")
-    for epoch, loss in enumerate(hist.losses):
-        row = [str(epoch), repr(float(loss)), f"{(hist.seconds[epoch - 1] if epoch else 0.0):.6f}"]
-        if n_layers:
-            row += [repr(float(v)) for v in hist.grad_norms[epoch]]
-        buf.write(",".join(row) + "\n")
-    return buf.getvalue()
-
-
 def figure_bytes(fig, fmt: str = "png") -> bytes:
     """The figure rendered in memory (png, svg or pdf), ready for an atomic write."""
     buf = io.BytesIO()
@@ -169,3 +153,69 @@ def figure_bytes(fig, fmt: str = "png") -> bytes:
 def is_png(data: bytes) -> bool:
     return data[:8] == b"\x89PNG\r\n\x1a\n"
 
+
+def write_atomic(path: str | Path, data: str | bytes, force: bool = False) -> Path:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename, so a
+    crash or Ctrl-C never leaves a half-written file; refuse to replace a file unless forced."""
+    with open_atomic(path, force, binary=isinstance(data, bytes)) as fh:
+        fh.write(data)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def open_atomic(path: str | Path, force: bool = False, binary: bool = False):
+    """A file to write ``path`` through, for output made piece by piece: a temporary file in the
+    same folder, renamed to ``path`` when the block ends and removed if it raises (Ctrl-C
+    included).  An existing ``path`` is refused up front, before any work, unless forced."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise UserError(f"{path} already exists; pass --force to replace it")
+    if path.is_dir():
+        raise UserError(f"{path} is a directory, not a file")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UserError(f"output folder {folder} does not exist")
+    mode = "wb" if binary else "w"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, mode, **({} if binary else {"encoding": "utf-8"})) as fh:
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; open() honours the umask
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        if force:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _link_new(tmp: str, path: Path) -> None:
+    """Give ``tmp`` the name ``path`` only if no file has it yet (a hard link fails when the name
+    is taken), so of two runs writing one new file exactly one wins; check-then-rename let both
+    report "wrote".  Where hard links are not supported, an O_EXCL placeholder claims the name."""
+    taken = UserError(f"{path} already exists; pass --force to replace it")
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise taken from None
+    except OSError:  # a file system without hard links (FAT, some network mounts)
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            raise taken from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it; set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
