@@ -41,8 +41,8 @@ symbols (:mod:`backprop.verify.notations`); a line that cannot be read in the ch
 but reads in another says which.  ``explain=True`` (``--explain``) gives each verdict a
 ``read_as``: the equation as it was read, printed back in the notes' notation.
 
-Verdicts are described in :mod:`backprop.verify.checker`; exit codes in
-:mod:`backprop.verify.report`.
+Verdicts are described in :mod:`backprop.verify.checker` (the type is in
+:mod:`backprop.verify.verdict`); exit codes in :mod:`backprop.verify.report`.
 """
 from __future__ import annotations
 
@@ -57,10 +57,13 @@ import sympy
 
 from . import notations
 from . import steps
-from .checker import MAX_EQUATION_CHARS, Checker, Verdict
-from .latex_input import LOSS, Derivative, InputError, alias_name, parse_spec_directive, remarks_of, split_document
+from .checker import MAX_EQUATION_CHARS, Checker
+from .latex_input import (LOSS, Derivative, InputError, NotationPass, Text, alias_name, clean_layout,
+                          parse_spec_directive, remarks_of, split_document)
+from .matrix_form import looks_like_matrix_form
 from .notations import DEFAULT, NOTATIONS
 from .report import FileReport, Report
+from .verdict import Verdict
 
 NOTES = ("note1_what_is_backprop.tex", "note2_deep_learning_mlp.tex", "note3_delta_rule.tex")
 
@@ -155,9 +158,6 @@ def _check(c: Checker, eq) -> Verdict:
 def _matrix_in_notes(c: Checker, eq) -> bool:
     """Whether an equation, its names rewritten into the notes' by the chosen profile, is in the
     matrix syntax (the profiles' superscript layers look like the notes' matrices)."""
-    from .latex_input import Text, clean_layout
-    from .matrix_form import looks_like_matrix_form
-
     try:
         return looks_like_matrix_form(c.reader.prepare(clean_layout(Text.of(eq.source))).s)
     except Exception:  # noqa: BLE001 - unreadable here: the scalar reader says why
@@ -166,8 +166,6 @@ def _matrix_in_notes(c: Checker, eq) -> bool:
 
 def _hint_other_notation(c: Checker, eq, v) -> None:
     """An equation that cannot be read in the chosen notation but reads in another: say which."""
-    from .latex_input import NotationPass
-
     if len(eq.source) > MAX_EQUATION_CHARS:
         return  # refused for its size in every notation
     chosen = c.reader.notation

@@ -27,7 +27,6 @@ the delta-rule syntax goes to :mod:`backprop.verify.delta_rule`; see :mod:`backp
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
 
 import sympy
 
@@ -38,10 +37,13 @@ from backprop.derive.activations import derivative_at, softmax_jacobian
 from backprop.derive.losses import LOSSES
 from backprop.derive.spec import Spec, parse_layers
 
+from . import delta_rule
 from . import equivalence
+from . import matrix_form
 from . import misconceptions
 from .latex_input import (LOSS, Aliases, Derivative, Equation, InputError, Reader, Text, Unknown,
                           check_balanced, clean_layout, split_relations)
+from .verdict import Verdict, Wrong
 
 #: Longest equation read (characters) and deepest {([ nesting: beyond them the parser and
 #: SymPy take seconds to minutes or recurse too deep; the notes' longest is 274 and 2 deep.
@@ -49,34 +51,6 @@ MAX_EQUATION_CHARS = 3000
 MAX_NESTING = 40
 #: Longest run of digits in one number (the LaTeX parser is quadratic in it; 1e308 is 309).
 MAX_DIGITS = 330
-
-
-@dataclass
-class Verdict:
-    """The outcome for one equation (the JSON report is ``as_dict``)."""
-
-    index: int
-    source: str
-    verdict: str  # correct | wrong | error
-    parameter: str | None = None
-    expected_latex: str | None = None
-    counterexample: dict | None = None
-    message: str = ""
-    line: int = 0
-    where: str = ""
-    factor: str | None = None
-    method: str = ""
-    suggestions: list[str] = field(default_factory=list)
-    column: int | None = None
-    spec: str = ""
-    #: for a wrong derivative: the known slip that reproduces the claim
-    #: ({"id", "label", "explanation"} from :mod:`backprop.verify.misconceptions`), else None
-    misconception: dict | None = None
-    #: in a multi-line derivation: the line of the earlier wrong step this one carries on
-    follows_from: int | None = None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _check_size(source: str) -> None:
@@ -97,14 +71,6 @@ def _check_size(source: str) -> None:
     if long_number:
         raise InputError(f"a number at column {long_number.start() + 1} has {len(long_number.group()):,} "
                          f"digits (at most {MAX_DIGITS}): too long to check", long_number.start())
-
-
-class _Wrong(Exception):
-    """Internal: carries a wrong verdict out of nested checks."""
-
-    def __init__(self, **kw):
-        super().__init__(kw.get("message", ""))
-        self.kw = kw
 
 
 def _fmt(v) -> float | str:
@@ -139,10 +105,6 @@ class Checker:
         base = dict(index=eq.index, source=eq.source, line=eq.line, where=eq.where)
         try:
             _check_size(eq.source)
-            from . import delta_rule
-
-            from . import matrix_form
-
             if eq.mode == "delta" or delta_rule.looks_like_delta_rule(eq.source):
                 return delta_rule.check(self, eq, base)
             if eq.count is None and eq.at is None and eq.mode != "scalar" and (eq.mode == "matrix" or
@@ -154,7 +116,7 @@ class Checker:
         except InputError as exc:
             return Verdict(**base, verdict="error", message=exc.message, suggestions=exc.suggestions,
                            column=exc.column)
-        except _Wrong as w:
+        except Wrong as w:
             return Verdict(**base, verdict="wrong", **w.kw)
         except (RecursionError, MemoryError) as exc:
             # too large or too deep for the machine: the input's size, not a bug
@@ -428,24 +390,24 @@ class Checker:
                 self._check_stands_for(n, d_obj, inner, head_num, head_den, parameter, eq.source)
             cx, method = self.compare(claim, truth, eq.source)
             if cx is not None:
-                raise _Wrong(**self._explain_wrong(n, expr, claim, truth, aliases, head_num, head_den,
-                                                   parameter, cx))
+                raise Wrong(**self._explain_wrong(n, expr, claim, truth, aliases, head_num, head_den,
+                                                  parameter, cx))
         message = "; ".join([*warnings, *([self.last_note] if self.last_note else [])])
         return Verdict(**base, verdict="correct", parameter=parameter, method=method,
                        message=("note: " + message) if message else "")
 
     def _check_stands_for(self, n, d_obj, inner, head_num, head_den, parameter, seed) -> tuple:
         """A factor ∂(E)/∂P is right only where E is the expression of a node (L, ŷ, O_kj,
-        z_kj): returns (name, expression) of that node; otherwise _Wrong, naming the node it
+        z_kj): returns (name, expression) of that node; otherwise Wrong, naming the node it
         should be (the left side's numerator when P is the left side's denominator)."""
         found = self._node_of(inner, seed + "#inner", head_num)
         if found is not None:
             return found
         numerator = head_num if head_num is not None and d_obj.den == head_den else None
         if numerator is None:
-            raise _Wrong(parameter=parameter, counterexample=None, method="numeric",
-                         message=f"segment {n} differentiates {self.printer.text(inner)}, which is not "
-                                 "the expression of any node of the network (L, ŷ, O_kj or z_kj)")
+            raise Wrong(parameter=parameter, counterexample=None, method="numeric",
+                        message=f"segment {n} differentiates {self.printer.text(inner)}, which is not "
+                                "the expression of any node of the network (L, ŷ, O_kj or z_kj)")
         target = self.net.loss if numerator is LOSS else numerator
         cx, _ = self.compare(inner, target, seed)
         shown = "L" if numerator is LOSS else self.printer.text(numerator)
@@ -454,10 +416,10 @@ class Checker:
         if numerator is not LOSS and numerator in inner.free_symbols:
             extra = (f"; it contains {shown} itself (O_{self.net.depth}1 is ŷ in the "
                      f"{'-'.join(map(str, self.spec.layers))} network)")
-        raise _Wrong(parameter=parameter, expected_latex=self.latex(right), counterexample=cx,
-                     message=f"segment {n} differentiates {self.printer.text(inner)}, which is not "
-                             f"{shown} = {self.printer.text(right)}{extra}",
-                     method="numeric")
+        raise Wrong(parameter=parameter, expected_latex=self.latex(right), counterexample=cx,
+                    message=f"segment {n} differentiates {self.printer.text(inner)}, which is not "
+                            f"{shown} = {self.printer.text(right)}{extra}",
+                    method="numeric")
 
     def _definition_of(self, sym) -> sympy.Expr:
         name = nt.parse(sym)
@@ -590,7 +552,7 @@ class Checker:
                 elif rel == "=" and decimals is not None and equivalence.is_finite_real(v) and \
                         abs(v - head) <= sympy.Rational(1, 2) * sympy.Rational(10) ** -decimals:
                     msg += rf"; {text} is {_fmt(head)} rounded: write \approx {text} if rounding is meant"
-                raise _Wrong(expected_latex=_num_latex(head), counterexample={
+                raise Wrong(expected_latex=_num_latex(head), counterexample={
                     "point": shown_point, "claimed": _fmt(v), "actual": _fmt(head)}, message=msg,
                     method="exact" if rel == "=" else "numeric")
         return Verdict(**base, verdict="correct", method="exact (at the given point)",

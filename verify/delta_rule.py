@@ -29,11 +29,14 @@ import itertools
 import re
 
 import sympy
+from sympy.parsing.latex import parse_latex
+from sympy.parsing.latex.errors import LaTeXParsingError
 
 from backprop.derive import notation as nt
 from backprop.derive.activations import derivative_at
 
 from .latex_input import InputError, alias_name, Text, check_balanced, clean_layout, split_relations
+from .verdict import Verdict
 
 ROLES = {"i": 0, "j": 1, "k": 2}  # layers below the output layer
 ALPHA = sympy.Rational(1, 10)
@@ -107,9 +110,6 @@ class _Rule:
         return "".join(out)
 
     def parse(self, t: Text) -> sympy.Expr:
-        from sympy.parsing.latex import parse_latex
-        from sympy.parsing.latex.errors import LaTeXParsingError
-
         text = self.alias(t)
         try:
             expr = parse_latex(text, strict=True, backend="antlr")
@@ -210,8 +210,6 @@ class _Skip(Exception):
 
 
 def check(checker, eq, base: dict):
-    from .checker import Verdict
-
     rule = _Rule(checker, eq.source)
     parts = rule.parts
     if len(parts) != 2:

@@ -50,9 +50,17 @@ import re
 from dataclasses import dataclass, field
 
 import sympy
+from sympy.core.function import AppliedUndef
+from sympy.parsing.latex import parse_latex
+from sympy.parsing.latex.errors import LaTeXParsingError
 
+from backprop.derive import UserError, make_spec
 from backprop.derive import notation as nt
+from backprop.derive.activations import ACTIVATIONS, derivative_at
+from backprop.derive.network import Network
 from backprop.derive.spec import Spec
+
+from .notations import DEFAULT, NOTATIONS
 
 
 class InputError(Exception):
@@ -893,8 +901,6 @@ class Reader:
     """Turns one equation's LaTeX into SymPy segments for one network."""
 
     def __init__(self, spec: Spec, notation=None):
-        from .notations import DEFAULT, NOTATIONS
-
         self.spec = spec
         self.ns = NameSpace(spec)
         self.notation = notation or NOTATIONS[DEFAULT]
@@ -903,7 +909,6 @@ class Reader:
     @property
     def net(self):
         if self._net is None:
-            from backprop.derive.network import Network
             self._net = Network(self.spec)
         return self._net
 
@@ -1190,9 +1195,6 @@ class Reader:
         """One side of a relation as SymPy, aliases mapped back (Derivative and LOSS stay as
         alias symbols; see :func:`alias_objects`).  ``inner``: a part of a segment already
         prepared (:meth:`prepare` runs once per segment)."""
-        from sympy.parsing.latex import parse_latex
-        from sympy.parsing.latex.errors import LaTeXParsingError
-
         if not inner:
             t = self.prepare(t)
 
@@ -1261,8 +1263,6 @@ class Reader:
     def _prime_at(self, name: str, arg, aliases: Aliases) -> sympy.Expr:
         """Activation ``name``'s derivative at ``arg``; at a node's own z_kj whose layer has
         that activation, written with its output (σ'(z_11) = O_11(1 - O_11)), as derive prints."""
-        from backprop.derive.activations import ACTIVATIONS, derivative_at
-
         obj = aliases.table.get(arg.name) if isinstance(arg, sympy.Symbol) else None
         node = nt.parse(obj) if isinstance(obj, sympy.Symbol) else None
         if node is not None and node.kind == "z" and self.net.activation(node.indices[0]).name == name:
@@ -1273,8 +1273,6 @@ class Reader:
 
     def _finish(self, expr, t: Text, aliases: Aliases) -> sympy.Expr:
         """Map aliases back, give functions their meaning, refuse stray symbols."""
-        from sympy.core.function import AppliedUndef
-
         rep = {}
         for f in expr.atoms(AppliedUndef):
             name = f.func.__name__
@@ -1317,7 +1315,6 @@ class Reader:
             else:
                 obj = aliases.table[sym.name]
                 if isinstance(obj, sympy.Symbol) and nt.parse(obj) and nt.parse(obj).kind == "z":
-                    from backprop.derive.network import Network
                     k, j = nt.parse(obj).indices
                     mapping[sym] = Network(self.spec).z(k, j)
                 elif isinstance(obj, sympy.Basic):
@@ -1531,8 +1528,6 @@ def _split_quad(src: str) -> list[str]:
 
 def parse_spec_directive(text: str) -> Spec:
     """'layers=2-2-1 activations=linear loss=se [bias=false]' -> Spec."""
-    from backprop.derive import UserError, make_spec
-
     fields = dict(re.findall(r"(\w+)\s*=\s*([^\s]+)", text))
     unknown = set(fields) - {"layers", "activations", "loss", "bias"}
     if unknown or "layers" not in fields:

@@ -48,10 +48,12 @@ from dataclasses import dataclass, replace
 import sympy
 
 from backprop.derive import notation as nt
-from backprop.derive.activations import ACTIVATIONS, derivative_at
+from backprop.derive import vectorise
+from backprop.derive.activations import ACTIVATIONS, by_spelling, derivative_at, latex_commands
 
 from . import misconceptions
 from .latex_input import InputError, Text, check_balanced, clean_layout, split_relations
+from .verdict import Verdict, Wrong
 
 #: The batch size: symbolic while reading, then checked at two sizes.
 N = sympy.Symbol("n", positive=True, integer=True)
@@ -511,17 +513,19 @@ class _Parser:
             raise InputError(f"{text} at column {col + 1} of a sum over the rows is not part of backprop", col)
         name = re.sub(r"\s+", "", text)
         fn = re.match(r"\\(?:mathrm|operatorname|text)\{(.*)\}", name)
-        if name in (r"\sigma", r"\tanh") or fn:
-            act_name = {r"\sigma": "sigmoid", r"\tanh": "tanh"}.get(name) or fn.group(1).replace("\\_", "_")
-            if act_name == "softmax":
-                return self.softmax(value, col)
+        commands = latex_commands()  # the table's \sigma, \tanh
+        if name in commands or fn:
+            act_name = commands.get(name) or by_spelling(fn.group(1)) or fn.group(1)
             act = ACTIVATIONS.get(act_name)
-            if act is None or not act.elementwise:
+            if act is not None and not act.elementwise:
+                return self.softmax(value, col)
+            if act is None:
                 raise InputError(f"{text} at column {col + 1}: not an activation ({', '.join(ACTIVATIONS)})", col)
             return replace(_map(value, act.sym), pure=value.pure)
-        if name.startswith(r"\sigma"):
-            return replace(_map(value, lambda u: derivative_at("sigmoid", ACTIVATIONS["sigmoid"].sym(u), u)),
-                           pure=value.pure)
+        primed = next((a for cmd, a in commands.items() if name.startswith(cmd)), None)
+        if primed is not None:  # \sigma'(u): that activation's derivative at u
+            act = ACTIVATIONS[primed]
+            return replace(_map(value, lambda u: derivative_at(act.name, act.sym(u), u)), pure=value.pure)
         # g'(Z^k), g_k'(...), g^{[k]\prime}(...): layer k's activation derivative
         m = re.search(r"\d+", name)
         k = int(m.group()) if m else None
@@ -792,17 +796,13 @@ def _head_layer(text: str) -> int | None:
 
 
 def _wrong(checker, **kw):
-    from .checker import Verdict, _Wrong
-
     slip = kw.pop("slip", None)
-    if slip and "misconception" in getattr(Verdict, "__dataclass_fields__", {}):
+    if slip:
         kw["misconception"] = misconceptions.get(slip)
-    return _Wrong(**kw)
+    return Wrong(**kw)
 
 
 def check(checker, eq, base: dict):
-    from .checker import Verdict
-
     ng, column, parts, batch = _setup(checker, eq)
     try:
         values, _ = _read(checker, parts, column, ng, batch=batch)
@@ -889,8 +889,6 @@ def _expected(checker, lhs: str, column: bool) -> str | None:
     """The matching line of `backprop derive --vectorised` (row vectors) for the left side."""
     if column:
         return None
-    from backprop.derive import vectorise
-
     key = re.sub(r"\s+|[{}]", "", lhs)
     for left, right in vectorise(checker.d).equations("latex"):
         if re.sub(r"\s+|[{}]", "", left) == key:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from backprop.derive.spec import Spec
 
-from .checker import Verdict
+from .verdict import Verdict
 
 
 @dataclass

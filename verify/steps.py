@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from .latex_input import Equation
+
 _CONTINUES = re.compile(r"^\s*&?\s*=")
 
 
@@ -88,8 +90,6 @@ def _same_claim(checker, first: str, later: str, head: str | None) -> bool:
     """Whether the conclusions of two lines are the same expression (checked as an equation)."""
     if head is None:
         return False
-    from .latex_input import Equation
-
     probe = Equation(0, f"{head} = {_claim(first)} = {_claim(later)}", 0)
     try:
         rels, exprs, aliases, _ = checker.parse(probe.source)
