@@ -78,7 +78,9 @@ class Activation:
     ``stable`` is g in nodes NumPy evaluates without overflow; ``kink`` states g' where g
     has a corner; ``keeps_sign`` says a > 0 exactly when z > 0 (so ``a > 0`` in g' reads as
     ``z > 0``); ``flat_beyond`` is a |z| past which g' (in z) is constant to float64, so the
-    NumPy g' reads z clipped there and never forms e^1000 or z³ of 1e308."""
+    NumPy g' reads z clipped there and never forms e^1000 or z³ of 1e308; ``latex`` is the
+    command a reader writes g with (σ: ``\\sigma``; others ``\\mathrm{name}``) and
+    ``aliases`` other names readers use (lrelu, silu)."""
 
     name: str
     sym: Callable[[sympy.Expr], sympy.Expr] | None
@@ -90,6 +92,8 @@ class Activation:
     kink: Kink | None = None
     keeps_sign: bool = False
     flat_beyond: float | None = None
+    latex: str | None = None
+    aliases: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"Activation({self.name!r})"
@@ -142,9 +146,11 @@ ACTIVATIONS: dict[str, Activation] = {
             _sigma,
             inverse=lambda o: sympy.log(o / (1 - o)),
             stable=_sigma_stable,
+            latex=r"\sigma",
+            aliases=("logistic",),
             doc="logistic σ(z) = 1/(1+e^-z)",
         ),
-        Activation("tanh", sympy.tanh, inverse=sympy.atanh, doc="hyperbolic tangent"),
+        Activation("tanh", sympy.tanh, inverse=sympy.atanh, latex=r"\tanh", doc="hyperbolic tangent"),
         Activation(
             "relu",
             lambda t: sympy.Max(0, t),
@@ -159,6 +165,7 @@ ACTIVATIONS: dict[str, Activation] = {
             inverse=lambda o: sympy.Piecewise((o, o > 0), (o / LEAKY_SLOPE, True)),
             kink=Kink(_AT_ZERO, LEAKY_SLOPE),
             keeps_sign=True,
+            aliases=("leakyrelu", "lrelu"),
             doc="z for z > 0, z/100 otherwise",
         ),
         Activation(
@@ -206,10 +213,26 @@ ACTIVATIONS: dict[str, Activation] = {
             lambda t: t * _sigma(t),
             stable=lambda t: t * _sigma_stable(t),
             flat_beyond=40,  # σ(±40) is 0/1 to float64; e^80 stays inside float32 too
+            aliases=("silu",),
             doc="z·σ(z) (PyTorch's silu)",
         ),
     ]
 }
+
+
+def by_spelling(word: str) -> str | None:
+    """The table key a reader's word names (``ReLU``, ``leaky_relu``, ``lrelu``, ``SiLU``), or
+    None: case, ``\\_`` and ``_`` do not matter."""
+    key = word.replace("\\_", "_").replace("_", "").lower()
+    for name, act in ACTIVATIONS.items():
+        if key in {name.replace("_", ""), *(alias.replace("_", "") for alias in act.aliases)}:
+            return name
+    return None
+
+
+def latex_commands() -> dict[str, str]:
+    """{LaTeX command: table key} for the entries readers write as a command (``\\sigma``)."""
+    return {act.latex: name for name, act in ACTIVATIONS.items() if act.latex}
 
 
 def _whole_floats(expr: sympy.Expr) -> sympy.Expr:
