@@ -21,6 +21,15 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-bias", action="store_true", help="no bias terms")
 
 
+#: The flags that name a network (with none of them the default, or a model file's own, is used).
+NETWORK_FLAGS = ("spec", "layers", "activations", "loss", "no_bias")
+
+
+def network_given(args: argparse.Namespace) -> bool:
+    """Whether any flag names a network (--spec, --layers, --activations, --loss, --no-bias)."""
+    return any(getattr(args, flag, None) for flag in NETWORK_FLAGS)
+
+
 def spec_from_args(args: argparse.Namespace) -> Spec:
     """The Spec the flags describe; --spec may not be mixed with the other network flags."""
     flags = [f for f in ("layers", "activations", "loss") if getattr(args, f, None)]

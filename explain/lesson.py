@@ -1,9 +1,9 @@
 """The numbers and formulas of one lesson page: a forward pass, the loss, the backward pass
 node by node, and every parameter's chain rule and update, for one row.
 
-Every number is `backprop step`'s: :func:`backprop.cli.commands.step.step` runs the generated
-trainer, :func:`~backprop.cli.commands.step.chain_values` evaluates the chain factors, and the
-page embeds :func:`~backprop.cli.commands.step.as_json` of the result unchanged, so the page
+Every number is `backprop step`'s: :func:`backprop.train.onestep.step` runs the generated
+trainer, :func:`~backprop.train.onestep.chain_values` evaluates the chain factors, and the
+page embeds :func:`~backprop.train.onestep.as_json` of the result unchanged, so the page
 and ``step --json`` cannot disagree.  Formulas are the derivation's own LaTeX as MathML.
 """
 from __future__ import annotations
@@ -13,11 +13,11 @@ import re
 import numpy as np
 import sympy
 
-from backprop.cli.commands.step import Problem, as_json, chain_values, step, symbol_values
 from backprop.core.errors import UserError
 from backprop.derive import Spec, derive
 from backprop.derive import notation as nt
 from backprop.derive.report import MAX_SPELLED_OUTPUTS, chain_text, loss_line, memoised_text
+from backprop.train.onestep import Problem, as_json, chain_values, step, symbol_values
 
 from .mathml import fmt, mathml, number, slot, tex_number
 

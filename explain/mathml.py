@@ -10,7 +10,7 @@ import re
 
 from latex2mathml.converter import convert
 
-from backprop.cli.commands.step import fmt, tex_number
+from backprop.train.onestep import fmt, tex_number
 
 _XMLNS = re.compile(r'\s+xmlns="[^"]*"')
 

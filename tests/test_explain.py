@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backprop.cli.commands.step import fmt
 from backprop.derive import make_spec
 from backprop.train.model import Model
+from backprop.train.onestep import fmt
 
 NOTES = ["--layers", "2-2-1", "--activations", "linear", "--loss", "se"]
 MAZUR_PARAMS = {"W1": [[0.15, 0.25], [0.20, 0.30]], "b1": [0.35, 0.35],

@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 from backprop.cli.commands import step as step_cmd
+from backprop.codegen import load_trainer
 from backprop.derive import ACTIVATIONS, derive, make_spec
+from backprop.train import onestep
 
 NOTES = ["--layers", "2-2-1", "--activations", "linear", "--loss", "se"]
 
@@ -75,17 +77,17 @@ def test_trainer_numbers_agree_with_the_symbolic_chain(activations, loss):
     rng = np.random.default_rng(0)
     x = rng.normal(size=spec.n_inputs).tolist()
     y = (np.eye(spec.n_outputs)[0] if loss == "cce" else rng.uniform(0.1, 0.9, spec.n_outputs)).tolist()
-    params = step_cmd.load_trainer(spec).init_params(seed=1)
+    params = load_trainer(spec).init_params(seed=1)
     for name in params:
         params[name] = params[name] + rng.normal(0, 0.2, params[name].shape)
-    result = step_cmd.step(spec, x, y, 0.1, params)
-    values = step_cmd.symbol_values(spec, x, y, result["params"], result["nodes"])
+    result = onestep.step(spec, x, y, 0.1, params)
+    values = onestep.symbol_values(spec, x, y, result["params"], result["nodes"])
     derivation = derive(spec)
     for g in derivation.gradients:
-        by_chain = sum(math.prod(path) for path in step_cmd.chain_values(g, values))
+        by_chain = sum(math.prod(path) for path in onestep.chain_values(g, values))
         name, index = g.key
         assert by_chain == pytest.approx(result["grads"][name][index], rel=1e-9, abs=1e-12), g.name
-    problem = step_cmd.Problem(spec, [step_cmd.Row(x, x, y)], 0.1)
+    problem = onestep.Problem(spec, [onestep.Row(x, x, y)], 0.1)
     _, problems = step_cmd.as_text(problem, derivation, result, [values])
     assert problems == []
 
@@ -207,7 +209,7 @@ BATCH = ["--x", "80,8", "--x", "60,9", "--y", "5", "--y", "6", "--init", "ones"]
 
 def _trainer_step(spec, params, X, Y, lr):
     """The generated trainer's own batch update, the reference for step's."""
-    trainer = step_cmd.load_trainer(spec)
+    trainer = load_trainer(spec)
     params = {k: np.array(v, dtype=float) for k, v in params.items()}
     loss, grads = trainer.loss_and_gradients(params, np.array(X), np.array(Y))
     trainer.sgd_step(params, np.array(X, dtype=float), np.array(Y, dtype=float), lr)
@@ -231,7 +233,7 @@ def test_batch_json_equals_the_trainers_sgd_step(cli):
     assert status == 0, err
     data = json.loads(out)
     spec = make_spec("2-2-1", "linear", "se")
-    ones = step_cmd.load_trainer(spec).init_params(scheme="ones")
+    ones = load_trainer(spec).init_params(scheme="ones")
     loss, grads, after = _trainer_step(spec, ones, [[80, 8], [60, 9]], [[5], [6]], 0.1)
     assert data["loss"] == loss == 23332.5 and "nodes" not in data and "output" not in data
     for name in after:
@@ -260,7 +262,7 @@ def test_batch_of_a_sigmoid_network_equals_sgd_step(cli, tmp_path):
     assert status == 0, err
     data = json.loads(out)
     spec = make_spec("2-3-2", "sigmoid,softmax", "cce")
-    start = step_cmd.load_trainer(spec).init_params(seed=4, scheme="glorot")
+    start = load_trainer(spec).init_params(seed=4, scheme="glorot")
     loss, grads, after = _trainer_step(spec, start, rows, targets, 0.3)
     assert data["loss"] == pytest.approx(loss, rel=1e-12) and data["lr"] == 0.3
     for name in after:
@@ -295,7 +297,7 @@ def test_count_mismatch_of_x_and_y(cli):
 
 
 def test_too_many_rows(cli):
-    args = ["--x", "1,2", "--y", "3"] * (step_cmd.MAX_ROWS + 1)
+    args = ["--x", "1,2", "--y", "3"] * (onestep.MAX_ROWS + 1)
     assert "give fewer --x rows" in one_line_error(cli, "step", *NOTES, *args)
 
 
@@ -380,7 +382,7 @@ IRIS = ["setosa", "versicolor", "virginica"]
 
 def _model_file(tmp_path, spec, classes=None, mean=None, std=None, seed=0, name="model.json"):
     from backprop.train.model import Model
-    params = step_cmd.load_trainer(spec).init_params(seed=seed, scheme="glorot")
+    params = load_trainer(spec).init_params(seed=seed, scheme="glorot")
     model = Model(spec, params, None if mean is None else np.array(mean), None if std is None else np.array(std),
                   features=None, targets=None, classes=classes)
     path = tmp_path / name

@@ -20,13 +20,12 @@ examples:
 from __future__ import annotations
 
 import sys
-from types import SimpleNamespace
 
 from backprop.core import files
 from backprop.core.errors import UserError
+from backprop.train.onestep import DEFAULT_LR, SCHEMES, load_start, read_problem
 
-from ..common import add_spec_arguments, nonnegative_int, spec_from_args
-from .step import DEFAULT_LR, SCHEMES, load_start, network_given, read_problem
+from ..common import add_spec_arguments, network_given, nonnegative_int, spec_from_args
 
 NAME = "explain"
 HELP = "one step of backprop as an interactive, self-contained HTML page"
@@ -59,9 +58,9 @@ def run(args) -> int:
 
     if network_given(args):
         check_size(spec_from_args(args))  # before step's own checks and any file is read
-    spec, model = load_start(args)
+    spec, model = load_start(args.params, spec_from_args(args), network_given(args))
     check_size(spec)
-    problem = read_problem(SimpleNamespace(x=[args.x], y=[args.y], lr=args.lr, params=args.params), spec, model)
+    problem = read_problem(spec, model, [args.x], [args.y], args.lr, args.params)
     if model is not None:
         params = model.params
     else:

@@ -1,0 +1,322 @@
+"""One gradient-descent step, number by number: the computation behind `backprop step` and `backprop explain`.
+
+The numbers come from the generated NumPy trainer (:func:`batch_step`); every symbol of the
+notes' notation gets its value (:func:`symbol_values`) and every chain-rule factor is
+evaluated from the symbolic derivation (:func:`chain_values`), so a printer can show both and
+say where they disagree.  :func:`read_problem` turns the typed rows and targets (a class name
+of a model file, or numbers) into a :class:`Problem`; :func:`as_json` is the strict JSON form.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+
+from backprop.codegen import load_trainer
+from backprop.core import files
+from backprop.core.errors import UserError
+from backprop.derive import Spec
+from backprop.derive import notation as nt
+from backprop.derive.budget import MAX_TERMS, approx, check_per_parameter, formula_terms
+from backprop.train.model import Model, load_model
+
+#: Starting parameters by scheme (ones: the notes' every weight 1, every bias 0).
+SCHEMES = ("ones", "zeros", "glorot", "he")
+#: The notes' learning rate for a hand-worked step (train's default is 0.01: see --lr's help).
+DEFAULT_LR = 0.1
+#: Relative tolerance between the trainer's gradient and the chain rule's.
+AGREE_RTOL = 1e-6
+#: Most --x rows in one step: every row's chain is printed.
+MAX_ROWS = 100
+
+
+@dataclass
+class Row:
+    """One --x/--y pair: as typed, as the network sees it (standardised or not), the class named."""
+
+    typed: list[float]
+    x: list[float]
+    y: list[float]
+    label: str | None = None  # "class setosa, one-hot", "class 1, one-hot", "class malignant"; None: values
+
+
+@dataclass
+class Problem:
+    """What one step works on: the network, its rows, the learning rate, the standardisation."""
+
+    spec: Spec
+    rows: list[Row]
+    lr: float
+    lr_default: bool = False
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+
+    @property
+    def batch(self) -> bool:
+        return len(self.rows) > 1
+
+    def eta(self) -> str:
+        """η as the header states it: 0.1 (default) when --lr was not given."""
+        return fmt(self.lr) + (" (default)" if self.lr_default else "")
+
+
+def parse_row(flag: str, text: str, expected: int, what: str) -> list[float]:
+    """'80,8' -> [80.0, 8.0], with exactly ``expected`` finite numbers."""
+    values = []
+    for part in text.split(","):
+        try:
+            value = float(part.strip())
+        except ValueError:
+            raise UserError(f"{flag}: {part.strip()!r} is not a number; write e.g. {flag} 80,8") from None
+        if not math.isfinite(value):
+            raise UserError(f"{flag}: {part.strip()} is not a finite number")
+        values.append(value)
+    if len(values) != expected:
+        raise UserError(f"{flag} has {len(values)} value(s) but the network has {expected} {what}")
+    return values
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def class_table(spec: Spec, classes: list[str] | None) -> dict[str, int]:
+    """The --y spellings that name a class, and the class's index (its output for cce, its
+    0/1 for bce): the model's class names; for cce also the index 0..n-1 where no name reads
+    as a number (so "--y 1" is never ambiguous); for bce also 0 and 1.  Empty for regression."""
+    n = spec.n_outputs
+    if spec.loss == "cce" and n > 1:  # one output: a single number is the full target
+        indices = {} if classes and any(_is_number(c) for c in classes) else {str(i): i for i in range(n)}
+        return {**indices, **{c: i for i, c in enumerate(classes or [])}}  # a name wins
+    if spec.loss == "bce" and n == 1:
+        return {"0": 0, "1": 1, **{c: i for i, c in enumerate(classes or [])}}
+    return {}
+
+
+def check_classes(spec: Spec, classes: list[str] | None, source: str) -> list[str] | None:
+    """The model's class names, if they fit its outputs (cce: one per output, bce: two)."""
+    if not classes or spec.loss not in ("cce", "bce"):
+        return None
+    expected = spec.n_outputs if spec.loss == "cce" else 2
+    if len(classes) != expected:
+        raise UserError(f"params file {source} names {len(classes)} classes for a {spec.loss} network "
+                        f"with {spec.n_outputs} output(s); expected {expected}")
+    return classes
+
+
+def _spellings(table: dict[str, int], classes: list[str] | None) -> str:
+    """'setosa, versicolor, virginica, 0..2' for an error message (a long list shortened)."""
+    names = list(classes or [])
+    rest = [key for key in table if key not in names]
+    return ", ".join((names if len(names) <= 12 else names[:10] + ["…"])
+                     + ([f"{rest[0]}..{rest[-1]}"] if len(rest) > 2 else rest))
+
+
+def parse_target(text: str, spec: Spec, table: dict[str, int], classes: list[str] | None) -> tuple[list[float], str | None]:
+    """--y as (target vector, how the class was named): a class of ``table`` or the values."""
+    key = text.strip()
+    if key in table:
+        i = table[key]
+        name = f"class {classes[i] if classes else i}"
+        if spec.loss == "bce":  # the 0/1 target; named when the model's labels say more
+            return [float(i)], (name if classes and classes != ["0", "1"] else None)
+        return np.eye(spec.n_outputs)[i].tolist(), f"{name}, one-hot"
+    try:
+        return parse_row("--y", text, spec.n_outputs, "outputs"), None
+    except UserError:
+        if not table:
+            raise
+        n = spec.n_outputs
+        raise UserError(f"--y {key!r} is neither a class ({_spellings(table, classes)}) nor {n} target "
+                        f"value{'s' if n > 1 else ''}; give one of those classes or {n} number{'s' if n > 1 else ''}"
+                        ) from None
+
+
+def load_start(params: str | None, spec: Spec, network_given: bool) -> tuple[Spec, Model | None]:
+    """The network and the model file ``params`` (None without one): ``spec``, the flags'
+    network, or when no flag names a network the model file's own (a plain params file then
+    means ``spec``, the notes' 2-2-1)."""
+    if params and not network_given:
+        model = load_model(params, default=spec)
+        check_size(model.spec)
+        return model.spec, model
+    check_size(spec)  # before reading a row of 100 000 inputs or a params file that size
+    return spec, (load_model(params, spec) if params else None)
+
+
+def check_size(spec: Spec, rows: int = 1) -> None:
+    """Refuse a network (or a batch) whose printed chains would not fit, before any work."""
+    check_per_parameter(spec, hint="step shows every parameter's chain; for a network this "
+                        "size use 'backprop generate' and the trainer's sgd_step")
+    terms = formula_terms(spec) * rows
+    if rows > MAX_ROWS or terms > MAX_TERMS:
+        raise UserError(f"{rows} rows of the {spec.describe()} would print about {approx(terms)} terms "
+                        f"(at most {MAX_ROWS} rows and {MAX_TERMS:,} terms); give fewer --x rows, "
+                        "or train on them with 'backprop train'")
+
+
+def read_problem(spec: Spec, model: Model | None, xs: list[str], ys: list[str], lr: float | None,
+                 source: str | None = None) -> Problem:
+    """The rows ``xs`` as typed ("80,8"; standardised with the model's mean/std), their targets
+    ``ys`` (numbers, or a class of the model file ``source``) and η (None: :data:`DEFAULT_LR`)."""
+    if len(xs) != len(ys):
+        raise UserError(f"--x is given {len(xs)} time(s) and --y {len(ys)}; give one --y per --x row")
+    check_size(spec, len(xs))
+    if lr is not None and not math.isfinite(lr):
+        raise UserError("--lr must be a finite number")
+    classes = check_classes(spec, model.classes, source) if model is not None else None
+    table = class_table(spec, classes)
+    rows = []
+    for x_text, y_text in zip(xs, ys):
+        typed = parse_row("--x", x_text, spec.n_inputs, "inputs")
+        y, label = parse_target(y_text, spec, table, classes)
+        x = model.scale(np.array([typed]))[0].tolist() if model is not None else typed
+        rows.append(Row(typed, x, y, label))
+    scaled = model is not None and model.standardised
+    return Problem(spec, rows, DEFAULT_LR if lr is None else lr, lr is None,
+                   model.mean if scaled else None, model.std if scaled else None)
+
+
+# -- the numbers ------------------------------------------------------------------------------
+def symbol_values(spec: Spec, x, y, params, nodes) -> dict[sympy.Symbol, float]:
+    """Numbers for every symbol of the notes' notation: x, y, w, b, z, O (ŷ)."""
+    L = spec.depth
+    values = {nt.feature(j): x[j - 1] for j in range(1, spec.n_inputs + 1)}
+    values.update({nt.target(j): y[j - 1] for j in range(1, spec.n_outputs + 1)})
+    for k in range(1, L + 1):
+        W = params[f"W{k}"]
+        for i in range(1, spec.layers[k - 1] + 1):
+            for j in range(1, spec.layers[k] + 1):
+                values[nt.weight(k, i, j)] = float(W[i - 1, j - 1])
+        for j in range(1, spec.layers[k] + 1):
+            values[nt.bias(k, j)] = float(params[f"b{k}"][j - 1]) if spec.bias else 0.0
+            values[nt.preactivation(k, j)] = float(nodes[f"Z{k}"][0, j - 1])
+            values[nt.output(k, j, L)] = float(nodes[f"O{k}"][0, j - 1])
+    return values
+
+
+def evaluate(expr: sympy.Expr, exact: dict) -> float:
+    """``expr`` at the values ``exact`` (from :func:`exact_values`); NaN where it is not real."""
+    value = sympy.sympify(expr, strict=True).xreplace(exact).doit()
+    return float(value) if value.is_extended_real else float("nan")  # -y/ŷ at ŷ = 0: undefined
+
+
+def exact_values(values: dict) -> dict:
+    """:func:`symbol_values` as SymPy Floats, ready to substitute into a formula."""
+    return {s: sympy.Float(v) for s, v in values.items()}
+
+
+def fmt(value: float) -> str:
+    """Numbers as people write them: 88, -3008.6, 0.0591458."""
+    text = f"{value:.6g}"
+    return "0" if text == "-0" else text
+
+
+def factor(value: float) -> str:
+    """fmt() for a number substituted after × or -: (-0.0226) in parentheses when negative."""
+    text = fmt(value)
+    return f"({text})" if text.startswith("-") else text
+
+
+def chain_values(gradient, values) -> list[list[float]]:
+    """The numeric value of every factor of every chain path."""
+    exact = exact_values(values)
+    return [[evaluate(f.value, exact) for f in path] for path in gradient.chain]
+
+
+def batch_step(spec: Spec, X, Y, lr: float, params: dict[str, np.ndarray]) -> dict:
+    """One gradient-descent step on the rows X, Y: each row's nodes, loss and gradients, the
+    batch's (the mean over rows) loss and gradients, and the parameters after sgd_step."""
+    trainer = load_trainer(spec)
+    params = {name: np.array(value, dtype=trainer.DTYPE) for name, value in params.items()}
+    X, Y = np.array(X, dtype=trainer.DTYPE), np.array(Y, dtype=trainer.DTYPE)
+    rows = []
+    for n in range(X.shape[0]):
+        x, y = X[n:n + 1], Y[n:n + 1]
+        nodes = trainer.nodes(params, x)
+        loss, grads = trainer.loss_and_gradients(params, x, y)
+        rows.append({"nodes": nodes, "loss": loss, "grads": grads, "output": nodes[f"O{spec.depth}"][0]})
+    loss, grads = trainer.loss_and_gradients(params, X, Y)
+    updated = {name: value.copy() for name, value in params.items()}
+    trainer.sgd_step(updated, X, Y, lr)
+    return {"trainer": trainer, "params": params, "rows": rows, "loss": loss, "grads": grads,
+            "updated": updated, "loss_after": trainer.loss(updated, X, Y)}
+
+
+def step(spec: Spec, x, y, lr: float, params: dict[str, np.ndarray]) -> dict:
+    """One row's update: :func:`batch_step` of one row, with its nodes and output on top."""
+    result = batch_step(spec, [x], [y], lr, params)
+    return {**result, "nodes": result["rows"][0]["nodes"], "output": result["rows"][0]["output"]}
+
+
+def row_values(problem: Problem, result: dict) -> list[dict]:
+    """symbol_values of every row."""
+    return [symbol_values(problem.spec, row.x, row.y, result["params"], r["nodes"])
+            for row, r in zip(problem.rows, result["rows"])]
+
+
+def _non_finite(value, where: str) -> list[str]:
+    """Dotted places ("loss", "grads.W1", "rows.0.grads.W1") of values that overflowed."""
+    if isinstance(value, dict):
+        return [p for key, part in value.items() for p in _non_finite(part, f"{where}.{key}" if where else key)]
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return [p for n, part in enumerate(value) for p in _non_finite(part, f"{where}.{n}")]
+    if value is None or isinstance(value, str) or isinstance(value, bool):
+        return []
+    return [] if np.isfinite(np.asarray(value, dtype=float)).all() else [where]
+
+
+def as_json(result: dict, problem: Problem | None = None) -> dict:
+    """The step as strict JSON: "loss", "grads" (the mean over the rows for a batch), "params"
+    (after the update), "loss_after", "lr", "rows" (each row's x as the network saw it, y,
+    loss, output, nodes, grads) and, for one row, its "output" and "nodes" at the top.  A value
+    that overflowed (inf, NaN) is null, and the places holding one are listed under
+    "non_finite" (present only then), e.g. ["loss", "grads.W1"]."""
+    rows = [{"loss": float(r["loss"]), "output": r["output"].tolist(),
+             "nodes": {name: value[0].tolist() for name, value in r["nodes"].items()},
+             "grads": {name: value.tolist() for name, value in r["grads"].items()}}
+            for r in result["rows"]]
+    if problem is not None:
+        for out, row in zip(rows, problem.rows):
+            out.update({"x": row.x, "y": row.y} | ({"x_raw": row.typed} if problem.mean is not None else {})
+                       | ({"class": row.label} if row.label else {}))
+    out = {"loss": float(result["loss"])}
+    if len(rows) == 1:
+        out.update(output=rows[0]["output"], nodes=rows[0]["nodes"])
+    out.update({
+        "grads": {name: value.tolist() for name, value in result["grads"].items()},
+        "params": {name: value.tolist() for name, value in result["updated"].items()},
+        "loss_after": float(result["loss_after"]),
+        "rows": rows,
+    })
+    if problem is not None:
+        out["lr"] = problem.lr
+        if problem.mean is not None:
+            out["standardise"] = {"mean": problem.mean.tolist(), "std": problem.std.tolist()}
+    where = _non_finite(out, "")
+    safe = files.json_safe(out)
+    if where:
+        safe["non_finite"] = where
+    return safe
+
+
+def tex_number(value: float) -> str:
+    """fmt() in LaTeX: 88, -3008.6, 1.2 \\times 10^{4}, \\infty."""
+    if math.isnan(value):
+        return r"\text{NaN}"
+    if math.isinf(value):
+        return r"\infty" if value > 0 else r"-\infty"
+    mantissa, _, exponent = fmt(value).partition("e")
+    return mantissa if not exponent else rf"{mantissa} \times 10^{{{int(exponent)}}}"
+
+
+def tex_factor(value: float) -> str:
+    """tex_number() after \\cdot or -: (-0.0226) in parentheses when negative."""
+    text = tex_number(value)
+    return f"({text})" if text.startswith("-") else text
