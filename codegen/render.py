@@ -23,6 +23,8 @@ import jinja2
 import sympy
 
 from backprop.derive import Spec, vectorise
+from backprop.derive.graph import (ActivationBackward, Activate, AddBias, Array, Loss, LossBackward,
+                                  MatMul, SumRows, Update)
 
 from . import forms, naming, scalar
 from .forms import a, d, n_rows, y, yhat, z
@@ -176,49 +178,11 @@ def _loss_function(w: _Writer, spec: Spec, out: forms.OutputPieces) -> Function:
                     f"float(({term}).sum() / len({naming.Y}))")
 
 
-def _backward_blocks(w: _Writer, spec: Spec, pieces: list[forms.LayerPieces],
-                     out: forms.OutputPieces) -> list[Block]:
-    L = spec.depth
-    blocks = []
-    out_names = {y: naming.Y, yhat: naming.O(L), z: naming.Z(L), n_rows: naming.N_ROWS}
-    last = pieces[-1]
-    if out.delta is not None:
-        lines, text = w.expression(out.delta, out_names, naming.Z(L))
-        blocks.append(Block(
-            f"{naming.delta(L)} = dL/d{naming.Z(L)}: output layer ({last.activation}, loss {spec.loss}), "
-            "over n_rows for the mean",
-            lines + [f"{naming.delta(L)} = {text}"]))
-    else:
-        lines, text = w.expression(out.dL_dO, out_names, naming.O(L))
-        blocks.append(Block(f"{naming.dO(L)} = dL/d{naming.O(L)}: loss {spec.loss}, over n_rows for the mean",
-                            lines + [f"{naming.dO(L)} = {text}"]))
-        blocks.append(Block(f"{naming.delta(L)} = dL/d{naming.Z(L)}: through the {last.activation} Jacobian",
-                            [f"{naming.delta(L)} = {naming.backward(last.activation)}({naming.O(L)}, {naming.dO(L)})"]))
-    for p in reversed(pieces):
-        k = p.k
-        blocks.append(Block(f"dL/d{naming.W(k)}: layer {k} weights",
-                            [f"{naming.dW(k)} = {naming.O(k - 1)}.T @ {naming.delta(k)}"]))
-        if spec.bias:
-            blocks.append(Block(f"dL/d{naming.b(k)}: layer {k} biases",
-                                [f"{naming.db(k)} = {naming.delta(k)}.sum(axis=0)"]))
-        if k == 1:
-            break  # no gradient for the inputs
-        below = pieces[k - 2]
-        j = k - 1
-        blocks.append(Block(f"{naming.dO(j)} = dL/d{naming.O(j)}: what layer {k} sends back",
-                            [f"{naming.dO(j)} = {naming.delta(k)} @ {naming.W(k)}.T"]))
-        if below.rowwise is not None:
-            rhs = f"{naming.backward(below.activation)}({naming.O(j)}, {naming.dO(j)})"
-            how = f"through the {below.activation} Jacobian"
-        elif below.derivative is None:
-            rhs, how = naming.dO(j), f"{below.activation}, g' = 1"
-        else:
-            arg = naming.O(j) if below.var == a else naming.Z(j)
-            rhs = f"{naming.dO(j)} * {naming.derivative(below.activation)}({arg})"
-            how = f"{below.activation}, times g'({arg})"
-        blocks.append(Block(f"{naming.delta(j)} = dL/d{naming.Z(j)}: layer {j}, {how}",
-                            [f"{naming.delta(j)} = {rhs}"]))
-    return blocks
+def _array(x: Array) -> str:
+    """A graph array's name in the generated code: X, Z2, O2, W2, b2, delta2, dO1, dW2, db2."""
+    return {"X": lambda k: naming.X, "Y": lambda k: naming.Y, "Z": naming.Z, "O": naming.O,
+            "W": naming.W, "b": naming.b, "delta": naming.delta, "dO": naming.dO,
+            "dW": naming.dW, "db": naming.db}[x.kind](x.layer)
 
 
 def _buffer(name: str) -> str:
@@ -226,60 +190,137 @@ def _buffer(name: str) -> str:
     return f"{naming.BUFFERS}[{_q(name)}]"
 
 
-def _step_forward_blocks(w: _Writer, spec: Spec, pieces: list[forms.LayerPieces]) -> list[Block]:
-    """The forward pass of sgd_step: each product written into its preallocated Z, the bias
-    added in place; the activation as in _forward."""
-    L = spec.depth
-    blocks = []
-    for p in pieces:
-        k = p.k
-        where = " (output)" if k == L else ""
-        act = naming.Z(k) if p.identity else f"{naming.activation(p.activation)}({naming.Z(k)})"
-        lines = [f"{naming.Z(k)} = {w.np('matmul')}({naming.O(k - 1)}, {naming.W(k)}, out={_buffer(naming.Z(k))})"]
-        if spec.bias:
-            lines.append(f"{naming.Z(k)} += {naming.b(k)}")
-        lines.append(f"{naming.O(k)} = {act}")
-        blocks.append(Block(f"layer {k}{where}: {p.activation}", lines))
-    return blocks
+class _NumpyStatements:
+    """Prints a graph's ops as NumPy statements, grouped in commented blocks.
 
+    ``buffered`` is the fused ``sgd_step`` printing: every product written into its
+    preallocated buffer (``np.matmul(..., out=B[...])``), biases added and g' applied in
+    place, and each parameter updated in place where the graph's Update op stands (right
+    after δ^k W^kᵀ has used W^k): no gradient dict, no temporary the size of a weight
+    matrix.  Plain printing writes one expression per array and leaves the updates out."""
 
-def _step_backward_blocks(w: _Writer, spec: Spec, pieces: list[forms.LayerPieces],
-                          out: forms.OutputPieces) -> list[Block]:
-    """The backward pass of sgd_step with the update fused in: each product written into a
-    preallocated buffer, g' applied in place, and layer k's weights updated as soon as they
-    have sent dO back (no gradient dict, no temporary the size of a weight matrix)."""
-    blocks = _backward_blocks(w, spec, pieces, out)[:2 if out.delta is None else 1]
-    for p in reversed(pieces):
-        k = p.k
-        blocks.append(Block(f"dL/d{naming.W(k)}: layer {k} weights, into its buffer", [
-            f"{naming.dW(k)} = {w.np('matmul')}({naming.O(k - 1)}.T, {naming.delta(k)}, out={_buffer(naming.dW(k))})"]))
-        if spec.bias:
-            blocks.append(Block(f"dL/d{naming.b(k)}: layer {k} biases",
-                                [f"{naming.db(k)} = {naming.delta(k)}.sum(axis=0)"]))
-        j = k - 1
-        if k > 1:  # no gradient for the inputs
-            blocks.append(Block(f"{naming.dO(j)} = dL/d{naming.O(j)}: what layer {k} sends back (before {naming.W(k)} changes)",
-                                [f"{naming.dO(j)} = {w.np('matmul')}({naming.delta(k)}, {naming.W(k)}.T, out={_buffer(naming.dO(j))})"]))
-        update = [f"{naming.dW(k)} *= {naming.LR}", f"{naming.W(k)} -= {naming.dW(k)}"]
-        if spec.bias:
-            update.append(f"{naming.b(k)} -= {naming.LR} * {naming.db(k)}")
-        params = f"{naming.W(k)}, {naming.b(k)}" if spec.bias else naming.W(k)
-        blocks.append(Block(f"{params} <- {params} - lr * gradient, in place", update))
-        if k == 1:
-            break
-        below = pieces[k - 2]
-        if below.rowwise is not None:
-            rhs = [f"{naming.delta(j)} = {naming.backward(below.activation)}({naming.O(j)}, {naming.dO(j)})"]
-            how = f"through the {below.activation} Jacobian"
-        elif below.derivative is None:
-            rhs, how = [f"{naming.delta(j)} = {naming.dO(j)}"], f"{below.activation}, g' = 1"
+    def __init__(self, w: _Writer, spec: Spec, pieces: list[forms.LayerPieces],
+                 out: forms.OutputPieces, buffered: bool = False):
+        self.w, self.spec, self.pieces, self.out, self.buffered = w, spec, pieces, out, buffered
+        self.L = spec.depth
+        self.blocks: list[Block] = []
+        self.pending: list[str] = []  # the forward statements of the layer being printed
+        self.sum: dict[Array, str] = {}  # plain printing: Z^k's right side before its activation
+
+    def forward(self, ops) -> list[Block]:
+        for op in ops:
+            _FORWARD[type(op)](self, op)
+        return self.blocks
+
+    def backward(self, ops) -> list[Block]:
+        for op in ops:
+            _BACKWARD[type(op)](self, op)
+        return self.blocks
+
+    def matmul(self, left: str, right: str, out: str) -> str:
+        if self.buffered:
+            return f"{self.w.np('matmul')}({left}, {right}, out={_buffer(out)})"
+        return f"{left} @ {right}"
+
+    # -- forward ---------------------------------------------------------------------------
+    def fw_matmul(self, op: MatMul) -> None:
+        z = _array(op.out)
+        rhs = self.matmul(_array(op.left), _array(op.right), z)
+        if self.buffered:
+            self.pending.append(f"{z} = {rhs}")
         else:
-            arg = naming.O(j) if below.var == a else naming.Z(j)
-            rhs = [f"{naming.dO(j)} *= {naming.derivative(below.activation)}({arg})",
-                   f"{naming.delta(j)} = {naming.dO(j)}"]
-            how = f"{below.activation}, {naming.dO(j)} times g'({arg}) in place"
-        blocks.append(Block(f"{naming.delta(j)} = dL/d{naming.Z(j)}: layer {j}, {how}", rhs))
-    return blocks
+            self.sum[op.out] = rhs
+
+    def fw_add_bias(self, op: AddBias) -> None:
+        if self.buffered:
+            self.pending.append(f"{_array(op.out)} += {_array(op.bias)}")
+        else:
+            self.sum[op.out] += f" + {_array(op.bias)}"
+
+    def fw_activate(self, op: Activate) -> None:
+        p = self.pieces[op.layer - 1]
+        z = _array(op.inp)
+        if not self.buffered:
+            self.pending.append(f"{z} = {self.sum.pop(op.inp)}")
+        act = z if p.identity else f"{naming.activation(p.activation)}({z})"
+        where = " (output)" if op.layer == self.L else ""
+        self.blocks.append(Block(f"layer {op.layer}{where}: {p.activation}",
+                                 self.pending + [f"{_array(op.out)} = {act}"]))
+        self.pending = []
+
+    # -- backward --------------------------------------------------------------------------
+    def bw_loss(self, op: LossBackward) -> None:
+        L, spec, last = self.L, self.spec, self.pieces[-1]
+        names = {y: naming.Y, yhat: naming.O(L), z: naming.Z(L), n_rows: naming.N_ROWS}
+        if op.fused:
+            lines, text = self.w.expression(self.out.delta, names, naming.Z(L))
+            self.blocks.append(Block(
+                f"{naming.delta(L)} = dL/d{naming.Z(L)}: output layer ({last.activation}, loss {spec.loss}), "
+                "over n_rows for the mean", lines + [f"{naming.delta(L)} = {text}"]))
+        else:
+            lines, text = self.w.expression(self.out.dL_dO, names, naming.O(L))
+            self.blocks.append(Block(f"{naming.dO(L)} = dL/d{naming.O(L)}: loss {spec.loss}, over n_rows for the mean",
+                                     lines + [f"{naming.dO(L)} = {text}"]))
+
+    def bw_matmul(self, op: MatMul) -> None:
+        k, target = op.out.layer, _array(op.out)
+        if op.transpose == "left":  # dW^k = O^{k-1}ᵀ δ^k
+            rhs = self.matmul(f"{_array(op.left)}.T", _array(op.right), target)
+            comment = f"dL/d{naming.W(k)}: layer {k} weights" + (", into its buffer" if self.buffered else "")
+        else:  # dO^{k-1} = δ^k W^kᵀ: what layer k sends back
+            rhs = self.matmul(_array(op.left), f"{_array(op.right)}.T", target)
+            sender = op.right.layer
+            comment = (f"{target} = dL/d{naming.O(k)}: what layer {sender} sends back"
+                       + (f" (before {naming.W(sender)} changes)" if self.buffered else ""))
+        if op.accumulate:
+            rhs = rhs.replace(f", out={_buffer(target)}", "")
+        self.blocks.append(Block(comment, [f"{target} {'+=' if op.accumulate else '='} {rhs}"]))
+
+    def bw_sum_rows(self, op: SumRows) -> None:
+        k = op.out.layer
+        self.blocks.append(Block(f"dL/d{naming.b(k)}: layer {k} biases",
+                                 [f"{_array(op.out)} {'+=' if op.accumulate else '='} {_array(op.inp)}.sum(axis=0)"]))
+
+    def bw_activation(self, op: ActivationBackward) -> None:
+        k = op.layer
+        p = self.pieces[k - 1]
+        d_o, o, zk, delta = _array(op.grad), _array(op.output), _array(op.inp), _array(op.out)
+        assign = "+=" if op.accumulate else "="
+        if p.rowwise is not None:
+            lines = [f"{delta} {assign} {naming.backward(p.activation)}({o}, {d_o})"]
+            how = f"through the {p.activation} Jacobian"
+        elif p.derivative is None:
+            lines, how = [f"{delta} {assign} {d_o}"], f"{p.activation}, g' = 1"
+        else:
+            arg = o if p.var == a else zk
+            g = f"{naming.derivative(p.activation)}({arg})"
+            if self.buffered and not op.accumulate:
+                lines = [f"{d_o} *= {g}", f"{delta} = {d_o}"]
+                how = f"{p.activation}, {d_o} times g'({arg}) in place"
+            else:
+                lines = [f"{delta} {assign} {d_o} * {g}"]
+                how = f"{p.activation}, times g'({arg})"
+        if k == self.L:
+            comment = f"{delta} = dL/d{zk}: through the {p.activation} Jacobian"
+        else:
+            comment = f"{delta} = dL/d{zk}: layer {k}, {how}"
+        self.blocks.append(Block(comment, lines))
+
+    def bw_update(self, op: Update) -> None:
+        param, g = _array(op.out), _array(op.grad)
+        if op.out.kind == "W":
+            lines = [f"{g} *= {naming.LR}", f"{param} -= {g}"]
+        else:
+            lines = [f"{param} -= {naming.LR} * {g}"]
+        self.blocks.append(Block(f"{param} <- {param} - lr * dL/d{param}, in place", lines))
+
+
+#: Which method prints each op kind: one entry per kind (a new op is one method and one entry).
+_FORWARD = {MatMul: _NumpyStatements.fw_matmul, AddBias: _NumpyStatements.fw_add_bias,
+            Activate: _NumpyStatements.fw_activate, Loss: lambda self, op: None}
+_BACKWARD = {LossBackward: _NumpyStatements.bw_loss, MatMul: _NumpyStatements.bw_matmul,
+             SumRows: _NumpyStatements.bw_sum_rows, ActivationBackward: _NumpyStatements.bw_activation,
+             Update: _NumpyStatements.bw_update}
 
 
 def _q(name: str) -> str:
@@ -305,7 +346,8 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
     w = _Writer()
     functions = _activation_functions(w, pieces)
     loss_fn = _loss_function(w, spec, out)
-    backward = _backward_blocks(w, spec, pieces, out)
+    graph = vectorise(spec).graph
+    backward = _NumpyStatements(w, spec, pieces, out).backward(graph.backward())
     layers = range(1, L + 1)
     param_names = [n for k in layers for n in ([naming.W(k), naming.b(k)] if spec.bias else [naming.W(k)])]
     node_names = [n for k in layers for n in (naming.Z(k), naming.O(k))]
@@ -335,7 +377,7 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
         "param_unpack": [f"{naming.W(k)}, {naming.b(k)} = params[{_q(naming.W(k))}], params[{_q(naming.b(k))}]"
                          if spec.bias else f"{naming.W(k)} = params[{_q(naming.W(k))}]" for k in layers],
         "backward_unpack": [f"{naming.W(k)} = params[{_q(naming.W(k))}]" for k in range(2, L + 1)],
-        "forward_blocks": _forward_blocks(spec, pieces),
+        "forward_blocks": _NumpyStatements(w, spec, pieces, out).forward(graph.forward),
         "node_tuple": ", ".join(node_names),
         "nodes_dict": _pairs([f"{_q(n)}: {n}" for n in node_names]),
         "loss_function": loss_fn,
@@ -344,8 +386,9 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
         "grads_dict": _pairs([f"{_q(n)}: d{n}" for n in param_names]),
         "step_unpack": [f"{naming.W(k)}, {naming.b(k)} = params[{_q(naming.W(k))}], params[{_q(naming.b(k))}]"
                         if spec.bias else f"{naming.W(k)} = params[{_q(naming.W(k))}]" for k in layers],
-        "step_forward_blocks": _step_forward_blocks(w, spec, pieces),
-        "step_backward_blocks": _step_backward_blocks(w, spec, pieces, out),
+        "step_forward_blocks": _NumpyStatements(w, spec, pieces, out, buffered=True).forward(graph.forward),
+        "step_backward_blocks": _NumpyStatements(w, spec, pieces, out, buffered=True).backward(
+            graph.backward(updates=True)),
         "scalar": scalar.scalar_step(spec) if scalar.wanted(spec) else None,
         "scalar_max_weights": scalar.MAX_WEIGHTS,
     }

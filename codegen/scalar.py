@@ -29,7 +29,9 @@ from dataclasses import dataclass
 import sympy
 from sympy.printing.pycode import PythonCodePrinter, _known_functions_math, _print_known_func
 
-from backprop.derive import Spec
+from backprop.derive import Spec, vectorise
+from backprop.derive.graph import (ActivationBackward, Activate, AddBias, Array, Loss, LossBackward,
+                                  MatMul, SumRows, Update)
 
 from . import forms, naming
 from .forms import a, d, n_rows, y, yhat, z
@@ -162,22 +164,147 @@ class _Body:
             self.lines.append(f"{target} = {self.printer.doprint(value)}")
 
 
+class _ScalarStatements:
+    """Prints a graph's ops (updates included) for one row in Python floats: each array's
+    elements are locals (``z2_0``, ``o1_1``, ``delta2_0``, ``dO1_1``), a matrix product is
+    written out as its sums, and each parameter's Update subtracts η times the gradient
+    element the product or row sum left (the same ops, in the same order, as the NumPy step)."""
+
+    def __init__(self, spec: Spec, body: _Body):
+        self.spec, self.body, self.layers, self.L = spec, body, spec.layers, spec.depth
+        self.pieces = forms.layer_pieces(spec)
+        self.out = forms.output_pieces(spec)
+        self.terms: dict[Array, list[str]] = {}  # Z^k's elements before the activation
+        self.grads: dict[Array, list[list[str]] | list[str]] = {}  # dW, db elements for Update
+        self.names: dict[Array, list[str]] = {Array("X"): [f"x_{i}" for i in range(spec.layers[0])]}
+
+    def width(self, x: Array) -> int:
+        return self.layers[0 if x.kind == "X" else x.layer]
+
+    def elements(self, x: Array) -> list[str]:
+        """The locals holding an array's elements (a vector per row: one row here)."""
+        if x not in self.names:
+            self.names[x] = [f"{x.kind.lower() if x.kind in ('Z', 'O') else x.kind}{x.layer}_{j}"
+                             for j in range(self.width(x))]
+        return self.names[x]
+
+    def out_nodes(self) -> list[dict]:
+        L = self.L
+        return [{y: _s(f"y_{j}"), yhat: _s(self.elements(Array("O", L))[j]),
+                 z: _s(self.elements(Array("Z", L))[j]), n_rows: 1} for j in range(self.layers[L])]
+
+    # -- forward ---------------------------------------------------------------------------
+    def fw_matmul(self, op: MatMul) -> None:
+        k, prev = op.out.layer, self.elements(op.left)
+        self.terms[op.out] = [" + ".join(f"{prev[i]}*{_Wn(k, i, j)}" for i in range(len(prev)))
+                              for j in range(self.width(op.out))]
+
+    def fw_add_bias(self, op: AddBias) -> None:
+        k = op.out.layer
+        self.terms[op.out] = [f"{_bn(k, j)} + {t}" for j, t in enumerate(self.terms[op.out])]
+
+    def fw_activate(self, op: Activate) -> None:
+        p = self.pieces[op.layer - 1]
+        self.body.comment(f"layer {op.layer}: {p.activation}")
+        zs = self.elements(op.inp)
+        for name, terms in zip(zs, self.terms.pop(op.inp)):
+            self.body.line(f"{name} = {terms}")
+        if p.identity:
+            self.names[op.out] = zs
+            return
+        nodes = [{z: _s(name)} for name in zs]
+        if p.rowwise is not None:
+            exprs = [_expand(p.rowwise.forward, nodes).xreplace(s) for s in nodes]
+        else:
+            exprs = [p.forward.xreplace(s) for s in nodes]
+        self.body.assign(self.elements(op.out), exprs)
+
+    def fw_loss(self, op: Loss) -> None:
+        nodes = self.out_nodes()
+        self.body.comment(f"loss {self.spec.loss} before the update")
+        self.body.assign(["loss_before"], [sum(_expand(self.out.loss_term, nodes).xreplace(s) for s in nodes)])
+
+    # -- backward --------------------------------------------------------------------------
+    def bw_loss(self, op: LossBackward) -> None:
+        nodes, L = self.out_nodes(), self.L
+        if op.fused:
+            self.body.comment(f"delta{L} = dL/dz{L}: output layer")
+            self.body.assign(self.elements(op.out), [self.out.delta.xreplace(s) for s in nodes])
+        else:
+            self.body.comment(f"dO{L} = dL/dO{L}, then delta{L} through the {self.pieces[-1].activation} Jacobian")
+            self.body.assign(self.elements(op.out), [self.out.dL_dO.xreplace(s) for s in nodes])
+
+    def bw_matmul(self, op: MatMul) -> None:
+        if op.transpose == "left":  # dW^k: o_i δ_j, spent by its Update
+            prev, delta = self.elements(op.left), self.elements(op.right)
+            self.grads[op.out] = [[f"{o}*{d_}" for d_ in delta] for o in prev]
+            return
+        k = op.right.layer  # dO^{k-1} = Σ_j w_ij δ_j, before W^k changes
+        delta = self.elements(op.left)
+        self.body.comment(f"dO{k - 1} = dL/dO{k - 1}: what layer {k} sends back (before W{k} changes)")
+        for i, name in enumerate(self.elements(op.out)):
+            terms = " + ".join(f"{_Wn(k, i, j)}*{delta[j]}" for j in range(len(delta)))
+            self.body.line(f"{name} {'+=' if op.accumulate else '='} {terms}")
+
+    def bw_sum_rows(self, op: SumRows) -> None:
+        self.grads[op.out] = self.elements(op.inp)  # one row: the sum is δ itself
+
+    def bw_activation(self, op: ActivationBackward) -> None:
+        k, p = op.layer, self.pieces[op.layer - 1]
+        d_o, outs = self.elements(op.grad), self.elements(op.output)
+        if k < self.L:
+            self.body.comment(f"delta{k} = dL/dz{k}: {p.activation}")
+        if p.rowwise is not None:
+            back = [{a: _s(o), d: _s(g)} for o, g in zip(outs, d_o)]
+            self.body.assign(self.elements(op.out), [_expand(p.rowwise.backward, back).xreplace(s) for s in back])
+        elif p.derivative is None:
+            self.names[op.out] = d_o
+        else:
+            var = outs if p.var == a else self.elements(op.inp)
+            self.body.assign(self.elements(op.out),
+                             [_s(g) * p.derivative.xreplace({p.var: _s(v)}) for g, v in zip(d_o, var)])
+
+    def bw_update(self, op: Update) -> None:
+        k, g = op.out.layer, self.grads.pop(op.grad)
+        self.body.comment(f"layer {k}: {op.out.kind} <- {op.out.kind} - lr * dL/d{op.out.kind}")
+        if op.out.kind == "W":
+            for i, row in enumerate(g):
+                for j, value in enumerate(row):
+                    self.body.line(f"{_Wn(k, i, j)} -= lr*({value})")
+        else:
+            for j, value in enumerate(g):
+                self.body.line(f"{_bn(k, j)} -= lr*{value}")
+
+
+#: Which method prints each op kind: one entry per kind.
+_FORWARD = {MatMul: _ScalarStatements.fw_matmul, AddBias: _ScalarStatements.fw_add_bias,
+            Activate: _ScalarStatements.fw_activate, Loss: _ScalarStatements.fw_loss}
+_BACKWARD = {LossBackward: _ScalarStatements.bw_loss, MatMul: _ScalarStatements.bw_matmul,
+             SumRows: _ScalarStatements.bw_sum_rows, ActivationBackward: _ScalarStatements.bw_activation,
+             Update: _ScalarStatements.bw_update}
+
+
+def _Wn(k: int, i: int, j: int) -> str:
+    """The local of w^k_{i+1,j+1}: the weight from node i of layer k-1 to node j."""
+    return f"W{k}_{i}_{j}"
+
+
+def _bn(k: int, j: int) -> str:
+    return f"b{k}_{j}"
+
+
 def scalar_step(spec: Spec) -> ScalarStep:
     """The body of ``_sgd_step_scalar(params, x, y, lr)`` (x, y: lists of floats)."""
     L, layers = spec.depth, spec.layers
-    pieces = forms.layer_pieces(spec)
-    out = forms.output_pieces(spec)
     body = _Body()
-    Wn = lambda k, i, j: f"W{k}_{i}_{j}"  # noqa: E731  weight from node i of layer k-1 to j
-    bn = lambda k, j: f"b{k}_{j}"  # noqa: E731
 
     def matrix(k):  # ((W1_0_0, W1_0_1,), (W1_1_0, W1_1_1,),): layer k's weights as locals
-        rows = ", ".join("(" + ", ".join(Wn(k, i, j) for j in range(layers[k])) + ",)"
+        rows = ", ".join("(" + ", ".join(_Wn(k, i, j) for j in range(layers[k])) + ",)"
                          for i in range(layers[k - 1]))
         return f"({rows},)"
 
     def vector(k):  # (b1_0, b1_1,): layer k's biases as locals
-        return f"({', '.join(bn(k, j) for j in range(layers[k]))},)"
+        return f"({', '.join(_bn(k, j) for j in range(layers[k]))},)"
 
     body.comment("every parameter as a local float")
     for k in range(1, L + 1):
@@ -186,70 +313,14 @@ def scalar_step(spec: Spec) -> ScalarStep:
             body.line(f"{vector(k)} = {naming.b(k)}.tolist()")
     body.line(f"({', '.join(f'x_{i}' for i in range(layers[0]))},) = x")
     body.line(f"({', '.join(f'y_{j}' for j in range(layers[-1]))},) = y")
-    outputs = {0: [f"x_{i}" for i in range(layers[0])]}
-    zs = {}
-    for p in pieces:
-        k, n = p.k, layers[p.k]
-        body.comment(f"layer {k}: {p.activation}")
-        zs[k] = [f"z{k}_{j}" for j in range(n)]
-        for j in range(n):
-            terms = " + ".join(f"{outputs[k - 1][i]}*{Wn(k, i, j)}" for i in range(layers[k - 1]))
-            body.line(f"{zs[k][j]} = {bn(k, j) + ' + ' if spec.bias else ''}{terms}")
-        if p.identity:
-            outputs[k] = zs[k]
-            continue
-        outputs[k] = [f"o{k}_{j}" for j in range(n)]
-        nodes = [{z: _s(zs[k][j])} for j in range(n)]
-        if p.rowwise is not None:
-            exprs = [_expand(p.rowwise.forward, nodes).xreplace(s) for s in nodes]
-        else:
-            exprs = [p.forward.xreplace(s) for s in nodes]
-        body.assign(outputs[k], exprs)
-    nL = layers[-1]
-    out_nodes = [{y: _s(f"y_{j}"), yhat: _s(outputs[L][j]), z: _s(zs[L][j]), n_rows: 1}
-                 for j in range(nL)]
-    body.comment(f"loss {spec.loss} before the update")
-    body.assign(["loss_before"], [sum(_expand(out.loss_term, out_nodes).xreplace(s) for s in out_nodes)])
-    deltas = {L: [f"delta{L}_{j}" for j in range(nL)]}
-    if out.delta is not None:
-        body.comment(f"delta{L} = dL/dz{L}: output layer")
-        body.assign(deltas[L], [out.delta.xreplace(s) for s in out_nodes])
-    else:
-        body.comment(f"dO{L} = dL/dO{L}, then delta{L} through the {pieces[-1].activation} Jacobian")
-        body.assign([f"dO{L}_{j}" for j in range(nL)], [out.dL_dO.xreplace(s) for s in out_nodes])
-        back = [{a: _s(outputs[L][j]), d: _s(f"dO{L}_{j}")} for j in range(nL)]
-        body.assign(deltas[L], [_expand(pieces[-1].rowwise.backward, back).xreplace(s) for s in back])
-    for k in range(L, 0, -1):
-        n0, n1 = layers[k - 1], layers[k]
-        if k > 1:
-            body.comment(f"dO{k - 1} = dL/dO{k - 1}: what layer {k} sends back (before W{k} changes)")
-            for i in range(n0):
-                terms = " + ".join(f"{Wn(k, i, j)}*{deltas[k][j]}" for j in range(n1))
-                body.line(f"dO{k - 1}_{i} = {terms}")
-        body.comment(f"layer {k}: w <- w - lr * dL/dw")
-        for i in range(n0):
-            for j in range(n1):
-                body.line(f"{Wn(k, i, j)} -= lr*({outputs[k - 1][i]}*{deltas[k][j]})")
-        if spec.bias:
-            for j in range(n1):
-                body.line(f"{bn(k, j)} -= lr*{deltas[k][j]}")
-        if k == 1:
-            break
-        below = pieces[k - 2]
-        deltas[k - 1] = [f"delta{k - 1}_{i}" for i in range(n0)]
-        body.comment(f"delta{k - 1} = dL/dz{k - 1}: {below.activation}")
-        if below.rowwise is not None:
-            back = [{a: _s(outputs[k - 1][i]), d: _s(f"dO{k - 1}_{i}")} for i in range(n0)]
-            body.assign(deltas[k - 1], [_expand(below.rowwise.backward, back).xreplace(s) for s in back])
-        elif below.derivative is None:
-            deltas[k - 1] = [f"dO{k - 1}_{i}" for i in range(n0)]
-        else:
-            var = outputs if below.var == a else zs
-            exprs = [_s(f"dO{k - 1}_{i}") * below.derivative.xreplace({below.var: _s(var[k - 1][i])})
-                     for i in range(n0)]
-            body.assign(deltas[k - 1], exprs)
-    names = [Wn(k, i, j) for k in range(1, L + 1) for i in range(layers[k - 1]) for j in range(layers[k])]
-    names += [bn(k, j) for k in range(1, L + 1) for j in range(layers[k]) if spec.bias]
+    graph = vectorise(spec).graph
+    printer = _ScalarStatements(spec, body)
+    for op in graph.forward:
+        _FORWARD[type(op)](printer, op)
+    for op in graph.backward(updates=True):
+        _BACKWARD[type(op)](printer, op)
+    names = [_Wn(k, i, j) for k in range(1, L + 1) for i in range(layers[k - 1]) for j in range(layers[k])]
+    names += [_bn(k, j) for k in range(1, L + 1) for j in range(layers[k]) if spec.bias]
     body.comment("an inf or nan anywhere: nothing written back, sgd_step runs the NumPy step instead")
     body.line(f"_check = loss_before + {' + '.join(names)}")
     body.line("if _check - _check != 0.0:")

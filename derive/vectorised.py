@@ -16,10 +16,13 @@ from functools import cached_property
 
 import sympy
 
+from backprop.core.errors import UserTypeError
+
 from . import notation as nt
 from .activations import ACTIVATIONS, a, derivative, z
 from .derivation import Derivation
-from backprop.core.errors import UserTypeError
+from .graph import (ActivationBackward, Activate, AddBias, Array, Graph, LossBackward, MatMul,
+                    SumRows, build)
 from .losses import LOSSES
 from .spec import Spec
 
@@ -87,73 +90,17 @@ class VectorisedForm:
         term = loss.term(y, yhat)
         return OutputForm(dL, delta, not fused, term, loss.mean_over_outputs)
 
+    @cached_property
+    def graph(self) -> Graph:
+        """The computation as ops (:mod:`~backprop.derive.graph`), which the equations print."""
+        return build(self.spec)
+
     # -- printing ---------------------------------------------------------------------------
     def equations(self, style: str = "text") -> list[tuple[str, str]]:
-        """[(left side, right side)] for every step, in ``style`` 'text' or 'latex'."""
-        tex = style == "latex"
-        p = self.derivation.printer
-        show = p.latex if tex else p.text
-        L = self.derivation.net.depth
-
-        def M(stem: str, k: int | None = None, t: bool = False) -> str:
-            if tex:
-                sup = ("{" + str(k) + ("\\top" if t else "") + "}") if k is not None else ("{\\top}" if t else "")
-                return f"{stem}^{sup}" if sup else stem
-            return f"{stem}{'' if k is None else '^' + str(k)}{'ᵀ' if t else ''}"
-
-        def elementwise(expr, mapping) -> str:
-            return show(expr.xreplace({s: sympy.Symbol(v) for s, v in mapping.items()}), elementwise=True)
-
-        def grouped(expr, text: str) -> str:
-            """g' as a factor of ⊙: parenthesised when it is a sum or product (always in
-            LaTeX, where a bracket is what verify reads element by element)."""
-            return f"({text})" if tex or isinstance(expr, (sympy.Add, sympy.Mul, sympy.Pow)) else text
-
-        odot = r" \odot " if tex else " ⊙ "
-        yh = r"\hat{Y}" if tex else "Ŷ"
-        eqs = []
-        for form in self.layers:
-            k = form.k
-            prev = "X" if k == 1 else M("O", k - 1)
-            bias = f" + {M('b', k)}" if self.spec.bias else ""
-            eqs.append((M("Z", k), f"{prev} {M('W', k)}{bias}"))
-            g = form.activation if tex is False else rf"\mathrm{{{form.activation}}}".replace("_", r"\_")
-            eqs.append((M("O", k) if k < L else yh, f"{g}({M('Z', k)})"))
-        out = self.output
-        inv_n = r"\frac{1}{n}" if tex else "(1/n)"
-        delta_name = (r"\delta" if tex else "δ")
-        if out.softmax_jvp:
-            G = elementwise(out.dL_dyhat, {y: "Y", yhat: yh})
-            rhs = f"{inv_n} {yh}{odot}(G - \\mathrm{{rowsum}}(G{odot}{yh}))" if tex else \
-                f"{inv_n} Ŷ ⊙ (G - rowsum(G ⊙ Ŷ)),  G = {G}"
-            if tex:
-                rhs += rf",\quad G = {G}"
-        else:
-            rhs = f"{inv_n} ({elementwise(out.delta, {y: 'Y', yhat: yh, z: M('Z', L)})})"
-        eqs.append((M(delta_name, L), rhs))
-        for form in reversed(self.layers[:-1]):
-            k = form.k
-            back = f"({M(delta_name, k + 1)} {M('W', k + 1, t=True)})"
-            if form.derivative is None:
-                rhs = (f"{M('O', k)}{odot}(D - \\mathrm{{rowsum}}(D{odot}{M('O', k)}))" if tex else
-                       f"O^{k} ⊙ (D - rowsum(D ⊙ O^{k})),  D = {back}")
-                if tex:
-                    rhs += rf",\quad D = {back}"
-            elif form.derivative == 1:  # linear: δ^k is ∂L/∂O^k itself, no ⊙ (1)
-                rhs = back[1:-1]
-            else:
-                gp = elementwise(form.derivative, {a: M("O", k), z: M("Z", k)})
-                rhs = f"{back}{odot}{grouped(form.derivative, gp)}"
-            eqs.append((M(delta_name, k), rhs))
-        for k in range(L, 0, -1):
-            prev_t = M("X", None, t=True) if k == 1 else M("O", k - 1, t=True)
-            dW = rf"\frac{{\partial L}}{{\partial {M('W', k)}}}" if tex else f"∂L/∂W^{k}"
-            eqs.append((dW, f"{prev_t} {M(delta_name, k)}"))
-            if self.spec.bias:
-                db = rf"\frac{{\partial L}}{{\partial {M('b', k)}}}" if tex else f"∂L/∂b^{k}"
-                rows = r"\sum_{\text{rows}} " if tex else "Σ_rows "
-                eqs.append((db, f"{rows}{M(delta_name, k)}"))
-        return eqs
+        """[(left side, right side)] for every step, in ``style`` 'text' or 'latex': the
+        graph's ops printed in the notes' notation (∂L/∂O^k written into the δ^k it feeds),
+        the forward pass, then the δ recursion, then the gradients."""
+        return _NotationWriter(self, style == "latex").equations()
 
     def text(self) -> str:
         return "\n".join(f"{lhs} = {rhs}" for lhs, rhs in self.equations("text"))
@@ -164,6 +111,100 @@ class VectorisedForm:
 
     def _repr_latex_(self) -> str:
         return f"$${self.latex()}$$"
+
+
+class _NotationWriter:
+    """Prints a graph's ops as the notes' matrix equations, in text or LaTeX.  Each array's
+    right side is built up op by op (an accumulated gradient joins its terms with +); ∂L/∂O^k
+    is not printed on its own but inside the δ^k it feeds, as the notes write it."""
+
+    def __init__(self, form: VectorisedForm, tex: bool):
+        self.form, self.tex = form, tex
+        self.spec = form.spec
+        self.L = form.derivation.net.depth
+        p = form.derivation.printer
+        self.show = p.latex if tex else p.text
+        self.odot = r" \odot " if tex else " ⊙ "
+        self.yh = r"\hat{Y}" if tex else "Ŷ"
+        self.delta = r"\delta" if tex else "δ"
+        self.inv_n = r"\frac{1}{n}" if tex else "(1/n)"
+        self.rhs: dict[Array, str] = {}
+
+    def M(self, stem: str, k: int | None = None, t: bool = False) -> str:
+        if self.tex:
+            sup = ("{" + str(k) + ("\\top" if t else "") + "}") if k is not None else ("{\\top}" if t else "")
+            return f"{stem}^{sup}" if sup else stem
+        return f"{stem}{'' if k is None else '^' + str(k)}{'ᵀ' if t else ''}"
+
+    def name(self, x: Array, t: bool = False) -> str:
+        """An array's spelling: X, O^k (Ŷ for the output), W^k, b^k, Z^k, δ^k."""
+        if x.kind == "X":
+            return self.M("X", None, t)
+        if x.kind == "O" and x.layer == self.L and not t:
+            return self.yh
+        stem = {"delta": self.delta}.get(x.kind, x.kind)
+        return self.M(stem, x.layer, t)
+
+    def gradient_name(self, x: Array) -> str:
+        param = self.M(x.kind[1:], x.layer)
+        return rf"\frac{{\partial L}}{{\partial {param}}}" if self.tex else f"∂L/∂{param}"
+
+    def elementwise(self, expr, mapping) -> str:
+        return self.show(expr.xreplace({s: sympy.Symbol(v) for s, v in mapping.items()}), elementwise=True)
+
+    def grouped(self, expr, text: str) -> str:
+        """g' as a factor of ⊙: parenthesised when it is a sum or product (always in
+        LaTeX, where a bracket is what verify reads element by element)."""
+        return f"({text})" if self.tex or isinstance(expr, (sympy.Add, sympy.Mul, sympy.Pow)) else text
+
+    def equations(self) -> list[tuple[str, str]]:
+        graph = self.form.graph
+        forward, deltas, grads = [], [], []
+        for op in graph.forward:
+            if isinstance(op, MatMul):
+                self.rhs[op.out] = f"{self.name(op.left)} {self.name(op.right)}"
+            elif isinstance(op, AddBias):
+                self.rhs[op.out] += f" + {self.name(op.bias)}"
+            elif isinstance(op, Activate):
+                act = self.spec.activations[op.layer - 1]
+                g = act if not self.tex else rf"\mathrm{{{act}}}".replace("_", r"\_")
+                forward += [(self.name(op.inp), self.rhs[op.inp]), (self.name(op.out), f"{g}({self.name(op.inp)})")]
+        for op in graph.backward():
+            if isinstance(op, LossBackward):
+                if op.fused:
+                    out = self.form.output
+                    mapping = {y: "Y", yhat: self.yh, z: self.M("Z", self.L)}
+                    deltas.append((self.name(op.out), f"{self.inv_n} ({self.elementwise(out.delta, mapping)})"))
+                else:
+                    self.rhs[op.out] = self.elementwise(self.form.output.dL_dyhat, {y: "Y", yhat: self.yh})
+            elif isinstance(op, MatMul) and op.transpose == "left":  # ∂L/∂W^k = O^{k-1 T} δ^k
+                grads.append((op.out, (self.gradient_name(op.out), f"{self.name(op.left, t=True)} {self.name(op.right)}")))
+            elif isinstance(op, MatMul):  # ∂L/∂O^{k-1} = δ^k W^{k T}: printed inside δ^{k-1}
+                term = f"({self.name(op.left)} {self.name(op.right, t=True)})"
+                self.rhs[op.out] = f"{self.rhs[op.out]} + {term}" if op.accumulate else term
+            elif isinstance(op, SumRows):
+                rows = r"\sum_{\text{rows}} " if self.tex else "Σ_rows "
+                grads.append((op.out, (self.gradient_name(op.out), f"{rows}{self.name(op.inp)}")))
+            elif isinstance(op, ActivationBackward):
+                deltas.append((self.name(op.out), self.through_activation(op)))
+        grads.sort(key=lambda pair: (-pair[0].layer, pair[0].kind != "dW"))
+        return forward + deltas + [eq for _, eq in grads]
+
+    def through_activation(self, op: ActivationBackward) -> str:
+        """δ^k from ∂L/∂O^k: the Jacobian product (softmax), ∂L/∂O^k itself (g' = 1), or ⊙ g'."""
+        k, back = op.layer, self.rhs[op.grad]
+        form = self.form.layers[k - 1]
+        odot = self.odot
+        if form.derivative is None:  # row-wise: O ⊙ (D - rowsum(D ⊙ O)), D = ∂L/∂O
+            D, scale = ("G", f"{self.inv_n} ") if k == self.L else ("D", "")
+            out = self.name(op.output)
+            if self.tex:
+                return rf"{scale}{out}{odot}({D} - \mathrm{{rowsum}}({D}{odot}{out})),\quad {D} = {back}"
+            return f"{scale}{out} ⊙ ({D} - rowsum({D} ⊙ {out})),  {D} = {back}"
+        if form.derivative == 1:  # linear: δ^k is ∂L/∂O^k itself, no ⊙ (1)
+            return back[1:-1] if back.startswith("(") and back.endswith(")") and " + (" not in back else back
+        gp = self.elementwise(form.derivative, {a: self.M("O", k), z: self.M("Z", k)})
+        return f"{back}{odot}{self.grouped(form.derivative, gp)}"
 
 
 def vectorise(spec_or_derivation: Spec | Derivation) -> VectorisedForm:

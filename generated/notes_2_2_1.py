@@ -190,18 +190,18 @@ def loss_and_gradients(params, X, Y):
     Z1, O1, Z2, O2 = _forward(params, X)
     # delta2 = dL/dZ2: output layer (linear, loss se), over n_rows for the mean
     delta2 = 2*(O2 - Y)/n_rows
-    # dL/dW2: layer 2 weights
-    dW2 = O1.T @ delta2
     # dL/db2: layer 2 biases
     db2 = delta2.sum(axis=0)
+    # dL/dW2: layer 2 weights
+    dW2 = O1.T @ delta2
     # dO1 = dL/dO1: what layer 2 sends back
     dO1 = delta2 @ W2.T
     # delta1 = dL/dZ1: layer 1, linear, g' = 1
     delta1 = dO1
-    # dL/dW1: layer 1 weights
-    dW1 = X.T @ delta1
     # dL/db1: layer 1 biases
     db1 = delta1.sum(axis=0)
+    # dL/dW1: layer 1 weights
+    dW1 = X.T @ delta1
     return _batch_loss(Y, Z2, O2), {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
 
 
@@ -253,26 +253,28 @@ def _step(params, X, Y, lr, B):
     loss_before = _batch_loss(Y, Z2, O2)
     # delta2 = dL/dZ2: output layer (linear, loss se), over n_rows for the mean
     delta2 = 2*(O2 - Y)/n_rows
-    # dL/dW2: layer 2 weights, into its buffer
-    dW2 = np.matmul(O1.T, delta2, out=B["dW2"])
     # dL/db2: layer 2 biases
     db2 = delta2.sum(axis=0)
+    # b2 <- b2 - lr * dL/db2, in place
+    b2 -= lr * db2
+    # dL/dW2: layer 2 weights, into its buffer
+    dW2 = np.matmul(O1.T, delta2, out=B["dW2"])
     # dO1 = dL/dO1: what layer 2 sends back (before W2 changes)
     dO1 = np.matmul(delta2, W2.T, out=B["dO1"])
-    # W2, b2 <- W2, b2 - lr * gradient, in place
+    # W2 <- W2 - lr * dL/dW2, in place
     dW2 *= lr
     W2 -= dW2
-    b2 -= lr * db2
     # delta1 = dL/dZ1: layer 1, linear, g' = 1
     delta1 = dO1
-    # dL/dW1: layer 1 weights, into its buffer
-    dW1 = np.matmul(X.T, delta1, out=B["dW1"])
     # dL/db1: layer 1 biases
     db1 = delta1.sum(axis=0)
-    # W1, b1 <- W1, b1 - lr * gradient, in place
+    # b1 <- b1 - lr * dL/db1, in place
+    b1 -= lr * db1
+    # dL/dW1: layer 1 weights, into its buffer
+    dW1 = np.matmul(X.T, delta1, out=B["dW1"])
+    # W1 <- W1 - lr * dL/dW1, in place
     dW1 *= lr
     W1 -= dW1
-    b1 -= lr * db1
     return loss_before
 
 
@@ -307,21 +309,23 @@ def _sgd_step_scalar(params, x, y, lr):
     loss_before = (y_0 - z2_0)*(y_0 - z2_0)
     # delta2 = dL/dz2: output layer
     delta2_0 = -2*y_0 + 2*z2_0
+    # layer 2: b <- b - lr * dL/db
+    b2_0 -= lr*delta2_0
     # dO1 = dL/dO1: what layer 2 sends back (before W2 changes)
     dO1_0 = W2_0_0*delta2_0
     dO1_1 = W2_1_0*delta2_0
-    # layer 2: w <- w - lr * dL/dw
+    # layer 2: W <- W - lr * dL/dW
     W2_0_0 -= lr*(z1_0*delta2_0)
     W2_1_0 -= lr*(z1_1*delta2_0)
-    b2_0 -= lr*delta2_0
     # delta1 = dL/dz1: linear
-    # layer 1: w <- w - lr * dL/dw
+    # layer 1: b <- b - lr * dL/db
+    b1_0 -= lr*dO1_0
+    b1_1 -= lr*dO1_1
+    # layer 1: W <- W - lr * dL/dW
     W1_0_0 -= lr*(x_0*dO1_0)
     W1_0_1 -= lr*(x_0*dO1_1)
     W1_1_0 -= lr*(x_1*dO1_0)
     W1_1_1 -= lr*(x_1*dO1_1)
-    b1_0 -= lr*dO1_0
-    b1_1 -= lr*dO1_1
     # an inf or nan anywhere: nothing written back, sgd_step runs the NumPy step instead
     _check = loss_before + W1_0_0 + W1_0_1 + W1_1_0 + W1_1_1 + W2_0_0 + W2_1_0 + b1_0 + b1_1 + b2_0
     if _check - _check != 0.0:

@@ -223,34 +223,34 @@ def loss_and_gradients(params, X, Y):
     Z1, O1, Z2, O2, Z3, O3, Z4, O4 = _forward(params, X)
     # delta4 = dL/dZ4: output layer (linear, loss se), over n_rows for the mean
     delta4 = 2*(O4 - Y)/n_rows
-    # dL/dW4: layer 4 weights
-    dW4 = O3.T @ delta4
     # dL/db4: layer 4 biases
     db4 = delta4.sum(axis=0)
+    # dL/dW4: layer 4 weights
+    dW4 = O3.T @ delta4
     # dO3 = dL/dO3: what layer 4 sends back
     dO3 = delta4 @ W4.T
     # delta3 = dL/dZ3: layer 3, sigmoid, times g'(O3)
     delta3 = dO3 * sigmoid_derivative(O3)
-    # dL/dW3: layer 3 weights
-    dW3 = O2.T @ delta3
     # dL/db3: layer 3 biases
     db3 = delta3.sum(axis=0)
+    # dL/dW3: layer 3 weights
+    dW3 = O2.T @ delta3
     # dO2 = dL/dO2: what layer 3 sends back
     dO2 = delta3 @ W3.T
     # delta2 = dL/dZ2: layer 2, sigmoid, times g'(O2)
     delta2 = dO2 * sigmoid_derivative(O2)
-    # dL/dW2: layer 2 weights
-    dW2 = O1.T @ delta2
     # dL/db2: layer 2 biases
     db2 = delta2.sum(axis=0)
+    # dL/dW2: layer 2 weights
+    dW2 = O1.T @ delta2
     # dO1 = dL/dO1: what layer 2 sends back
     dO1 = delta2 @ W2.T
     # delta1 = dL/dZ1: layer 1, sigmoid, times g'(O1)
     delta1 = dO1 * sigmoid_derivative(O1)
-    # dL/dW1: layer 1 weights
-    dW1 = X.T @ delta1
     # dL/db1: layer 1 biases
     db1 = delta1.sum(axis=0)
+    # dL/dW1: layer 1 weights
+    dW1 = X.T @ delta1
     return _batch_loss(Y, Z4, O4), {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2, "W3": dW3, "b3": db3, "W4": dW4, "b4": db4}
 
 
@@ -312,53 +312,57 @@ def _step(params, X, Y, lr, B):
     loss_before = _batch_loss(Y, Z4, O4)
     # delta4 = dL/dZ4: output layer (linear, loss se), over n_rows for the mean
     delta4 = 2*(O4 - Y)/n_rows
-    # dL/dW4: layer 4 weights, into its buffer
-    dW4 = np.matmul(O3.T, delta4, out=B["dW4"])
     # dL/db4: layer 4 biases
     db4 = delta4.sum(axis=0)
+    # b4 <- b4 - lr * dL/db4, in place
+    b4 -= lr * db4
+    # dL/dW4: layer 4 weights, into its buffer
+    dW4 = np.matmul(O3.T, delta4, out=B["dW4"])
     # dO3 = dL/dO3: what layer 4 sends back (before W4 changes)
     dO3 = np.matmul(delta4, W4.T, out=B["dO3"])
-    # W4, b4 <- W4, b4 - lr * gradient, in place
+    # W4 <- W4 - lr * dL/dW4, in place
     dW4 *= lr
     W4 -= dW4
-    b4 -= lr * db4
     # delta3 = dL/dZ3: layer 3, sigmoid, dO3 times g'(O3) in place
     dO3 *= sigmoid_derivative(O3)
     delta3 = dO3
-    # dL/dW3: layer 3 weights, into its buffer
-    dW3 = np.matmul(O2.T, delta3, out=B["dW3"])
     # dL/db3: layer 3 biases
     db3 = delta3.sum(axis=0)
+    # b3 <- b3 - lr * dL/db3, in place
+    b3 -= lr * db3
+    # dL/dW3: layer 3 weights, into its buffer
+    dW3 = np.matmul(O2.T, delta3, out=B["dW3"])
     # dO2 = dL/dO2: what layer 3 sends back (before W3 changes)
     dO2 = np.matmul(delta3, W3.T, out=B["dO2"])
-    # W3, b3 <- W3, b3 - lr * gradient, in place
+    # W3 <- W3 - lr * dL/dW3, in place
     dW3 *= lr
     W3 -= dW3
-    b3 -= lr * db3
     # delta2 = dL/dZ2: layer 2, sigmoid, dO2 times g'(O2) in place
     dO2 *= sigmoid_derivative(O2)
     delta2 = dO2
-    # dL/dW2: layer 2 weights, into its buffer
-    dW2 = np.matmul(O1.T, delta2, out=B["dW2"])
     # dL/db2: layer 2 biases
     db2 = delta2.sum(axis=0)
+    # b2 <- b2 - lr * dL/db2, in place
+    b2 -= lr * db2
+    # dL/dW2: layer 2 weights, into its buffer
+    dW2 = np.matmul(O1.T, delta2, out=B["dW2"])
     # dO1 = dL/dO1: what layer 2 sends back (before W2 changes)
     dO1 = np.matmul(delta2, W2.T, out=B["dO1"])
-    # W2, b2 <- W2, b2 - lr * gradient, in place
+    # W2 <- W2 - lr * dL/dW2, in place
     dW2 *= lr
     W2 -= dW2
-    b2 -= lr * db2
     # delta1 = dL/dZ1: layer 1, sigmoid, dO1 times g'(O1) in place
     dO1 *= sigmoid_derivative(O1)
     delta1 = dO1
-    # dL/dW1: layer 1 weights, into its buffer
-    dW1 = np.matmul(X.T, delta1, out=B["dW1"])
     # dL/db1: layer 1 biases
     db1 = delta1.sum(axis=0)
-    # W1, b1 <- W1, b1 - lr * gradient, in place
+    # b1 <- b1 - lr * dL/db1, in place
+    b1 -= lr * db1
+    # dL/dW1: layer 1 weights, into its buffer
+    dW1 = np.matmul(X.T, delta1, out=B["dW1"])
+    # W1 <- W1 - lr * dL/dW1, in place
     dW1 *= lr
     W1 -= dW1
-    b1 -= lr * db1
     return loss_before
 
 
@@ -417,39 +421,45 @@ def _sgd_step_scalar(params, x, y, lr):
     loss_before = (y_0 - z4_0)*(y_0 - z4_0)
     # delta4 = dL/dz4: output layer
     delta4_0 = -2*y_0 + 2*z4_0
+    # layer 4: b <- b - lr * dL/db
+    b4_0 -= lr*delta4_0
     # dO3 = dL/dO3: what layer 4 sends back (before W4 changes)
     dO3_0 = W4_0_0*delta4_0
     dO3_1 = W4_1_0*delta4_0
-    # layer 4: w <- w - lr * dL/dw
+    # layer 4: W <- W - lr * dL/dW
     W4_0_0 -= lr*(o3_0*delta4_0)
     W4_1_0 -= lr*(o3_1*delta4_0)
-    b4_0 -= lr*delta4_0
     # delta3 = dL/dz3: sigmoid
     delta3_0 = dO3_0*o3_0*(1 - o3_0)
     delta3_1 = dO3_1*o3_1*(1 - o3_1)
+    # layer 3: b <- b - lr * dL/db
+    b3_0 -= lr*delta3_0
+    b3_1 -= lr*delta3_1
     # dO2 = dL/dO2: what layer 3 sends back (before W3 changes)
     dO2_0 = W3_0_0*delta3_0 + W3_0_1*delta3_1
     dO2_1 = W3_1_0*delta3_0 + W3_1_1*delta3_1
     dO2_2 = W3_2_0*delta3_0 + W3_2_1*delta3_1
-    # layer 3: w <- w - lr * dL/dw
+    # layer 3: W <- W - lr * dL/dW
     W3_0_0 -= lr*(o2_0*delta3_0)
     W3_0_1 -= lr*(o2_0*delta3_1)
     W3_1_0 -= lr*(o2_1*delta3_0)
     W3_1_1 -= lr*(o2_1*delta3_1)
     W3_2_0 -= lr*(o2_2*delta3_0)
     W3_2_1 -= lr*(o2_2*delta3_1)
-    b3_0 -= lr*delta3_0
-    b3_1 -= lr*delta3_1
     # delta2 = dL/dz2: sigmoid
     delta2_0 = dO2_0*o2_0*(1 - o2_0)
     delta2_1 = dO2_1*o2_1*(1 - o2_1)
     delta2_2 = dO2_2*o2_2*(1 - o2_2)
+    # layer 2: b <- b - lr * dL/db
+    b2_0 -= lr*delta2_0
+    b2_1 -= lr*delta2_1
+    b2_2 -= lr*delta2_2
     # dO1 = dL/dO1: what layer 2 sends back (before W2 changes)
     dO1_0 = W2_0_0*delta2_0 + W2_0_1*delta2_1 + W2_0_2*delta2_2
     dO1_1 = W2_1_0*delta2_0 + W2_1_1*delta2_1 + W2_1_2*delta2_2
     dO1_2 = W2_2_0*delta2_0 + W2_2_1*delta2_1 + W2_2_2*delta2_2
     dO1_3 = W2_3_0*delta2_0 + W2_3_1*delta2_1 + W2_3_2*delta2_2
-    # layer 2: w <- w - lr * dL/dw
+    # layer 2: W <- W - lr * dL/dW
     W2_0_0 -= lr*(o1_0*delta2_0)
     W2_0_1 -= lr*(o1_0*delta2_1)
     W2_0_2 -= lr*(o1_0*delta2_2)
@@ -462,15 +472,17 @@ def _sgd_step_scalar(params, x, y, lr):
     W2_3_0 -= lr*(o1_3*delta2_0)
     W2_3_1 -= lr*(o1_3*delta2_1)
     W2_3_2 -= lr*(o1_3*delta2_2)
-    b2_0 -= lr*delta2_0
-    b2_1 -= lr*delta2_1
-    b2_2 -= lr*delta2_2
     # delta1 = dL/dz1: sigmoid
     delta1_0 = dO1_0*o1_0*(1 - o1_0)
     delta1_1 = dO1_1*o1_1*(1 - o1_1)
     delta1_2 = dO1_2*o1_2*(1 - o1_2)
     delta1_3 = dO1_3*o1_3*(1 - o1_3)
-    # layer 1: w <- w - lr * dL/dw
+    # layer 1: b <- b - lr * dL/db
+    b1_0 -= lr*delta1_0
+    b1_1 -= lr*delta1_1
+    b1_2 -= lr*delta1_2
+    b1_3 -= lr*delta1_3
+    # layer 1: W <- W - lr * dL/dW
     W1_0_0 -= lr*(x_0*delta1_0)
     W1_0_1 -= lr*(x_0*delta1_1)
     W1_0_2 -= lr*(x_0*delta1_2)
@@ -491,10 +503,6 @@ def _sgd_step_scalar(params, x, y, lr):
     W1_4_1 -= lr*(x_4*delta1_1)
     W1_4_2 -= lr*(x_4*delta1_2)
     W1_4_3 -= lr*(x_4*delta1_3)
-    b1_0 -= lr*delta1_0
-    b1_1 -= lr*delta1_1
-    b1_2 -= lr*delta1_2
-    b1_3 -= lr*delta1_3
     # an inf or nan anywhere: nothing written back, sgd_step runs the NumPy step instead
     _check = loss_before + W1_0_0 + W1_0_1 + W1_0_2 + W1_0_3 + W1_1_0 + W1_1_1 + W1_1_2 + W1_1_3 + W1_2_0 + W1_2_1 + W1_2_2 + W1_2_3 + W1_3_0 + W1_3_1 + W1_3_2 + W1_3_3 + W1_4_0 + W1_4_1 + W1_4_2 + W1_4_3 + W2_0_0 + W2_0_1 + W2_0_2 + W2_1_0 + W2_1_1 + W2_1_2 + W2_2_0 + W2_2_1 + W2_2_2 + W2_3_0 + W2_3_1 + W2_3_2 + W3_0_0 + W3_0_1 + W3_1_0 + W3_1_1 + W3_2_0 + W3_2_1 + W4_0_0 + W4_1_0 + b1_0 + b1_1 + b1_2 + b1_3 + b2_0 + b2_1 + b2_2 + b3_0 + b3_1 + b4_0
     if _check - _check != 0.0:

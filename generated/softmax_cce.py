@@ -217,18 +217,18 @@ def loss_and_gradients(params, X, Y):
     Z1, O1, Z2, O2 = _forward(params, X)
     # delta2 = dL/dZ2: output layer (softmax, loss cce), over n_rows for the mean
     delta2 = (O2 - Y)/n_rows
-    # dL/dW2: layer 2 weights
-    dW2 = O1.T @ delta2
     # dL/db2: layer 2 biases
     db2 = delta2.sum(axis=0)
+    # dL/dW2: layer 2 weights
+    dW2 = O1.T @ delta2
     # dO1 = dL/dO1: what layer 2 sends back
     dO1 = delta2 @ W2.T
     # delta1 = dL/dZ1: layer 1, relu, times g'(O1)
     delta1 = dO1 * relu_derivative(O1)
-    # dL/dW1: layer 1 weights
-    dW1 = X.T @ delta1
     # dL/db1: layer 1 biases
     db1 = delta1.sum(axis=0)
+    # dL/dW1: layer 1 weights
+    dW1 = X.T @ delta1
     return _batch_loss(Y, Z2, O2), {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
 
 
@@ -280,27 +280,29 @@ def _step(params, X, Y, lr, B):
     loss_before = _batch_loss(Y, Z2, O2)
     # delta2 = dL/dZ2: output layer (softmax, loss cce), over n_rows for the mean
     delta2 = (O2 - Y)/n_rows
-    # dL/dW2: layer 2 weights, into its buffer
-    dW2 = np.matmul(O1.T, delta2, out=B["dW2"])
     # dL/db2: layer 2 biases
     db2 = delta2.sum(axis=0)
+    # b2 <- b2 - lr * dL/db2, in place
+    b2 -= lr * db2
+    # dL/dW2: layer 2 weights, into its buffer
+    dW2 = np.matmul(O1.T, delta2, out=B["dW2"])
     # dO1 = dL/dO1: what layer 2 sends back (before W2 changes)
     dO1 = np.matmul(delta2, W2.T, out=B["dO1"])
-    # W2, b2 <- W2, b2 - lr * gradient, in place
+    # W2 <- W2 - lr * dL/dW2, in place
     dW2 *= lr
     W2 -= dW2
-    b2 -= lr * db2
     # delta1 = dL/dZ1: layer 1, relu, dO1 times g'(O1) in place
     dO1 *= relu_derivative(O1)
     delta1 = dO1
-    # dL/dW1: layer 1 weights, into its buffer
-    dW1 = np.matmul(X.T, delta1, out=B["dW1"])
     # dL/db1: layer 1 biases
     db1 = delta1.sum(axis=0)
-    # W1, b1 <- W1, b1 - lr * gradient, in place
+    # b1 <- b1 - lr * dL/db1, in place
+    b1 -= lr * db1
+    # dL/dW1: layer 1 weights, into its buffer
+    dW1 = np.matmul(X.T, delta1, out=B["dW1"])
+    # W1 <- W1 - lr * dL/dW1, in place
     dW1 *= lr
     W1 -= dW1
-    b1 -= lr * db1
     return loss_before
 
 
@@ -369,6 +371,10 @@ def _sgd_step_scalar(params, x, y, lr):
     delta2_0 = o2_0 - y_0
     delta2_1 = o2_1 - y_1
     delta2_2 = o2_2 - y_2
+    # layer 2: b <- b - lr * dL/db
+    b2_0 -= lr*delta2_0
+    b2_1 -= lr*delta2_1
+    b2_2 -= lr*delta2_2
     # dO1 = dL/dO1: what layer 2 sends back (before W2 changes)
     dO1_0 = W2_0_0*delta2_0 + W2_0_1*delta2_1 + W2_0_2*delta2_2
     dO1_1 = W2_1_0*delta2_0 + W2_1_1*delta2_1 + W2_1_2*delta2_2
@@ -378,7 +384,7 @@ def _sgd_step_scalar(params, x, y, lr):
     dO1_5 = W2_5_0*delta2_0 + W2_5_1*delta2_1 + W2_5_2*delta2_2
     dO1_6 = W2_6_0*delta2_0 + W2_6_1*delta2_1 + W2_6_2*delta2_2
     dO1_7 = W2_7_0*delta2_0 + W2_7_1*delta2_1 + W2_7_2*delta2_2
-    # layer 2: w <- w - lr * dL/dw
+    # layer 2: W <- W - lr * dL/dW
     W2_0_0 -= lr*(o1_0*delta2_0)
     W2_0_1 -= lr*(o1_0*delta2_1)
     W2_0_2 -= lr*(o1_0*delta2_2)
@@ -403,9 +409,6 @@ def _sgd_step_scalar(params, x, y, lr):
     W2_7_0 -= lr*(o1_7*delta2_0)
     W2_7_1 -= lr*(o1_7*delta2_1)
     W2_7_2 -= lr*(o1_7*delta2_2)
-    b2_0 -= lr*delta2_0
-    b2_1 -= lr*delta2_1
-    b2_2 -= lr*delta2_2
     # delta1 = dL/dz1: relu
     delta1_0 = dO1_0*(1.0 if o1_0 > 0 else 0.0)
     delta1_1 = dO1_1*(1.0 if o1_1 > 0 else 0.0)
@@ -415,7 +418,16 @@ def _sgd_step_scalar(params, x, y, lr):
     delta1_5 = dO1_5*(1.0 if o1_5 > 0 else 0.0)
     delta1_6 = dO1_6*(1.0 if o1_6 > 0 else 0.0)
     delta1_7 = dO1_7*(1.0 if o1_7 > 0 else 0.0)
-    # layer 1: w <- w - lr * dL/dw
+    # layer 1: b <- b - lr * dL/db
+    b1_0 -= lr*delta1_0
+    b1_1 -= lr*delta1_1
+    b1_2 -= lr*delta1_2
+    b1_3 -= lr*delta1_3
+    b1_4 -= lr*delta1_4
+    b1_5 -= lr*delta1_5
+    b1_6 -= lr*delta1_6
+    b1_7 -= lr*delta1_7
+    # layer 1: W <- W - lr * dL/dW
     W1_0_0 -= lr*(x_0*delta1_0)
     W1_0_1 -= lr*(x_0*delta1_1)
     W1_0_2 -= lr*(x_0*delta1_2)
@@ -448,14 +460,6 @@ def _sgd_step_scalar(params, x, y, lr):
     W1_3_5 -= lr*(x_3*delta1_5)
     W1_3_6 -= lr*(x_3*delta1_6)
     W1_3_7 -= lr*(x_3*delta1_7)
-    b1_0 -= lr*delta1_0
-    b1_1 -= lr*delta1_1
-    b1_2 -= lr*delta1_2
-    b1_3 -= lr*delta1_3
-    b1_4 -= lr*delta1_4
-    b1_5 -= lr*delta1_5
-    b1_6 -= lr*delta1_6
-    b1_7 -= lr*delta1_7
     # an inf or nan anywhere: nothing written back, sgd_step runs the NumPy step instead
     _check = loss_before + W1_0_0 + W1_0_1 + W1_0_2 + W1_0_3 + W1_0_4 + W1_0_5 + W1_0_6 + W1_0_7 + W1_1_0 + W1_1_1 + W1_1_2 + W1_1_3 + W1_1_4 + W1_1_5 + W1_1_6 + W1_1_7 + W1_2_0 + W1_2_1 + W1_2_2 + W1_2_3 + W1_2_4 + W1_2_5 + W1_2_6 + W1_2_7 + W1_3_0 + W1_3_1 + W1_3_2 + W1_3_3 + W1_3_4 + W1_3_5 + W1_3_6 + W1_3_7 + W2_0_0 + W2_0_1 + W2_0_2 + W2_1_0 + W2_1_1 + W2_1_2 + W2_2_0 + W2_2_1 + W2_2_2 + W2_3_0 + W2_3_1 + W2_3_2 + W2_4_0 + W2_4_1 + W2_4_2 + W2_5_0 + W2_5_1 + W2_5_2 + W2_6_0 + W2_6_1 + W2_6_2 + W2_7_0 + W2_7_1 + W2_7_2 + b1_0 + b1_1 + b1_2 + b1_3 + b1_4 + b1_5 + b1_6 + b1_7 + b2_0 + b2_1 + b2_2
     if _check - _check != 0.0:
