@@ -7,6 +7,8 @@ import sys
 
 from backprop.core.errors import UserError
 from backprop.derive.spec import NOTES_2_2_1, Spec, load_toml, make_spec
+from backprop.train import examples, runner
+from backprop.train.prepare import CLASSIFIER_DEFAULTS, DEFAULTS
 
 
 def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +43,48 @@ def spec_from_args(args: argparse.Namespace) -> Spec:
         return Spec(**NOTES_2_2_1)
     return make_spec(args.layers or "2-2-1", args.activations or "linear", args.loss or "se",
                      bias=not args.no_bias)
+
+
+def add_data_arguments(parser) -> None:
+    """--data/--target/--features/--example/--standardise, for train and compare-gd."""
+    g = parser.add_argument_group("data")
+    g.add_argument("--data", metavar="CSV", help="CSV file with a header row of column names")
+    g.add_argument("--target", metavar="COL", action="append",
+                   help="target column(s); repeat or separate with commas")
+    g.add_argument("--features", metavar="COL", action="append",
+                   help="feature columns (default: every column that is not a target)")
+    g.add_argument("--example", metavar="NAME", choices=sorted(examples.EXAMPLES),
+                   help=f"a built-in table: {', '.join(examples.EXAMPLES)} (features "
+                   "standardised; the notes' tables train the notes' 2-2-1 network, iris a 4-8-3 "
+                   "classifier tested on 30 %% of the flowers)")
+    g.add_argument("--standardise", "--standardize", action="store_true",
+                   help="rescale every feature to mean 0, std 1 (needed for IQ-sized columns)")
+    g.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                   help="float type of the trainer and the data (default float64)")
+
+
+def add_run_arguments(parser, gd: bool = True, classifiers: bool = False) -> None:
+    """--epochs/--lr/--gd/--batch-size/--seed/--init; ``classifiers``: the help names the
+    classifier defaults too (train applies them, compare-gd does not)."""
+    c = CLASSIFIER_DEFAULTS
+    also = lambda key, fmt="": (f"; {c[key]:{fmt}} for bce/cce classifiers" if classifiers else "")
+    g = parser.add_argument_group("training")
+    g.add_argument("--epochs", type=int, metavar="N",
+                   help=f"passes over the data (default {DEFAULTS['epochs']}{also('epochs')})")
+    g.add_argument("--lr", type=float, metavar="η",
+                   help=f"learning rate (default {DEFAULTS['lr']:g}{also('lr', 'g')})")
+    if gd:
+        g.add_argument("--gd", choices=list(runner.GD_VARIANTS),
+                       help=f"batch, sgd (one row per update) or minibatch (default "
+                       f"{DEFAULTS['gd']}{also('gd')})")
+    g.add_argument("--batch-size", type=int, metavar="B",
+                   help="rows per mini-batch; implies --gd minibatch (default 32, or a quarter "
+                   "of a small table)")
+    g.add_argument("--seed", type=nonnegative_int,
+                   help="seed for the initial weights, the shuffling and --test-split")
+    g.add_argument("--init", choices=list(runner.INIT_SCHEMES),
+                   help="initial weights: glorot (default), he, ones (the notes: w=1, b=0), "
+                   "zeros, small (N(0, 0.01²))")
 
 
 def nonnegative_int(text: str) -> int:

@@ -21,10 +21,11 @@ from backprop.core import files
 from backprop.core.errors import UserError
 from backprop.train import compare, runner
 from backprop.train.data import from_arrays
+from backprop.train.prepare import network_and_data, settings
 from backprop.train.progress import Progress
 
-from ..common import add_spec_arguments, print_json, spec_from_args
-from .train import add_data_arguments, add_run_arguments, network_and_data, settings
+from ..common import (add_data_arguments, add_run_arguments, add_spec_arguments, network_given,
+                      print_json, spec_from_args)
 
 NAME = "compare-gd"
 HELP = "batch vs SGD vs mini-batch from the same weights: table, claims checked, plot"
@@ -50,7 +51,7 @@ def run(args) -> int:
         files.image_format(args.plot)
     files.preflight([args.plot], force=args.force)
     if args.plot:
-        from backprop.train.plots import require_matplotlib
+        from backprop.pictures.plots import require_matplotlib
         require_matplotlib()
     if args.rows is not None:
         if args.data or args.example:
@@ -65,7 +66,7 @@ def run(args) -> int:
                          source="synthetic regression data")
         ex = None
     else:
-        spec, ds, ex = network_and_data(args)
+        spec, ds, ex = network_and_data(args, spec_from_args(args) if network_given(args) else None)
     args.gd = None
     cfg = settings(args, ex)
     trainer = runner.load_trainer(spec, dtype=args.dtype)
@@ -79,7 +80,7 @@ def run(args) -> int:
     claims = compare.verdicts(rows, target)
     written = None
     if args.plot:
-        from backprop.train.plots import plot_compare
+        from backprop.pictures.plots import plot_compare
         title = (f"{spec.describe()}\n{ds.source}, {ds.n_rows} rows, η = {cfg['lr']:g}, "
                  f"same initial weights ({cfg['init']})")
         written = plot_compare(runs, args.plot, title=title, force=args.force)
