@@ -3,9 +3,9 @@
 Layer 0 holds the inputs x_1..x_n; node j of layer k is O_kj; the edge from node i of layer
 k-1 to node j of layer k is the weight w^k_ij (the notes' convention, as in
 :mod:`backprop.derive.notation`).  Given parameters, edges are coloured by sign and drawn
-thicker for larger |w|; given one data row as well, every node shows its value O_kj (from
-the generated trainer's ``nodes``) and every edge its ∂L/∂w (from its ``gradients``): one
-``step`` of backprop, written on the picture.
+thicker for larger |w|; given one data row as well (:func:`backprop.train.row.compute`),
+every node shows its value O_kj (from the generated trainer's ``nodes``) and every edge its
+∂L/∂w (from its ``gradients``): one ``step`` of backprop, written on the picture.
 
 No two texts overlap.  Every label is measured with matplotlib's renderer and put at the
 first free spot of a list (edge labels along their own edge, node labels around their node,
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backprop.core.errors import UserError
-
 from backprop.core import files
+from backprop.core.errors import UserError
+from backprop.train.row import Values
 
 from . import plots
 
@@ -60,52 +60,12 @@ TABLE_ROWS = 40  # at most this many rows per table column, however tall the dia
 TABLE_COLUMNS = 4  # the table grows taller than the diagram before it takes more columns
 
 
-@dataclass
-class Values:
-    """What one forward and backward pass put on the diagram (any part may be missing)."""
-
-    params: dict | None = None
-    x: np.ndarray | None = None  # (n_inputs,): the row as the network sees it
-    nodes: dict | None = None  # {"O1": (n1,), ...} for the one row
-    grads: dict | None = None  # {"W1": (n0, n1), ...}
-    loss: float | None = None
-    y: np.ndarray | None = None
-    raw_x: np.ndarray | None = None  # the row as given, when x is its standardisation
-    features: list | None = None  # input names, from a model file
-    classes: list | None = None  # output names, from a model file
-
-
 def check_size(spec) -> None:
     n = sum(spec.layers)
     if n > MAX_NODES:
         raise UserError(f"the {'-'.join(map(str, spec.layers))} network has {n} nodes; a diagram "
                         f"stays readable up to {MAX_NODES}: draw a smaller network with the same "
                         "shape (e.g. fewer nodes per layer)")
-
-
-def compute(trainer, params: dict, x: np.ndarray | None, y: np.ndarray | None, model=None) -> Values:
-    """Node values and gradients for one row, from the generated trainer.
-
-    With a ``model`` (:class:`~backprop.train.model.Model`) that was trained on standardised
-    features, ``x`` is the raw row and the network gets ``model.scale(x)``, as in training.
-    """
-    v = Values(params=params)
-    if model is not None:
-        v.features, v.classes = model.features, model.classes
-    if x is None:
-        return v
-    if model is not None and model.standardised:
-        v.raw_x, x = x, model.scale(x)
-    X = x.reshape(1, -1)
-    v.x = x
-    nodes = trainer.nodes(params, X)
-    v.nodes = {k: np.asarray(val)[0] for k, val in nodes.items()}
-    if y is not None:
-        Y = y.reshape(1, -1)
-        v.y = y
-        v.grads = trainer.gradients(params, X, Y)
-        v.loss = float(trainer.loss(params, X, Y))
-    return v
 
 
 def number(value: float, digits: int = 3) -> str:

@@ -1,18 +1,21 @@
-"""Plots of training runs (PNG, SVG or PDF by the file's suffix); matplotlib is an optional extra, imported only when a plot is asked for.
+"""Plots of training runs, of the GD variants compared and of per-layer gradient norms (PNG,
+SVG or PDF by the file's suffix); matplotlib is an optional extra, imported only when a plot
+is asked for.
 
 Figures are built with :class:`matplotlib.figure.Figure` on the Agg canvas, never through
-pyplot, so no window opens, no global state is touched and no display is needed.  The PNG
-bytes go through :func:`backprop.train.files.write` (temporary file + rename).  Without
+pyplot, so no window opens, no global state is touched and no display is needed.  The image
+bytes go through :func:`backprop.core.files.write` (temporary file + rename).  Without
 matplotlib every entry point raises one :class:`UserError` saying how to install it.
 """
 from __future__ import annotations
 
 import math
 
-from backprop.core.errors import UserError
+import numpy as np
 
 from backprop.core import files
-from .progress import plural
+from backprop.core.errors import UserError
+from backprop.train.progress import plural
 
 INSTALL_HINT = "plots need matplotlib: pip install 'backprop[plot]'"
 
@@ -109,8 +112,6 @@ def plot_training(hist, path, title: str = "", force: bool = False, confusion: d
 def draw_confusion(ax, matrix, classes, title: str) -> None:
     """Counts as a heat map, rows the true class and columns the predicted one, every count
     written in its cell (dark text on light cells, light on dark)."""
-    import numpy as np
-
     cm = np.asarray(matrix)
     ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(int(cm.max()), 1))
     ticks = range(len(classes))

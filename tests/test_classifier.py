@@ -265,7 +265,7 @@ def test_resume_from_a_model_file_keeps_its_network_and_standardisation(cli, tmp
 
 def test_plot_has_a_confusion_matrix_panel(cli, tmp_path):
     pytest.importorskip("matplotlib")
-    from backprop.train import plots
+    from backprop.pictures import plots
     seen = {}
     real = plots.draw_confusion
 
@@ -286,7 +286,7 @@ def test_plot_has_a_confusion_matrix_panel(cli, tmp_path):
 
 def test_draw_confusion_writes_every_count():
     pytest.importorskip("matplotlib")
-    from backprop.train.plots import draw_confusion, new_figure
+    from backprop.pictures.plots import draw_confusion, new_figure
     fig, axes = new_figure(3, 3)
     draw_confusion(axes[0][0], [[5, 0], [2, 13]], ["no", "yes"], "cm")
     assert sorted(t.get_text() for t in axes[0][0].texts) == ["0", "13", "2", "5"]

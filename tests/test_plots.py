@@ -6,7 +6,7 @@ import os
 import pytest
 
 from backprop.core.errors import UserError
-from backprop.train import plots
+from backprop.pictures import plots
 from backprop.train.runner import History
 
 PNG = b"\x89PNG\r\n\x1a\n"

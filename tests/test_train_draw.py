@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from backprop.derive import make_spec
-from backprop.train import draw, runner
+from backprop.pictures import draw
+from backprop.train import row, runner
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -22,7 +23,7 @@ def test_values_and_gradients_of_the_notes_first_student(cli, tmp_path):
     assert status == 0, err
     spec = make_spec("2-2-1", "linear", "se")
     trainer = runner.load_trainer(spec)
-    v = draw.compute(trainer, trainer.init_params(scheme="ones"), np.array([80.0, 8]), np.array([5.0]))
+    v = row.compute(trainer, trainer.init_params(scheme="ones"), np.array([80.0, 8]), np.array([5.0]))
     # w = 1, b = 0: O_11 = O_12 = 88, ŷ = 176, L = (5 - 176)², ∂L/∂w^2_11 = -2(y-ŷ)·O_11
     assert v.nodes["O1"].tolist() == [88, 88] and v.nodes["O2"].tolist() == [176]
     assert v.loss == (5 - 176) ** 2
@@ -77,10 +78,10 @@ def _values(name, with_values=True):
     layers, acts, loss, x, y = NETWORKS[name]
     spec = make_spec(layers, acts, loss)
     if not with_values:
-        return spec, draw.Values()
+        return spec, row.Values()
     trainer = runner.load_trainer(spec)
     params = runner.init_params(trainer, "glorot", seed=0)
-    return spec, draw.compute(trainer, params, np.array(x, float), np.array(y, float))
+    return spec, row.compute(trainer, params, np.array(x, float), np.array(y, float))
 
 
 def _texts(fig):

@@ -119,7 +119,7 @@ def test_command_prints_the_collapse_note_in_text_and_json(cli):
 
 def _figure_of(monkeypatch, runs, **kw):
     """The figure plot_vanishing builds, drawn (so artists have their display extents)."""
-    from backprop.train import plots
+    from backprop.pictures import plots
     seen = {}
     monkeypatch.setattr(plots, "save", lambda fig, path, force=False: seen.setdefault("fig", fig))
     plots.plot_vanishing(runs, "unused.png", **kw)

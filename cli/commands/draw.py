@@ -23,7 +23,8 @@ import numpy as np
 
 from backprop.core.errors import UserError
 from backprop.core import files
-from backprop.train import draw, runner
+from backprop.pictures import draw, plots
+from backprop.train import row, runner
 
 from backprop.derive.spec import NOTES_2_2_1, Spec
 from backprop.train.model import load_model
@@ -76,8 +77,7 @@ def _model(args):
 def run(args) -> int:
     fmt = files.image_format(args.output)
     files.preflight([args.output], force=args.force)
-    from backprop.train.plots import require_matplotlib
-    require_matplotlib()
+    plots.require_matplotlib()
     model = _model(args) if args.params else None
     spec = model.spec if model is not None else spec_from_args(args)
     draw.check_size(spec)
@@ -85,14 +85,14 @@ def run(args) -> int:
         raise UserError("--y needs the row's inputs too: give --x")
     x = _vector(args.x, spec.n_inputs, "--x") if args.x is not None else None
     y = _vector(args.y, spec.n_outputs, "--y") if args.y is not None else None
-    values = draw.Values()
+    values = row.Values()
     if model is not None or args.init or x is not None:
         trainer = runner.load_trainer(spec)
         if model is not None:
             params = model.params
         else:
             params = runner.init_params(trainer, args.init or "ones", seed=args.seed)
-        values = draw.compute(trainer, params, x, y, model=model)
+        values = row.compute(trainer, params, x, y, model=model)
     written = draw.draw(spec, values, args.output, fmt=fmt, force=args.force)
     print(f"wrote {written}")
     return 0

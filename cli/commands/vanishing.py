@@ -53,7 +53,7 @@ def run(args) -> int:
         files.image_format(args.plot)  # an unknown suffix is refused before the runs, not after
     files.preflight([args.plot], force=args.force)
     if args.plot:
-        from backprop.train.plots import require_matplotlib
+        from backprop.pictures.plots import require_matplotlib
         require_matplotlib()
     acts = split_names(args.activations) or list(vanishing.DEFAULT_ACTIVATIONS)
     if "relu" not in acts:
@@ -67,7 +67,7 @@ def run(args) -> int:
                              seed=args.seed, rows=args.rows)
     written = None
     if args.plot:
-        from backprop.train.plots import plot_vanishing
+        from backprop.pictures.plots import plot_vanishing
         title = (f"gradient norm per layer per epoch, {args.layers} network, linear output, loss se, "
                  f"full batch, η = {args.lr:g}")
         written = plot_vanishing(runs, args.plot, title=title, force=args.force)
