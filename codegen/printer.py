@@ -24,7 +24,7 @@ Common mistake (as in SymPy's own printers): inside a print method, recurse with
 from __future__ import annotations
 
 import sympy
-from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.numpy import JaxPrinter, NumPyPrinter
 from sympy.printing.precedence import precedence
 
 from . import naming
@@ -42,12 +42,18 @@ class BackpropPrinter(NumPyPrinter):
         super().__init__({"strict": True, "fully_qualified_modules": True, **(settings or {})})
 
     def _module_format(self, fqn, register=True):
+        # SymPy's own printers name NumPy functions "numpy.f" (this class) or "<_module>.f"
+        # (a backend subclass: jax.numpy): both are spelled through the alias, "np.f"/"jnp.f"
+        if fqn.startswith("numpy.") and self._module != "numpy":
+            fqn = f"{self._module}.{fqn[len('numpy.'):]}"
         text = super()._module_format(fqn, register)
-        head, _, rest = text.partition(".")
-        return f"{self._alias}.{rest}" if head == "numpy" and rest else text
+        if text.startswith(self._module + ".") and len(text) > len(self._module) + 1:
+            return f"{self._alias}.{text[len(self._module) + 1:]}"
+        return text
 
     def _np(self, name: str) -> str:
-        return self._module_format(f"numpy.{name}")
+        """The array module's function ``name`` as printed (``np.exp``; ``jnp.exp`` for JAX)."""
+        return self._module_format(f"{self._module}.{name}")
 
     # -- array-friendly spellings ----------------------------------------------------------
     def _print_Heaviside(self, expr):
@@ -121,12 +127,23 @@ class BackpropPrinter(NumPyPrinter):
         return lines, self.doprint(reduced)
 
     def imports(self) -> list[str]:
-        """The import lines for every module name printed so far (NumPy only)."""
+        """The import line of the array module (``import numpy as np``): a trainer imports
+        nothing else, and a name printed from any other module stops generation."""
         modules = sorted(self.module_imports)
-        foreign = [m for m in modules if m != "numpy"]
+        foreign = [m for m in modules if m != self._module]
         if foreign:
-            raise ValueError(f"a trainer may import only numpy, but the printer used {foreign}")
-        return [f"import numpy as {self._alias}"]
+            raise ValueError(f"a trainer may import only {self._module}, but the printer used {foreign}")
+        return [f"import {self._module} as {self._alias}"]
+
+
+class JaxTrainerPrinter(BackpropPrinter, JaxPrinter):
+    """The same trainer printing on JAX's NumPy: SymPy's ``JaxPrinter`` supplies the module
+    (``jax.numpy``) and its known functions, this class only the alias, so every name it
+    prints (``jnp.tanh``) and the import line (``import jax.numpy as jnp``) agree."""
+
+    printmethod = "_backprop_jax"
+    language = "Python with JAX (backprop trainer)"
+    _alias = "jnp"
 
 
 def print_numpy(expr: sympy.Expr, names: dict[sympy.Symbol, str] | None = None) -> str:

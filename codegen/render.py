@@ -109,7 +109,7 @@ class _Writer:
         arrays = renamed.free_symbols - {n_rows}
         if not arrays:
             value = self.printer.doprint(renamed.xreplace({n_rows: 1}))
-            return [], f"{self.printer._module_format('numpy.full_like')}({like}, {value})"
+            return [], f"{self.printer._np('full_like')}({like}, {value})"
         self.printer._settings["heaviside_mask"] = mask
         try:
             return self.printer.statements(renamed)
@@ -118,7 +118,7 @@ class _Writer:
 
     def np(self, name: str) -> str:
         """A NumPy function's printed name (``np.matmul``), recorded in the imports."""
-        return self.printer._module_format(f"numpy.{name}")
+        return self.printer._np(name)
 
 
 def _activation_functions(w: _Writer, pieces: list[forms.LayerPieces]) -> list[Function]:
