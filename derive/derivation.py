@@ -394,14 +394,14 @@ class Derivation:
         act = self.net.activation(k)
         width = self.spec.layers[k]
         if k == self.net.depth:
-            return self._output_delta(j)
+            return self.output_delta(j)
         if act.elementwise:
             return nt.grad_output(k, j) * derivative_at(act.name, self.net.O(k, j), nt.preactivation(k, j))
         outs = self.net.outputs(k)
         return sympy.Add(*[nt.grad_output(k, m) * softmax_jacobian(outs, m - 1, j - 1)
                            for m in range(1, width + 1)])
 
-    def _output_delta(self, j: int) -> sympy.Expr:
+    def output_delta(self, j: int) -> sympy.Expr:
         """δ_Lj = Σ_m ∂L/∂ŷ_m ∂ŷ_m/∂z_Lj, simplified: sigmoid + bce and softmax + cce
         reduce to ŷ - y here (the latter using Σ y = 1), by SymPy, not by a lookup."""
         L = self.net.depth
@@ -544,7 +544,7 @@ class Derivation:
         start = 1 if self.net.activation(k).elementwise else self.spec.layers[k]
         return start * math.prod(self.spec.layers[k + 1:])
 
-    def _node_factor(self, k: int, m: int, prev: sympy.Expr) -> sympy.Expr:
+    def node_factor(self, k: int, m: int, prev: sympy.Expr) -> sympy.Expr:
         """∂O_{k,m}/∂prev where prev is O_{k-1,j}: g'(O_km) w^k_jm, or through softmax."""
         act = self.net.activation(k)
         src = nt.parse(prev).indices[-1] if nt.parse(prev) else None
@@ -578,7 +578,7 @@ class Derivation:
             for path in paths:
                 prev = self.net.O(layer - 1, path[-1][1])
                 for m in range(1, self.spec.layers[layer] + 1):
-                    factor = Factor(self.net.O(layer, m), prev, self._node_factor(layer, m, prev))
+                    factor = Factor(self.net.O(layer, m), prev, self.node_factor(layer, m, prev))
                     longer.append(path + [(layer, m, factor)])
             paths = longer
         out = []

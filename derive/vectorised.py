@@ -86,7 +86,7 @@ class VectorisedForm:
         dL = d.dL_dyhat[0].xreplace(scalar)
         out_act = ACTIVATIONS[self.spec.activations[-1]]
         fused = out_act.elementwise or loss.one_hot
-        delta = d._output_delta(1).xreplace(scalar) if fused else None
+        delta = d.output_delta(1).xreplace(scalar) if fused else None
         term = loss.term(y, yhat)
         return OutputForm(dL, delta, not fused, term, loss.mean_over_outputs)
 

@@ -93,7 +93,7 @@ def test_softmax_cce_delta_is_yhat_minus_y(n):
     """The coupled form, derived once, still gives δ_j = ŷ_j - y_j (using Σ y = 1)."""
     d = derive(make_spec(f"2-{n}", "softmax", "cce"))
     for j in range(1, n + 1):
-        assert sympy.expand(d._output_delta(j) - (nt.prediction(j) - nt.target(j))) == 0
+        assert sympy.expand(d.output_delta(j) - (nt.prediction(j) - nt.target(j))) == 0
     # and numerically against the full softmax Jacobian sum at a one-hot target
     rng = np.random.default_rng(0)
     z = rng.standard_normal(n)
@@ -102,7 +102,7 @@ def test_softmax_cce_delta_is_yhat_minus_y(n):
     grad = -(y / p)  # ∂L/∂ŷ of cce
     jac = np.diag(p) - np.outer(p, p)
     values = {nt.prediction(j + 1): p[j] for j in range(n)} | {nt.target(j + 1): y[j] for j in range(n)}
-    got = [float(d._output_delta(j + 1).xreplace(values)) for j in range(n)]
+    got = [float(d.output_delta(j + 1).xreplace(values)) for j in range(n)]
     assert np.allclose(got, jac.T @ grad)
 
 

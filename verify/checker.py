@@ -235,8 +235,8 @@ class Checker:
             if kp is None or kp >= k:
                 return sympy.S.Zero
             if kp == k - 1:
-                return self.d._node_factor(k, j, den)
-        return sympy.Add(*[self.d._node_factor(k, j, self.net.O(k - 1, m)) *
+                return self.d.node_factor(k, j, den)
+        return sympy.Add(*[self.d.node_factor(k, j, self.net.O(k - 1, m)) *
                            self.true_partial(self.net.O(k - 1, m), den)
                            for m in range(1, self.spec.layers[k - 1] + 1)])
 
