@@ -253,15 +253,6 @@ def _extra_gprime_fused(t: Truth) -> list[Candidate]:
              f"δ of the output is already ŷ - y with {act} and {loss}; the claim multiplies it by g' again")]
 
 
-def _swap_weights(t: Truth, new_index: Callable) -> list[tuple[int, Callable]]:
-    """Per layer l after the parameter's: a weight hook replacing w^l_ab by new_index(l, a, b)."""
-    hooks = []
-    for l in range(t.k + 1, t.net.depth + 1):
-        hooks.append((l, lambda l2, a, b, l=l: (new_index(l2, a, b) or t.weight(l2, a, b)) if l2 == l
-                      else t.weight(l2, a, b)))
-    return hooks
-
-
 def _wrong_layer_weight(t: Truth) -> list[Candidate]:
     out = []
     if not t.paths:
