@@ -29,7 +29,6 @@ from backprop.train.row import Values
 from . import plots
 
 MAX_NODES = 40
-FORMATS = files.IMAGE_FORMATS
 DPI = 100
 #: The diagram is at least this wide (inches; 1000 px at DPI) ...
 MIN_WIDTH = 10.0

@@ -502,7 +502,7 @@ class _Parser:
         return self.transpose(v) if t else v
 
     def function(self, text: str, col: int) -> V:
-        kind, arg, acol = self.take()
+        kind, arg, _ = self.take()
         if kind != "group":
             raise InputError(f"{text} at column {col + 1} needs a parenthesised argument", col)
         toks, i = self._toks, self._i
