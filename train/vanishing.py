@@ -9,7 +9,8 @@ made visible: ReLU, better initialisation, fewer layers.
 
 The summary number of a run is :attr:`Run.ratio`, ‖∂L/∂W^1‖ / ‖∂L/∂W^L‖ (first layer over
 last) at the initial weights, before any update: later the output layer settles on the mean
-and its own gradient shrinks too, so later ratios mix two effects.  The plot shows them all.
+and its own gradient shrinks too, so later ratios mix two effects.  The plot
+(:func:`backprop.pictures.plots.plot_vanishing`) shows them all.
 
 A run whose net ends up predicting the targets' mean for every row (:attr:`Run.collapsed`:
 predictions' std under 5 % of the targets', loss within 5 % of the mean's) gets a note: the
