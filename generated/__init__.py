@@ -1,1 +1,1 @@
-"""The trainers `backprop generate --all` writes from generated/specs/, committed to read and import."""
+"""The trainers `backprop generate --all` writes from generated/specs/, kept to read and import."""

@@ -145,7 +145,7 @@ def test_empty_label_cell_is_named(tmp_path):
 
 
 def test_nan_label_is_a_missing_value(tmp_path):
-    with pytest.raises(UserError, match=r"data row 2, column 'c': 'NaN' marks a missing label"):
+    with pytest.raises(UserError, match=r"line 3 \(data row 2\), column 'c': 'NaN' marks a missing label"):
         load_csv(write(tmp_path, "x,c\n1,a\n2,NaN\n"), "c", loss="cce")
 
 

@@ -5,7 +5,8 @@ checked with NumPy, one 4 MB block of whole lines at a time, and the numbers are
 :func:`numpy.loadtxt` (which streams too), so a million-row file loads in about a second and
 memory stays near the size of the arrays, whatever the size of the file.  Only when something is wrong does a second,
 row-by-row pass with the :mod:`csv` module run, to name the first bad cell exactly: every
-problem is a :class:`UserError` of the form ``FILE line N (data row M), column 'NAME': ...``.
+problem is a :class:`UserError` of the form ``FILE line N (data row M), column 'NAME': ...``,
+in the words of :mod:`backprop.core.csv_contract`, which the generated trainers hold too.
 
 Classification (``--loss bce`` / ``cce``): the target column may hold class labels (text or
 numbers); cce turns one label column into one-hot columns in sorted label order, bce maps
@@ -15,13 +16,14 @@ deviation 1, and remembers the shift and scale so they can be reported and reuse
 from __future__ import annotations
 
 import csv
-import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from backprop.core.csv_contract import (BINARY_LABELS, fraction_problem, held_out_rows, label_problem,
+                                        number_problem, ragged_row, row_place, sort_labels)
 from backprop.core.errors import UserError
 
 #: Losses whose targets are class labels rather than numbers to regress.
@@ -33,6 +35,10 @@ CHUNK = 1 << 22
 
 #: The header line may be at most this long (100 000 columns of 600-character names).
 MAX_HEADER_BYTES = 64 << 20
+
+#: How a cell of text in a numeric column can be mended: a target column, a feature column.
+TARGET_FIX = "for class labels use --loss bce or cce"
+FEATURE_FIX = "or leave the column out with --features"
 
 
 @dataclass
@@ -101,16 +107,10 @@ def split(ds: Dataset, test_fraction: float, seed: int | None = None
     in both sets, round(fraction × class size) of it in the test set); other data as one group.
     Both keep the file's row order.  Call before standardising: the statistics must come from
     the training rows only."""
-    if not 0 < test_fraction < 1:
-        raise UserError(f"--test-split must be a fraction between 0 and 1 (e.g. 0.3), "
-                        f"got {test_fraction:g}")
-    rng = np.random.default_rng(seed)
-    groups = _class_groups(ds)
-    test = []
-    for rows in groups:
-        take = math.floor(test_fraction * len(rows) + 0.5)
-        test.append(rng.permutation(rows)[:take])
-    test_index = np.sort(np.concatenate(test)).astype(np.int64)
+    problem = fraction_problem(test_fraction)
+    if problem:
+        raise UserError(problem)
+    test_index = held_out_rows(_classes(ds), test_fraction, seed)
     if len(test_index) == 0 or len(test_index) == ds.n_rows:
         raise UserError(f"--test-split {test_fraction:g} of {ds.n_rows} rows leaves "
                         f"{len(test_index)} test and {ds.n_rows - len(test_index)} training rows; "
@@ -121,13 +121,12 @@ def split(ds: Dataset, test_fraction: float, seed: int | None = None
             ds.rows(test_index, f"{ds.source} (test rows)"))
 
 
-def _class_groups(ds: Dataset) -> list[np.ndarray]:
-    """Row indices per class (classifiers: arg max of one-hot Y, or Y ≥ ½ for one 0/1 column),
-    or all rows as one group (regression)."""
+def _classes(ds: Dataset) -> np.ndarray:
+    """Each row's class (classifiers: arg max of one-hot Y, or Y ≥ ½ for one 0/1 column), or
+    0 for every row (regression: one group)."""
     if ds.classes is None:
-        return [np.arange(ds.n_rows)]
-    labels = ds.Y.argmax(axis=1) if ds.Y.shape[1] > 1 else (ds.Y[:, 0] >= 0.5).astype(int)
-    return [np.flatnonzero(labels == k) for k in np.unique(labels)]
+        return np.zeros(ds.n_rows, dtype=np.int64)
+    return ds.Y.argmax(axis=1) if ds.Y.shape[1] > 1 else (ds.Y[:, 0] >= 0.5).astype(np.int64)
 
 
 def split_names(values) -> list[str]:
@@ -361,9 +360,8 @@ def _check_shape(path: Path, header: list[str], used: list[int]) -> int:
             if bad.any():
                 line = int(np.argmax(bad))  # 0-based within the block
                 data_row = rows_before + int(filled[:line + 1].sum())
-                raise UserError(f"{path} line {lines_before + line + 1} (data row {data_row}): "
-                                f"{cells[line]} cells but the header has {len(header)} columns; "
-                                "every row needs one value per column")
+                raise UserError(ragged_row(row_place(path, lines_before + line + 1, data_row),
+                                           cells[line], len(header)))
         lines_before += len(starts)
         rows_before += int(filled.sum())
     if quoted:
@@ -408,7 +406,7 @@ def _loadtxt(path: Path, header, used: list[int], dtype: str, targets=frozenset(
 def _diagnose(path: Path, header: list[str], used: list[int], check_values: bool = True,
               labels: bool = False, targets=frozenset()) -> None:
     """Walk the file with the csv module and raise on the first ragged row or bad cell
-    (with ``labels``, the used cells may be text and only an empty one is bad)."""
+    (with ``labels``, the used cells are class labels: only an empty or "nan"-like one is bad)."""
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
         reader = csv.reader(fh)
         next(reader, None)
@@ -417,32 +415,17 @@ def _diagnose(path: Path, header: list[str], used: list[int], check_values: bool
             if not row or row == [""]:
                 continue
             data_row += 1
-            where = f"{path} line {reader.line_num} (data row {data_row})"
+            place = row_place(path, reader.line_num, data_row)
             if len(row) != len(header):
-                raise UserError(f"{where}: {len(row)} cells but the header has {len(header)} "
-                                "columns; every row needs one value per column")
+                raise UserError(ragged_row(place, len(row), len(header)))
             if not check_values:
                 continue
             for i in used:
-                cell = row[i].strip()
-                col = f"{where}, column {header[i]!r}"
-                if not cell:
-                    raise UserError(f"{col}: empty cell; fill it in or drop the row")
-                if labels:
-                    continue
-                try:
-                    value = float(cell)
-                except ValueError:
-                    fix = ("for class labels use --loss bce or cce" if i in targets
-                           else "or leave the column out with --features")
-                    raise UserError(f"{col}: {cell!r} is not a number; fix the cell, {fix}") from None
-                if not math.isfinite(value):
-                    raise UserError(f"{col}: {cell!r} is not a finite number (NaN or infinity); "
-                                    "fill it in or drop the row")
-
-
-#: Label cells that mean "no value" rather than a class.
-MISSING_LABELS = ("nan", "na", "n/a", "null", "none")
+                problem = (label_problem(place, header[i], row[i]) if labels else
+                           number_problem(place, header[i], row[i],
+                                          TARGET_FIX if i in targets else FEATURE_FIX))
+                if problem:
+                    raise UserError(problem)
 
 
 def _read_labels(ds: Dataset, path: Path, header, col: int, loss: str, dtype: str,
@@ -455,18 +438,15 @@ def _read_labels(ds: Dataset, path: Path, header, col: int, loss: str, dtype: st
                      encoding="utf-8", comments=None, quotechar='"').reshape(-1)
     lexical, index = np.unique(raw, return_inverse=True)
     labels = [str(c).strip() for c in lexical]
-    if "" in labels:
-        _diagnose(path, header, [col], labels=True)
-    for k, label in enumerate(labels):
-        if label.lower() in MISSING_LABELS:
-            row = int(np.argmax(index.reshape(-1) == k)) + 1
-            raise UserError(f"{path} data row {row}, column {header[col]!r}: {label!r} marks a "
-                            "missing label; fill it in or drop the row")
+    if any(label_problem("", "", label) for label in labels):
+        _diagnose(path, header, [col], labels=True)  # names the first such cell, line and row
+        raise UserError(f"{path}: column {header[col]!r} has an empty or missing label; "
+                        "fill it in or drop the row")
     name = header[col]
-    classes = list(known) if known is not None else _sort_labels(sorted(set(labels)))
-    if loss == "bce" and set(classes) <= {"0", "1", "0.0", "1.0"} and set(labels) <= {"0", "1", "0.0", "1.0"}:
+    classes = list(known) if known is not None else sort_labels(sorted(set(labels)))
+    if loss == "bce" and set(classes) <= set(BINARY_LABELS) and set(labels) <= set(BINARY_LABELS):
         classes = ["0", "1"]
-        order = {"0": 0, "0.0": 0, "1": 1, "1.0": 1}
+        order = BINARY_LABELS
     else:
         order = {c: i for i, c in enumerate(classes)}
     for k, label in enumerate(labels):
@@ -486,14 +466,6 @@ def _read_labels(ds: Dataset, path: Path, header, col: int, loss: str, dtype: st
         ds.targets = [f"{name}={c}" for c in classes]
     ds.classes = classes
     ds.label_column = name
-
-
-def _sort_labels(labels: list[str]) -> list[str]:
-    """Numeric labels in numeric order (2 before 10), text labels alphabetically."""
-    try:
-        return sorted(labels, key=float)
-    except ValueError:
-        return sorted(labels)
 
 
 def accuracy(loss: str, Y: np.ndarray, P: np.ndarray) -> float | None:
