@@ -44,8 +44,8 @@ TASKS = ("classification", "regression")
 
 @dataclass(frozen=True)
 class LossKink:
-    """Where a loss has a corner (``at`` = 0, in the stand-ins TARGET, PREDICTION) and the
-    ∂ℓ/∂ŷ the table takes there."""
+    """Where a loss has a corner (the equation ``at`` in the stand-ins TARGET, PREDICTION:
+    y·ŷ = 1) and the ∂ℓ/∂ŷ the table takes there."""
 
     at: sympy.Expr
     grad: sympy.Expr
@@ -138,7 +138,8 @@ def _check_kink(loss: "Loss", d: sympy.Expr) -> None:
     if loss.kink is None:
         return
     for y in loss.targets.labels or ():
-        for p in sympy.solve(loss.kink.at.subs(TARGET, y), PREDICTION):
+        at = loss.kink.at
+        for p in sympy.solve((at.lhs - at.rhs).subs(TARGET, y), PREDICTION):
             got = d.subs({TARGET: y, PREDICTION: p})
             want = loss.kink.grad.subs({TARGET: y, PREDICTION: p})
             if got != want:
@@ -177,7 +178,7 @@ LOSSES: dict[str, Loss] = {
         Loss("hinge", lambda y, p: sympy.Max(0, 1 - y * p),
              lambda Y, P: np.maximum(0, 1 - Y * P).sum(axis=-1),
              targets=SIGN, task="classification", metric="accuracy",
-             kink=LossKink(TARGET * PREDICTION - 1, -TARGET / 2,
+             kink=LossKink(sympy.Eq(TARGET * PREDICTION, 1, evaluate=False), -TARGET / 2,
                            "H(0) = ½: the middle of the subgradients [-y, 0], as "
                            "torch.maximum(1 - y·ŷ, 0) (torch.clamp gives -y, torch.relu 0)"),
              doc="max(0, 1 - y·ŷ), y in {-1, +1}"),

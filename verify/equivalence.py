@@ -33,6 +33,7 @@ from math import comb
 import sympy
 
 from backprop.derive import notation as nt
+from backprop.derive.losses import PREDICTION, TARGET
 
 #: Digits for non-rational evaluation, and the relative tolerance between two such values.
 DPS = 40
@@ -261,10 +262,8 @@ class Equivalence:
             if self.loss.one_hot:
                 hot = rng.randrange(len(ys))
                 pt.update({s: sympy.Integer(int(i == hot)) for i, s in enumerate(ys)})
-            elif self.spec.loss == "hinge":
-                pt.update({s: sympy.Integer(rng.choice([-1, 1])) for s in ys})
-            elif self.spec.loss == "bce":
-                pt.update({s: sympy.Integer(rng.choice([0, 1])) for s in ys})
+            elif self.loss.targets.labels:  # 0/1 (bce), ±1 (hinge): the loss table's labels
+                pt.update({s: sympy.Integer(rng.choice(self.loss.targets.labels)) for s in ys})
             else:
                 pt.update({s: self._draw(rng, scale) for s in ys})
             out.append(pt)
@@ -445,9 +444,13 @@ class Equivalence:
         names = [f"{self.printer.text(nt.preactivation(k, j))} = 0"
                  for k in range(1, self.net.depth + 1) for j in range(1, self.spec.layers[k] + 1)
                  if full.get(nt.preactivation(k, j)) == 0]
-        if self.spec.loss == "hinge":
+        kink = self.loss.kink  # hinge: y ŷ = 1
+        if kink is not None:
             for y, p in zip(self.net.targets, self.net.predictions):
-                if full.get(y) is not None and full.get(p) is not None and \
-                        agree(full[y] * full[p], sympy.S.One):
-                    names.append(f"{self.printer.text(y)} {self.printer.text(p)} = 1")
+                if full.get(y) is None or full.get(p) is None:
+                    continue
+                values = {TARGET: full[y], PREDICTION: full[p]}
+                if agree(kink.at.lhs.xreplace(values), kink.at.rhs.xreplace(values)):
+                    names.append(self.printer.text(kink.at.lhs.xreplace({TARGET: y, PREDICTION: p}))
+                                 + f" = {self.printer.text(kink.at.rhs)}")
         return ", ".join(names) or "where the formula switches pieces"

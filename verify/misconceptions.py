@@ -17,6 +17,7 @@ import sympy
 
 from backprop.derive import notation as nt
 from backprop.derive.activations import ACTIVATIONS, a as _a, derivative, derivative_at, z as _z
+from backprop.derive.losses import LOSSES, names_where
 
 
 @dataclass(frozen=True)
@@ -307,8 +308,8 @@ def _dl_dyhat(t: Truth, scale) -> str:
     return f"∂L/∂ŷ is multiplied by {t.tex(scale)}"
 
 
-#: Losses with the ½ convention question: (y - ŷ)² or ½(y - ŷ)².
-_SQUARED = ("se", "half_se", "mse")
+#: Losses with the ½ convention question: (y - ŷ)² or ½(y - ŷ)² (the table's squared terms).
+_SQUARED = names_where(squared=True)
 
 
 def _sign_error(t: Truth) -> list[Candidate]:
@@ -410,13 +411,12 @@ class _Points:
         for _ in range(n):
             pt = {s: rng.uniform(-1.5, 1.5) for s in net.inputs + net.parameters()}
             ys = net.targets
-            if loss_name == "cce":
+            targets = LOSSES[loss_name].targets  # the loss table's target domain
+            if targets.kind == "one_hot":
                 hot = rng.randrange(len(ys))
                 pt.update({s: float(i == hot) for i, s in enumerate(ys)})
-            elif loss_name == "bce":
-                pt.update({s: float(rng.random() < 0.5) for s in ys})
-            elif loss_name == "hinge":
-                pt.update({s: rng.choice([-1.0, 1.0]) for s in ys})
+            elif targets.labels:
+                pt.update({s: float(rng.choice(targets.labels)) for s in ys})
             else:
                 pt.update({s: rng.uniform(-2, 2) for s in ys})
             full = net.forward_values(pt)
