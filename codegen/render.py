@@ -33,7 +33,7 @@ from .printer import BackpropPrinter
 TEMPLATES = Path(__file__).parent / "templates"
 
 ENVIRONMENT = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+    loader=jinja2.FileSystemLoader([str(TEMPLATES), str(TEMPLATES.parents[1] / "core")]),
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,

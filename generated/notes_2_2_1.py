@@ -624,15 +624,95 @@ def _checked_extras(path, data):
 
 
 # -- command line -----------------------------------------------------------------------------------
-# The same rules as `backprop train`, one CSV contract for both: every bad input is one line on
-# stderr and exit status 2, checked before any work, a bad cell named as FILE line N (data row
-# M), column 'NAME'; a label column is one-hot (cce) or 0/1 (bce) in sorted label order; the
-# test rows are drawn as backprop's train/data.py draws them (the same rows for the same seed);
-# nothing is written unless training ended with finite parameters.
+# The same rules as `backprop train`: every bad input is one line on stderr and exit status 2,
+# checked before any work; a label column is one-hot (cce) or 0/1 (bce) in sorted label order;
+# nothing is written unless training ended with finite parameters.  How a bad row or cell is
+# named, and which rows --test-split holds out, is backprop's CSV contract, copied here whole
+# from backprop.core.csv_contract:
+
+"""The CSV contract: how a bad row or cell of a training table is named, and which rows a
+test split holds out.  `backprop train` (train/data.py) reads tables by these rules, and every
+generated trainer holds this text word for word (its template includes this file), so both
+name a bad cell as FILE line N (data row M), column 'NAME' in the same words and hold out the
+same rows for the same seed.  NumPy only: a generated trainer imports nothing else.
+"""
+import numpy as np
+
+#: Label cells that mean "no value" rather than a class.
+MISSING_LABELS = ("nan", "na", "n/a", "null", "none")
+#: The spellings of a 0/1 column read as binary labels, and the class each means.
+BINARY_LABELS = {"0": 0, "0.0": 0, "1": 1, "1.0": 1}
+
+
+def row_place(path, line, row):
+    """How a row is named: FILE line N (data row M), N counting every line, M the data rows."""
+    return f"{path} line {line} (data row {row})"
+
+
+def ragged_row(place, cells, columns):
+    """The message for a row of ``cells`` cells under a header of ``columns`` names."""
+    return (f"{place}: {cells} cells but the header has {columns} columns; "
+            "every row needs one value per column")
+
+
+def number_problem(place, column, cell, fix):
+    """What is wrong with a cell that must hold a number, or None when it holds a finite one;
+    ``fix`` ends the message for text (each tool names its own way out)."""
+    cell = cell.strip()
+    where = f"{place}, column {column!r}"
+    if not cell:
+        return f"{where}: empty cell; fill it in or drop the row"
+    try:
+        value = float(cell)
+    except ValueError:
+        return f"{where}: {cell!r} is not a number; fix the cell, {fix}"
+    if not np.isfinite(value):
+        return (f"{where}: {cell!r} is not a finite number (NaN or infinity); "
+                "fill it in or drop the row")
+    return None
+
+
+def label_problem(place, column, cell):
+    """What is wrong with a class-label cell (empty, or a word for "no value"), or None."""
+    label = cell.strip()
+    where = f"{place}, column {column!r}"
+    if not label:
+        return f"{where}: empty cell; fill it in or drop the row"
+    if label.lower() in MISSING_LABELS:
+        return f"{where}: {label!r} marks a missing label; fill it in or drop the row"
+    return None
+
+
+def sort_labels(labels):
+    """Numeric labels in numeric order (2 before 10), text labels alphabetically."""
+    try:
+        return sorted(labels, key=float)
+    except ValueError:
+        return sorted(labels)
+
+
+def fraction_problem(fraction):
+    """What is wrong with a --test-split fraction, or None when it lies strictly in (0, 1)."""
+    if 0 < fraction < 1:
+        return None
+    return f"--test-split must be a fraction between 0 and 1 (e.g. 0.3), got {fraction:g}"
+
+
+def held_out_rows(classes, fraction, seed=None):
+    """The test rows' indices, ascending: of each class (``classes``: one per row, all equal
+    for regression), round(fraction × its size) rows drawn at random, classes in sorted order,
+    so the same seed holds out the same rows."""
+    classes = np.asarray(classes)
+    rng = np.random.default_rng(seed)
+    test = [np.empty(0, dtype=np.int64)]
+    for k in np.unique(classes):
+        rows = np.flatnonzero(classes == k)
+        test.append(rng.permutation(rows)[:int(np.floor(fraction * len(rows) + 0.5))])
+    return np.sort(np.concatenate(test)).astype(np.int64)
 
 _BLOCK_ROWS = 4096  # CSV rows parsed into one float64 block at a time (8 bytes a cell)
-_MISSING_LABELS = ("nan", "na", "n/a", "null", "none")  # label cells that mean "no value"
-_BINARY_LABELS = {"0": 0, "0.0": 0, "1": 1, "1.0": 1}  # a 0/1 column read as bce labels
+_TARGET_FIX = "for class labels generate a classifier (loss bce or cce)"  # text in a target column
+_FEATURE_FIX = "or leave the column out of the table"  # text in a feature column
 
 
 class _Parser(argparse.ArgumentParser):
@@ -662,20 +742,14 @@ def _check_data(path, what="data file"):
         raise ValueError(f"{what} {path} is not a regular file (a device or a pipe); save it to a file first")
 
 
-def _where(path, line, row):
-    """How a bad row is named, as backprop train names it."""
-    return f"{path} line {line} (data row {row})"
-
-
 def _block(path, header, numeric, rows, texts, places):
     """Parsed rows as a float64 array; a NaN or infinite value names its line and column."""
     block = np.array(rows, dtype=np.float64)
     bad = np.argwhere(~np.isfinite(block))
     if len(bad):
         row, column = bad[0]
-        cell = texts[row][numeric[column]].strip()
-        raise ValueError(f"{_where(path, *places[row])}, column {header[numeric[column]]!r}: {cell!r} is not a "
-                         "finite number (NaN or infinity); fill it in or drop the row")
+        i = numeric[column]
+        raise ValueError(number_problem(row_place(path, *places[row]), header[i], texts[row][i], _FEATURE_FIX))
     return block
 
 
@@ -686,35 +760,18 @@ def _cells(path, place, header, row, numeric, targets):
     except ValueError:
         pass  # find the cell, below
     for i in numeric:
-        cell = row[i].strip()
-        try:
-            float(cell)
-        except ValueError:
-            where = f"{_where(path, *place)}, column {header[i]!r}"
-            if not cell:
-                raise ValueError(f"{where}: empty cell; fill it in or drop the row") from None
-            fix = ("for class labels generate a classifier (loss bce or cce)" if i in targets
-                   else "or leave the column out of the table")
-            raise ValueError(f"{where}: {cell!r} is not a number; fix the cell, {fix}") from None
+        problem = number_problem(row_place(path, *place), header[i], row[i],
+                                 _TARGET_FIX if i in targets else _FEATURE_FIX)
+        if problem:
+            raise ValueError(problem) from None
 
 
 def _label(path, place, name, cell):
     """One class label (the cell's text, stripped); an empty or "nan"-like cell names its line."""
-    label = cell.strip()
-    if not label:
-        raise ValueError(f"{_where(path, *place)}, column {name!r}: empty cell; fill it in or drop the row")
-    if label.lower() in _MISSING_LABELS:
-        raise ValueError(f"{_where(path, *place)}, column {name!r}: {label!r} marks a missing label; "
-                         "fill it in or drop the row")
-    return label
-
-
-def _sort_labels(labels):
-    """Numeric labels in numeric order (2 before 10), text labels alphabetically."""
-    try:
-        return sorted(labels, key=float)
-    except ValueError:
-        return sorted(labels)
+    problem = label_problem(row_place(path, *place), name, cell)
+    if problem:
+        raise ValueError(problem)
+    return cell.strip()
 
 
 def _encode(path, name, labels):
@@ -722,10 +779,10 @@ def _encode(path, name, labels):
     or one 0/1 column (bce: two labels, or the labels 0 and 1)."""
     distinct, index = np.unique(np.array(labels), return_inverse=True)
     distinct = distinct.tolist()
-    if KIND == "binary" and set(distinct) <= set(_BINARY_LABELS):
-        classes, order = ["0", "1"], _BINARY_LABELS
+    if KIND == "binary" and set(distinct) <= set(BINARY_LABELS):
+        classes, order = ["0", "1"], BINARY_LABELS
     else:
-        classes = _sort_labels(distinct)
+        classes = sort_labels(distinct)
         order = {label: k for k, label in enumerate(classes)}
     index = np.array([order[label] for label in distinct], dtype=np.int64)[index.reshape(-1)]
     shown = ", ".join(classes[:6]) + (", ..." if len(classes) > 6 else "")
@@ -789,8 +846,7 @@ def _read_table(path, target):
             data_row += 1
             place = (reader.line_num, data_row)
             if len(row) != len(header):
-                raise ValueError(f"{_where(path, *place)}: {len(row)} cells but the header has {len(header)} "
-                                 "columns; every row needs one value per column")
+                raise ValueError(ragged_row(row_place(path, *place), len(row), len(header)))
             if labelled:
                 labels.append(_label(path, place, header[label], row[label]))
             rows.append(_cells(path, place, header, row, numeric, targets))
@@ -829,8 +885,9 @@ def split_rows(Y, fraction, seed=None):
     """(train, test) row indices: ``fraction`` of the rows held out at random, the same rows for
     the same seed, as backprop train draws them.  A classifier's rows are drawn class by class
     (stratified: round(fraction × class size) of each class tested); both keep the file's order."""
-    if not 0 < fraction < 1:
-        raise ValueError(f"--test-split must be a fraction between 0 and 1 (e.g. 0.3), got {fraction:g}")
+    problem = fraction_problem(fraction)
+    if problem:
+        raise ValueError(problem)
     Y = np.asarray(Y).reshape(len(Y), -1)
     n = len(Y)
     if KIND == "classes":
@@ -839,12 +896,7 @@ def split_rows(Y, fraction, seed=None):
         classes = (Y[:, 0] >= 0.5).astype(np.int64)
     else:
         classes = np.zeros(n, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    test = [np.empty(0, dtype=np.int64)]
-    for k in np.unique(classes):
-        rows = np.flatnonzero(classes == k)
-        test.append(rng.permutation(rows)[:int(np.floor(fraction * len(rows) + 0.5))])
-    test = np.sort(np.concatenate(test)).astype(np.int64)
+    test = held_out_rows(classes, fraction, seed)
     if len(test) == 0 or len(test) == n:
         raise ValueError(f"--test-split {fraction:g} of {n} rows leaves {len(test)} test and {n - len(test)} "
                          "training rows; both need at least one: pick another fraction")
