@@ -54,7 +54,8 @@ class LossKink:
 
 @dataclass(frozen=True)
 class Loss:
-    """One row of the loss table."""
+    """One row of the loss table.  ``canonical`` is the output activation it pairs with (its
+    canonical link: sigmoid for bce, softmax for cce), for which δ of the output is ŷ - y."""
 
     name: str
     term: Callable[[sympy.Expr, sympy.Expr], sympy.Expr]
@@ -64,6 +65,7 @@ class Loss:
     metric: str = "rmse"
     mean_over_outputs: bool = False
     kink: LossKink | None = None
+    canonical: str | None = None
     doc: str = ""
 
     def __post_init__(self):
@@ -169,11 +171,11 @@ LOSSES: dict[str, Loss] = {
              doc="mean over outputs of (y-ŷ)²"),
         Loss("bce", lambda y, p: -(y * sympy.log(p) + (1 - y) * sympy.log(1 - p)),
              lambda Y, P: -(_xlogy(Y, P) + _xlogy(1 - Y, 1 - P)).sum(axis=-1),
-             targets=BINARY, task="classification", metric="accuracy",
+             targets=BINARY, task="classification", metric="accuracy", canonical="sigmoid",
              doc="binary cross-entropy (log-loss)"),
         Loss("cce", lambda y, p: -y * sympy.log(p),
              lambda Y, P: -_xlogy(Y, P).sum(axis=-1),
-             targets=ONE_HOT, task="classification", metric="accuracy",
+             targets=ONE_HOT, task="classification", metric="accuracy", canonical="softmax",
              doc="categorical cross-entropy, -Σ y log ŷ"),
         Loss("hinge", lambda y, p: sympy.Max(0, 1 - y * p),
              lambda Y, P: np.maximum(0, 1 - Y * P).sum(axis=-1),
@@ -189,6 +191,11 @@ LOSSES: dict[str, Loss] = {
 def is_classification(name: str) -> bool:
     """True for a loss whose targets are class labels (bce, cce, hinge)."""
     return LOSSES[name].classification
+
+
+def is_canonical_pair(activation: str, loss: str) -> bool:
+    """True for the output activation and loss whose δ is ŷ - y (sigmoid + bce, softmax + cce)."""
+    return LOSSES[loss].canonical == activation
 
 
 def names_where(**columns) -> tuple[str, ...]:

@@ -93,3 +93,98 @@ def test_derivative_through_output_is_what_simplify_gives(name):
         pytest.skip("constant derivative: nothing to rewrite")
     through = d.subs(z, act.inverse(a))
     assert simplest(through) == sympy.simplify(through)
+
+
+# -- the four entries added as one row each (issue 14) ---------------------------------------
+NEW = ["elu", "selu", "gelu", "swish"]
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_new_entries_match_torch_forward_and_derivative(name):
+    """g and g' of the table (NumPy forms) against torch float64 at points across both sides."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    fn = {"elu": F.elu, "selu": F.selu, "gelu": lambda t: F.gelu(t, approximate="tanh"),
+          "swish": F.silu}[name]
+    pts = np.array([[-30.0, -7.5, -2.0, -0.3, 0.0, 0.4, 1.7, 6.0, 12.0, 45.0]])
+    t = torch.tensor(pts, dtype=torch.float64, requires_grad=True)
+    out = fn(t)
+    out.sum().backward()
+    A = numpy_forward(name)(pts)
+    np.testing.assert_allclose(A, out.detach().numpy(), rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(numpy_derivative(name)(A, pts), t.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_new_entries_derive_where_the_rules_say():
+    """elu/selu through the output, branch by branch (no Piecewise inside a Piecewise), gelu and
+    swish (no inverse) in z."""
+    from backprop.derive.activations import SELU_ALPHA, SELU_SCALE
+
+    assert derivative("elu") == (sympy.Piecewise((1, a > 0), (a + 1, True)), a)
+    expr, var = derivative("selu")
+    assert var is a and expr == sympy.Piecewise((SELU_SCALE, a > 0), (a + SELU_SCALE * SELU_ALPHA, True))
+    assert derivative("gelu")[1] is z and derivative("swish")[1] is z
+    assert not any(p.has(sympy.Piecewise) for p, _ in derivative("elu")[0].args)
+
+
+@pytest.mark.parametrize("name", ["gelu", "swish"])
+def test_stable_derivative_clips_only_where_g_prime_is_flat(name):
+    """The clipped g' equals the textbook g' inside the clip and at the clip's edge to float64."""
+    from backprop.derive.activations import stable_derivative
+
+    expr, _ = derivative(name)
+    clipped, _ = stable_derivative(name)
+    limit = ACTIVATIONS[name].flat_beyond
+    for point in (-limit, -3.0, 0.25, 2.0, limit, 2 * limit, -2 * limit):
+        at = min(max(point, -limit), limit)
+        assert float(clipped.subs(z, point)) == pytest.approx(float(expr.subs(z, at)), rel=1e-15, abs=1e-300)
+        if abs(point) > limit:  # beyond: the textbook value is the edge's, to 1e-15
+            assert float(expr.subs(z, point)) == pytest.approx(float(expr.subs(z, at)), abs=1e-15)
+
+
+def test_spellings_come_from_the_table():
+    from backprop.derive.activations import by_spelling, latex_commands
+
+    assert latex_commands() == {r"\sigma": "sigmoid", r"\tanh": "tanh"}
+    assert [by_spelling(w) for w in ("ReLU", r"leaky\_relu", "LReLU", "SiLU", "GELU", "nope")] == \
+        ["relu", "leaky_relu", "leaky_relu", "swish", "gelu", None]
+
+
+# -- the loss table's columns -----------------------------------------------------------------
+def test_loss_columns():
+    from backprop.derive.losses import is_canonical_pair, is_classification, names_where
+
+    assert {n: (l.targets.kind, l.task, l.metric) for n, l in LOSSES.items()} == {
+        "se": ("real", "regression", "rmse"), "half_se": ("real", "regression", "rmse"),
+        "mse": ("real", "regression", "rmse"), "bce": ("binary", "classification", "accuracy"),
+        "cce": ("one_hot", "classification", "accuracy"), "hinge": ("sign", "classification", "accuracy")}
+    assert [n for n in LOSSES if is_classification(n)] == ["bce", "cce", "hinge"]
+    assert names_where(squared=True) == names_where(task="regression") == ("se", "half_se", "mse")
+    assert [n for n in LOSSES if LOSSES[n].one_hot] == ["cce"]
+    assert is_canonical_pair("sigmoid", "bce") and is_canonical_pair("softmax", "cce")
+    assert not is_canonical_pair("sigmoid", "cce") and not is_canonical_pair("linear", "se")
+
+
+def test_loss_decide_and_metric():
+    from backprop.derive.losses import metric_value
+
+    P = np.array([[0.2, 0.7, 0.1], [0.6, 0.3, 0.1]])
+    assert LOSSES["cce"].decide(P).tolist() == [1, 0] and LOSSES["cce"].n_classes(3) == 3
+    assert LOSSES["bce"].decide(np.array([[0.5], [0.49]])).tolist() == [1, 0]
+    assert LOSSES["hinge"].decide(np.array([[0.0], [-0.01]])).tolist() == [1, 0]
+    assert LOSSES["bce"].n_classes(1) == LOSSES["hinge"].n_classes(1) == 2
+    assert metric_value("hinge", np.array([[1.0], [-1.0], [1.0], [-1.0]]),
+                        np.array([[0.3], [0.2], [-2.0], [-0.1]])) == 0.5
+    assert metric_value("se", np.zeros((2, 2)), np.array([[3.0, 0.0], [0.0, 4.0]])) == 2.5  # √(25/4)
+    with pytest.raises(ValueError, match="not a classification loss"):
+        LOSSES["mse"].decide(P)
+
+
+def test_a_loss_whose_kink_value_disagrees_is_refused():
+    from dataclasses import replace
+
+    from backprop.derive.losses import TARGET, _d_per_output
+
+    wrong = replace(LOSSES["hinge"], kink=replace(LOSSES["hinge"].kink, grad=-TARGET))
+    with pytest.raises(ValueError, match="hinge: derived ∂ℓ/∂ŷ at its kink"):
+        _d_per_output(wrong, 1)

@@ -17,7 +17,7 @@ import sympy
 
 from backprop.derive import notation as nt
 from backprop.derive.activations import ACTIVATIONS, a as _a, derivative, derivative_at, z as _z
-from backprop.derive.losses import LOSSES, names_where
+from backprop.derive.losses import LOSSES, is_canonical_pair, names_where
 
 
 @dataclass(frozen=True)
@@ -247,7 +247,7 @@ def _gprime_at_output(t: Truth) -> list[Candidate]:
 def _extra_gprime_fused(t: Truth) -> list[Candidate]:
     L = t.net.depth
     act, loss = t.net.activation(L).name, t.spec.loss
-    if not t.paths or (act, loss) not in (("sigmoid", "bce"), ("softmax", "cce")):
+    if not t.paths or not is_canonical_pair(act, loss):
         return []
     yh = t.net.O
     return [(t.build(dout=lambda m: t.dout(m) * yh(L, m) * (1 - yh(L, m))),
@@ -428,10 +428,10 @@ class _Points:
         syms = sorted(expr.free_symbols, key=str)
         if any(sym not in self.full[0] for sym in syms):
             return None
-        if expr.is_Symbol or expr.is_number:  # most factors: no code to generate
-            got = [float(f[expr]) if expr.is_Symbol else complex(expr).real for f in self.full]
-            return got if all(math.isfinite(v) for v in got) else None
         try:
+            if expr.is_Symbol or expr.is_number:  # most factors: no code to generate
+                got = [float(f[expr]) if expr.is_Symbol else complex(expr).real for f in self.full]
+                return got if all(math.isfinite(v) for v in got) else None
             fn = sympy.lambdify(syms, expr, modules="numpy")
             with np.errstate(all="ignore"):
                 got = np.broadcast_to(np.asarray(fn(*[np.array([f[sym] for f in self.full]) for sym in syms]),
