@@ -17,7 +17,7 @@ import sympy
 
 from backprop.derive import notation as nt
 from backprop.derive.activations import ACTIVATIONS, a as _a, derivative, derivative_at, z as _z
-from backprop.derive.losses import LOSSES, names_where
+from backprop.derive.losses import LOSSES, is_canonical_pair, names_where
 
 
 @dataclass(frozen=True)
@@ -247,7 +247,7 @@ def _gprime_at_output(t: Truth) -> list[Candidate]:
 def _extra_gprime_fused(t: Truth) -> list[Candidate]:
     L = t.net.depth
     act, loss = t.net.activation(L).name, t.spec.loss
-    if not t.paths or (act, loss) not in (("sigmoid", "bce"), ("softmax", "cce")):
+    if not t.paths or not is_canonical_pair(act, loss):
         return []
     yh = t.net.O
     return [(t.build(dout=lambda m: t.dout(m) * yh(L, m) * (1 - yh(L, m))),
