@@ -1,5 +1,6 @@
 """verify/ imports one way: its internal import graph (every import, at module level or inside a
-function) has no cycle, and the verdict types import nothing of verify."""
+function) has no cycle, and the verdict types import nothing of verify.  And the checker turns
+only bad input into an "error" verdict: a bug of ours surfaces as its exception."""
 from __future__ import annotations
 
 import ast
@@ -110,3 +111,38 @@ def test_verify_modules_import_each_other_at_module_level(name):
     """No import of a verify module inside a function (the way a cycle used to be dodged)."""
     inner = [line for _, line, in_fn in _imports(_modules()[name], _modules()) if in_fn]
     assert inner == [], f"verify/{name}.py imports verify modules inside functions at lines {inner}"
+
+
+# -- what becomes an "error" verdict ------------------------------------------------------------
+
+D = r"\frac{\partial L}{\partial w^2_{11}}"
+
+
+def _one(text: str):
+    from backprop.verify import verify_text
+    return verify_text(text).verdicts[0]
+
+
+@pytest.mark.parametrize("text, message", [
+    (D + " = (1 + ", "unparsable LaTeX"),  # the parser's refusal, with its column
+    (D + " = q_{7}", "is not in the 2-2-1 network"),  # the reader's InputError
+    ("% count: 0-1 total\n9", "layer widths must be positive integers"),  # a directive's UserError
+    (D + " = " + "{" * 41 + "1" + "}" * 41, "nested more than 40 deep"),  # too deep to check
+])
+def test_bad_input_is_an_error_verdict(text, message):
+    v = _one(text)
+    assert v.verdict == "error" and message in v.message
+
+
+@pytest.mark.parametrize("bug", [AttributeError, KeyError, TypeError, ValueError, IndexError, ZeroDivisionError])
+def test_a_bug_in_the_checker_surfaces_as_its_exception(bug, monkeypatch):
+    from backprop.verify.checker import Checker
+
+    def broken(self, eq, base):
+        raise bug("a bug of ours")
+
+    monkeypatch.setattr(Checker, "_check", broken)
+    with pytest.raises(bug, match="a bug of ours"):
+        _one(D + r" = -2(y - \hat{y}) O_{11}")
+    monkeypatch.undo()
+    assert _one(D + r" = -2(y - \hat{y}) O_{11}").verdict == "correct"

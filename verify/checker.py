@@ -29,8 +29,9 @@ from __future__ import annotations
 import re
 
 import sympy
+from sympy.parsing.latex.errors import LaTeXParsingError
 
-from backprop.derive import derive
+from backprop.derive import UserError, derive
 from backprop.derive.budget import check_per_parameter
 from backprop.derive import notation as nt
 from backprop.derive.activations import derivative_at, softmax_jacobian
@@ -102,6 +103,7 @@ class Checker:
 
     # -- entry point -------------------------------------------------------------------------
     def check(self, eq: Equation) -> Verdict:
+        """The verdict for one equation; bad input is an "error" verdict, a bug an exception."""
         base = dict(index=eq.index, source=eq.source, line=eq.line, where=eq.where)
         try:
             _check_size(eq.source)
@@ -118,15 +120,15 @@ class Checker:
                            column=exc.column)
         except Wrong as w:
             return Verdict(**base, verdict="wrong", **w.kw)
+        except UserError as exc:  # a directive's bad value (% count: 0-1)
+            return Verdict(**base, verdict="error", message=str(exc))
+        except LaTeXParsingError as exc:  # the parser refused the text (the reader says where)
+            return Verdict(**base, verdict="error", message=f"unparsable LaTeX: {str(exc).splitlines()[0]}")
         except (RecursionError, MemoryError) as exc:
             # too large or too deep for the machine: the input's size, not a bug
             return Verdict(**base, verdict="error", message=f"this equation is too large or too deeply nested to "
                            f"check ({type(exc).__name__}); split it into shorter equations")
-        except (ValueError, TypeError, AttributeError, KeyError, IndexError,
-                ArithmeticError, NotImplementedError, sympy.SympifyError) as exc:
-            # never a traceback for one odd equation: say what broke, and that it is ours
-            return Verdict(**base, verdict="error", message=f"cannot check this equation ({type(exc).__name__}: "
-                           f"{exc}); if it is well-formed, please report it as a bug")
+        # anything else is a bug of ours and surfaces as an exception, not as an "error" verdict
 
     def parse(self, source: str):
         """(relations, segments as SymPy, aliases, warnings) of one equation."""
