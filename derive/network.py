@@ -12,10 +12,11 @@ from functools import cached_property
 import numpy as np
 import sympy
 
+from backprop.core.errors import UserError, UserTypeError
+
 from . import notation as nt
 from .activations import ACTIVATIONS, numpy_forward
 from .losses import LOSSES, PREDICTION, TARGET
-from backprop.core.errors import UserTypeError
 from .spec import Spec
 
 #: Activations whose output has the sign of z (0 where z <= 0 for relu): O_kj > 0 iff z_kj > 0.
@@ -52,6 +53,11 @@ class Network:
     def __init__(self, spec: Spec):
         if not isinstance(spec, Spec):
             raise UserTypeError(f"Network() takes a Spec, got {type(spec).__name__}")
+        for what, layers in (("residual connections", spec.residual_layers),
+                             ("batch normalisation", spec.batch_norm_layers)):
+            if layers:  # refused, never derived as if the layer were plain
+                raise UserError(f"{what} (layer {','.join(map(str, layers))}) cannot be derived yet; "
+                                "remove it from the spec")
         self.spec = spec
         self.depth = spec.depth
         self.single_output = spec.n_outputs == 1

@@ -20,11 +20,13 @@ from backprop.core.userfile import read_text
 
 from .activations import ACTIVATIONS
 from .losses import LOSSES
+from .optimizers import settings
+from .optimizers import settings as optimizer_settings
 
 #: The notes' worked example: 2 inputs (IQ, CGPA), 2 hidden nodes, 1 output, all linear, (y-ŷ)².
 NOTES_2_2_1 = dict(layers=(2, 2, 1), activations=("linear", "linear"), loss="se", bias=True)
 
-_TOML_KEYS = {"layers", "activations", "loss", "bias"}
+_TOML_KEYS = {"layers", "activations", "loss", "bias", "residual", "batch_norm", "optimizer"}
 #: Largest spec file read (a spec is four short lines; this bounds reading /dev/zero or a mistake).
 MAX_SPEC_BYTES = 100_000
 #: Most digits in one layer width (10^100 nodes is no network; int() itself stops at 4 300).
@@ -39,10 +41,37 @@ class Spec:
     activations: tuple[str, ...]
     loss: str
     bias: bool = True
+    #: per hidden layer k = 1..L-1: O_k = g(z_k) + O_{k-1} (the widths must match)
+    residual: tuple[bool, ...] = ()
+    #: per hidden layer: z_k normalised over the batch, then scaled by γ_k and shifted by β_k
+    batch_norm: tuple[bool, ...] = ()
+    #: the [optimizer] table as sorted (key, value) pairs (derive/optimizers.py); () is SGD
+    optimizer: tuple[tuple[str, object], ...] = ()
 
     def __post_init__(self):
         _normalise(self)
         _validate(self)
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {key}={getattr(self, key)!r}" for key in ("residual", "batch_norm", "optimizer")
+                        if getattr(self, key) != _DEFAULTS[key](self))
+        return (f"Spec(layers={self.layers!r}, activations={self.activations!r}, loss={self.loss!r}, "
+                f"bias={self.bias!r}{extra})")
+
+    @property
+    def residual_layers(self) -> list[int]:
+        """The hidden layers k with a skip connection O_k = g(z_k) + O_{k-1}."""
+        return [k for k, on in enumerate(self.residual, start=1) if on]
+
+    @property
+    def batch_norm_layers(self) -> list[int]:
+        """The hidden layers k whose z_k is batch-normalised (γ_kj, β_kj learnt)."""
+        return [k for k, on in enumerate(self.batch_norm, start=1) if on]
+
+    @property
+    def plain(self) -> bool:
+        """A plain chain of dense layers: no skip connection, no batch normalisation."""
+        return not (self.residual_layers or self.batch_norm_layers)
 
     @property
     def depth(self) -> int:
@@ -71,11 +100,16 @@ class Spec:
             shapes[f"W{k}"] = (self.layers[k - 1], self.layers[k])
             if self.bias:
                 shapes[f"b{k}"] = (self.layers[k],)
+            if k in self.batch_norm_layers:
+                shapes[f"gamma{k}"] = (self.layers[k],)
+                shapes[f"beta{k}"] = (self.layers[k],)
         return shapes
 
     @property
     def n_parameters(self) -> int:
-        return sum(w + b for w, b in self.parameter_counts())
+        """Weights and biases, and γ, β of the batch-normalised layers."""
+        return (sum(w + b for w, b in self.parameter_counts())
+                + 2 * sum(self.layers[k] for k in self.batch_norm_layers))
 
     def to_toml(self) -> str:
         """The spec as TOML text that :func:`load_toml` reads back to an equal Spec."""
@@ -85,7 +119,18 @@ class Spec:
             f"activations = [{acts}]\n"
             f'loss = "{self.loss}"\n'
             f"bias = {'true' if self.bias else 'false'}\n"
-        )
+        ) + self._extra_toml()
+
+    def _extra_toml(self) -> str:
+        """residual, batch_norm and [optimizer] lines, only where they differ from the default."""
+        flags = lambda v: "[" + ", ".join("true" if f else "false" for f in v) + "]"  # noqa: E731
+        text = "".join(f"{key} = {flags(getattr(self, key))}\n" for key in ("residual", "batch_norm")
+                       if any(getattr(self, key)))
+        if self.optimizer:
+            value = lambda v: ("true" if v else "false") if isinstance(v, bool) else (  # noqa: E731
+                f'"{v}"' if isinstance(v, str) else repr(v))
+            text += "[optimizer]\n" + "".join(f"{k} = {value(v)}\n" for k, v in self.optimizer)
+        return text
 
     def digest(self) -> str:
         """A short content hash of the spec, for generated-file headers."""
@@ -105,10 +150,13 @@ class Spec:
 
     def describe(self) -> str:
         """One line: 2-2-1, linear,linear, loss se, with bias."""
+        extra = "".join(f", {what} on layer{'s' if len(ks) > 1 else ''} {','.join(map(str, ks))}"
+                        for what, ks in (("residual", self.residual_layers),
+                                         ("batch norm", self.batch_norm_layers)) if ks)
         return (
             f"{'-'.join(map(str, self.layers))} network, activations "
             f"{','.join(self.activations)}, loss {self.loss}, "
-            f"{'with' if self.bias else 'no'} bias"
+            f"{'with' if self.bias else 'no'} bias{extra}"
         )
 
 
@@ -150,6 +198,26 @@ def _normalise(spec: Spec) -> None:
     for key, value in (("layers", layers), ("activations", tuple(map(str, acts))),
                        ("loss", str(spec.loss)), ("bias", _flag(spec.bias, "bias"))):
         object.__setattr__(spec, key, value)
+    hidden = len(layers) - 2
+    for key in ("residual", "batch_norm"):
+        flags = tuple(_flag(f, key) for f in _sequence(getattr(spec, key), key, "(False, True)"))
+        if not flags:
+            flags = (False,) * max(hidden, 0)
+        if len(flags) != max(hidden, 0):
+            raise UserError(f"{key} gives {len(flags)} flag(s) for {max(hidden, 0)} hidden layer(s) of "
+                            f"{'-'.join(map(str, layers))}: one true/false per hidden layer")
+        object.__setattr__(spec, key, flags)
+    if isinstance(spec.optimizer, dict):
+        object.__setattr__(spec, "optimizer", settings(spec.optimizer))
+    elif spec.optimizer:
+        object.__setattr__(spec, "optimizer", settings(dict(spec.optimizer)))
+    if dict(spec.optimizer).get("name") == "sgd" and dict(spec.optimizer) == dict(settings({})):
+        object.__setattr__(spec, "optimizer", ())  # plain SGD with its defaults is the default
+
+
+#: What an unset field normalises to, for the repr.
+_DEFAULTS = {"residual": lambda s: (False,) * (s.depth - 1), "batch_norm": lambda s: (False,) * (s.depth - 1),
+             "optimizer": lambda s: ()}
 
 
 def _validate(spec: Spec) -> None:
@@ -176,6 +244,10 @@ def _validate(spec: Spec) -> None:
             )
     if spec.loss not in LOSSES:
         raise UserError(f"unknown loss {spec.loss!r}; known: {_names(LOSSES)}")
+    for k in spec.residual_layers:
+        if spec.layers[k] != spec.layers[k - 1]:
+            raise UserError(f"residual on layer {k} adds O_{k - 1} to g(z_{k}), so the widths must match: "
+                            f"layer {k} has {spec.layers[k]} nodes, layer {k - 1} has {spec.layers[k - 1]}")
 
 
 def parse_layers(text: str) -> tuple[int, ...]:
@@ -201,7 +273,8 @@ def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def make_spec(layers, activations, loss: str, bias: bool = True) -> Spec:
+def make_spec(layers, activations, loss: str, bias: bool = True, residual=(), batch_norm=(),
+              optimizer=None) -> Spec:
     """Build a Spec from loose values: a layers string or sequence, one or many activations.
 
     Parameters
@@ -215,6 +288,11 @@ def make_spec(layers, activations, loss: str, bias: bool = True) -> Spec:
         A key of ``LOSSES``: se, half_se, mse, bce, cce, hinge.
     bias : bool
         Whether every node has a bias b_kj.
+    residual, batch_norm : sequence of bool
+        One flag per hidden layer: a skip connection O_k = g(z_k) + O_{k-1}; batch
+        normalisation of z_k.  Empty: none.
+    optimizer : dict, optional
+        The ``[optimizer]`` table (``{"name": "adam", "lr": 0.001}``); None is SGD.
 
     Returns
     -------
@@ -241,7 +319,8 @@ def make_spec(layers, activations, loss: str, bias: bool = True) -> Spec:
     depth = len(widths) - 1
     if len(activations) == 1 and depth > 1:
         activations = activations * depth
-    return Spec(layers=widths, activations=activations, loss=loss, bias=bias)
+    return Spec(layers=widths, activations=activations, loss=loss, bias=bias, residual=residual,
+                batch_norm=batch_norm, optimizer=optimizer or ())
 
 
 def load_toml(path: str | Path) -> Spec:
@@ -300,6 +379,11 @@ def spec_from_mapping(data: dict, source: str = "spec") -> Spec:
     if not isinstance(data["loss"], str):
         raise UserError(f"{source}: 'loss' must be a name such as \"se\"")
     try:
-        return make_spec(tuple(layers), acts, data["loss"], data.get("bias", True))
+        for key in ("residual", "batch_norm"):
+            if not isinstance(data.get(key, []), list):
+                raise UserError(f"'{key}' must be a list of true/false, one per hidden layer")
+        return make_spec(tuple(layers), acts, data["loss"], data.get("bias", True),
+                         residual=tuple(data.get("residual", ())), batch_norm=tuple(data.get("batch_norm", ())),
+                         optimizer=optimizer_settings(data.get("optimizer", {}), source))
     except UserError as exc:
         raise UserError(f"{source}: {exc}") from None

@@ -79,6 +79,13 @@ CASES: list[Case] = [
     toml("softmax of one node", 'layers = [2, 1]\nactivations = ["softmax"]\nloss = "cce"\n', "width 1"),
     toml("bias not a boolean", GOOD_SPEC + 'bias = "yes"\n', "bias must be true or false"),
     toml("unknown loss", 'layers = [2, 1]\nactivations = ["linear"]\nloss = "xent"\n', "unknown loss 'xent'"),
+    toml("residual across widths", 'layers = [2, 3, 1]\nactivations = ["relu", "linear"]\nloss = "se"\n'
+         'residual = [true]\n', "residual on layer 1", "widths must match"),
+    toml("residual flags miscounted", 'layers = [2, 2, 2, 1]\nactivations = "relu"\nloss = "se"\n'
+         'residual = [true]\n', "1 flag(s) for 2 hidden layer(s)"),
+    toml("unknown optimizer", GOOD_SPEC + '[optimizer]\nname = "adamw"\n', "unknown optimizer 'adamw'"),
+    toml("optimizer setting it lacks", GOOD_SPEC + '[optimizer]\nname = "sgd"\nbeta1 = 0.9\n',
+         "sgd takes lr, weight_decay, not beta1"),
     toml("nested 20 000 deep", "layers = " + "[" * 20_000 + "]" * 20_000 + "\n", "nested too deeply"),
     toml("spec of 200 kB", "# a comment\n" * 20_000, "over 100 kB"),
     Case("spec is a device", "TOML", {}, ("derive", "--spec", "/dev/zero"), ("is a device",), "`/dev/zero`"),
