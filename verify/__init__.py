@@ -58,8 +58,8 @@ import sympy
 from . import notations
 from . import steps
 from .checker import MAX_EQUATION_CHARS, Checker
-from .latex_input import (LOSS, Derivative, InputError, NotationPass, Text, alias_name, clean_layout,
-                          parse_spec_directive, remarks_of, split_document)
+from .latex_input import (BAD_INPUT, LOSS, Derivative, InputError, NotationPass, Text, alias_name,
+                          clean_layout, parse_spec_directive, remarks_of, split_document)
 from .matrix_form import looks_like_matrix_form
 from .notations import DEFAULT, NOTATIONS
 from .report import FileReport, Report
@@ -160,7 +160,7 @@ def _matrix_in_notes(c: Checker, eq) -> bool:
     matrix syntax (the profiles' superscript layers look like the notes' matrices)."""
     try:
         return looks_like_matrix_form(c.reader.prepare(clean_layout(Text.of(eq.source))).s)
-    except Exception:  # noqa: BLE001 - unreadable here: the scalar reader says why
+    except BAD_INPUT:  # unreadable here: the scalar reader says why
         return False
 
 
@@ -186,9 +186,7 @@ def read_as(c: Checker, eq) -> str:
     """The equation as it was read, each segment printed back in the notes' notation."""
     try:
         rels, exprs, aliases, _ = c.parse(eq.source)
-    except (InputError, UserError):
-        return ""
-    except Exception:  # noqa: BLE001 - the echo never hides the verdict
+    except BAD_INPUT:  # the verdict says why it cannot be read
         return ""
     parts = []
     for rel, expr in zip(rels, exprs):
@@ -208,7 +206,7 @@ def read_as(c: Checker, eq) -> str:
             names[sym] = (placeholder.name, text)
         try:
             latex = c.latex(expr.xreplace(shown))
-        except Exception:  # noqa: BLE001
+        except RecursionError:  # too deep to print: SymPy's own form
             latex = str(expr)
         for sym, (ph, text) in names.items():
             latex = latex.replace(ph, text)

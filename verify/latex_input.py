@@ -73,6 +73,12 @@ class InputError(Exception):
         self.suggestions = list(suggestions)
 
 
+#: What bad input raises on its way through the reader and the checker (the reader's own
+#: error, a directive's, SymPy's parser's, an input too large or deep for the machine): the
+#: exceptions a caller may turn into "cannot read this"; any other is a bug and propagates.
+BAD_INPUT = (InputError, UserError, LaTeXParsingError, RecursionError, MemoryError)
+
+
 # ---------------------------------------------------------------------------------------------
 # Text with a map back to the original columns
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from .latex_input import Equation
+from .latex_input import BAD_INPUT, Equation
 
 _CONTINUES = re.compile(r"^\s*&?\s*=")
 
@@ -95,6 +95,6 @@ def _same_claim(checker, first: str, later: str, head: str | None) -> bool:
         rels, exprs, aliases, _ = checker.parse(probe.source)
         a, b = (checker.resolve(e, aliases) for e in exprs[1:3])
         cx, _ = checker.compare(a, b, probe.source)
-    except Exception:  # noqa: BLE001 - an unreadable step is simply not 'the same'
+    except BAD_INPUT:  # an unreadable step is simply not 'the same'
         return False
     return cx is None
