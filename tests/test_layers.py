@@ -16,7 +16,9 @@ FORBIDDEN = {
     "core": ("backprop",),  # all but backprop.core itself: see _broken
     "derive": ("backprop.train", "backprop.codegen", "backprop.verify", "backprop.cli",
                "backprop.explain", "backprop.pictures"),
-    **{folder: ("backprop.cli",) for folder in ("train", "codegen", "verify", "explain", "pictures")},
+    **{folder: ("backprop.cli",) for folder in ("codegen", "verify", "explain", "pictures")},
+    # training computes; pictures draw what it computed (never the reverse)
+    "train": ("backprop.cli", "backprop.pictures"),
 }
 
 
