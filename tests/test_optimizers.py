@@ -1,0 +1,182 @@
+"""Optimisers (derive/optimizers.py's table) against torch.optim, float64.
+
+One and ten steps of SGD with momentum, SGD with nesterov, RMSprop, Adam and AdamW (weight
+decay 0 and 0.01) on a random 3-5-4-2 network (tanh, sigmoid, linear; loss se), starting from
+the same weights and data: torch computes its gradients by autograd and steps with
+torch.optim; backprop takes the generated trainer's gradients and the table's update rule,
+evaluated (:func:`optimizers.trace`) and, once the trainer prints it, the trainer's own
+``optimizer_step``/``train``.  Parameters must agree to 1e-12 relative (per array, max
+|difference| / max |torch|).
+"""
+import numpy as np
+import pytest
+
+from backprop.codegen import load_trainer
+from backprop.core.errors import UserError
+from backprop.derive import make_spec, optimizers
+from backprop.derive.optimizers import OPTIMIZERS, full, settings, trace
+
+LAYERS = "3-5-4-2"
+ACTS = "tanh,sigmoid,linear"
+RTOL = 1e-12
+
+#: (id, the [optimizer] table, the torch.optim class name and keyword arguments).
+CASES = [
+    ("sgd", {"name": "sgd", "lr": 0.05}, "SGD", dict(lr=0.05)),
+    ("momentum", {"name": "momentum", "lr": 0.05, "momentum": 0.9}, "SGD", dict(lr=0.05, momentum=0.9)),
+    ("nesterov", {"name": "nesterov", "lr": 0.05, "momentum": 0.8}, "SGD",
+     dict(lr=0.05, momentum=0.8, nesterov=True)),
+    ("rmsprop", {"name": "rmsprop", "lr": 0.01, "alpha": 0.9, "eps": 1e-6}, "RMSprop",
+     dict(lr=0.01, alpha=0.9, eps=1e-6)),
+    ("adam", {"name": "adam", "lr": 0.01, "beta1": 0.8, "beta2": 0.99, "eps": 1e-7}, "Adam",
+     dict(lr=0.01, betas=(0.8, 0.99), eps=1e-7)),
+    ("adamw", {"name": "adam", "lr": 0.01, "decoupled": True}, "AdamW", dict(lr=0.01)),
+]
+#: Every case with weight decay 0 and 0.01 (AdamW's own default is 0.01; 0 is given explicitly).
+DECAYED = [(f"{name}-wd{wd}", {**table, "weight_decay": wd}, cls, {**kw, "weight_decay": wd})
+           for name, table, cls, kw in CASES for wd in (0.0, 0.01)]
+
+
+def _problem(seed: int = 0):
+    """A random 3-5-4-2 network, its parameters and 7 rows of data."""
+    spec = make_spec(LAYERS, ACTS, "se")
+    rng = np.random.default_rng(seed)
+    params = load_trainer(spec).init_params(seed=seed, scheme="glorot")
+    params = {k: v + 0.1 * rng.standard_normal(v.shape) for k, v in params.items()}  # biases not 0
+    X, Y = rng.standard_normal((7, 3)), rng.standard_normal((7, 2))
+    return spec, params, X, Y
+
+
+def _torch_run(params, X, Y, cls: str, kwargs: dict, steps: int) -> dict:
+    """Parameters after ``steps`` full-batch steps of torch.optim.<cls> on the same network."""
+    torch = pytest.importorskip("torch")
+    P = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
+    Xt, Yt = torch.tensor(X), torch.tensor(Y)
+    opt = getattr(torch.optim, cls)(list(P.values()), foreach=False, **kwargs)
+    for _ in range(steps):
+        opt.zero_grad()
+        O1 = torch.tanh(Xt @ P["W1"] + P["b1"])
+        O2 = torch.sigmoid(O1 @ P["W2"] + P["b2"])
+        O3 = O2 @ P["W3"] + P["b3"]
+        loss = ((Yt - O3) ** 2).sum(dim=1).mean()
+        loss.backward()
+        opt.step()
+    return {k: v.detach().numpy() for k, v in P.items()}
+
+
+def _table_run(spec, params, X, Y, table: dict, steps: int) -> dict:
+    """``steps`` full-batch steps: the trainer's gradients, the table's rule evaluated."""
+    trainer = load_trainer(spec)
+    entry = OPTIMIZERS[table["name"]]
+    params = {k: v.copy() for k, v in params.items()}
+    state = {k: {name: np.zeros_like(v) for name in entry.state} for k, v in params.items()}
+    for t in range(1, steps + 1):
+        grads = trainer.gradients(params, X, Y)
+        for key in params:
+            values = dict(trace(table, params[key], grads[key], state[key], t))
+            for name in entry.state:
+                state[key][name] = values[name]
+            params[key] = values["w"]
+    return params
+
+
+def _relative(ours: dict, theirs: dict) -> float:
+    """max over the arrays of max |ours - theirs| / max |theirs|."""
+    return max(float(np.max(np.abs(ours[k] - theirs[k])) / np.max(np.abs(theirs[k]))) for k in theirs)
+
+
+@pytest.mark.parametrize("steps", [1, 10])
+@pytest.mark.parametrize("name, table, cls, kwargs", DECAYED, ids=[c[0] for c in DECAYED])
+def test_table_rule_matches_torch(name, table, cls, kwargs, steps):
+    spec, params, X, Y = _problem()
+    theirs = _torch_run(params, X, Y, cls, kwargs, steps)
+    ours = _table_run(spec, params, X, Y, table, steps)
+    assert _relative(ours, theirs) < RTOL
+    moved = _relative(params, theirs)  # the comparison is not vacuous: the parameters moved
+    assert moved > 1e-4
+
+
+def _trainer_with_optimizers(spec):
+    trainer = load_trainer(spec)
+    if not hasattr(trainer, "optimizer_step"):
+        pytest.skip("the generated trainer does not print optimizer_step yet")
+    return trainer
+
+
+@pytest.mark.parametrize("steps", [1, 10])
+@pytest.mark.parametrize("name, table, cls, kwargs", DECAYED, ids=[c[0] for c in DECAYED])
+def test_trainer_matches_torch(name, table, cls, kwargs, steps):
+    spec, params, X, Y = _problem()
+    trainer = _trainer_with_optimizers(spec)
+    theirs = _torch_run(params, X, Y, cls, kwargs, steps)
+    ours = {k: v.copy() for k, v in params.items()}
+    settings_ = full(settings(table))
+    state = trainer.optimizer_state(ours, settings_["name"])
+    for _ in range(steps):
+        trainer.optimizer_step(ours, trainer.gradients(ours, X, Y), state, settings_)
+    assert state["t"] == steps
+    assert _relative(ours, theirs) < RTOL
+    again = {k: v.copy() for k, v in params.items()}  # train() with the same optimizer: same numbers
+    trainer.train(again, X, Y, steps, settings_["lr"], optimizer=settings_)
+    assert all(np.array_equal(again[k], ours[k]) for k in ours)
+
+
+# -- settings -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("table, message", [
+    ({"name": "adam", "beta1": 1.0}, "optimizer beta1 must be a number in [0, 1)"),
+    ({"name": "adam", "beta2": -0.1}, "optimizer beta2 must be a number in [0, 1)"),
+    ({"name": "adam", "lr": 0}, "optimizer lr must be a positive number"),
+    ({"name": "adam", "eps": float("nan")}, "optimizer eps must be a number >= 0"),
+    ({"name": "momentum", "momentum": 1.5}, "optimizer momentum must be a number in [0, 1)"),
+    ({"name": "rmsprop", "alpha": 2}, "optimizer alpha must be a number in [0, 1]"),
+    ({"name": "sgd", "weight_decay": "0.1"}, "optimizer weight_decay must be a number >= 0"),
+    ({"name": "adam", "decoupled": 1}, "optimizer decoupled must be true or false"),
+    ({"name": "nesterov", "momentum": 0}, "nesterov needs a momentum > 0"),
+    ({"name": "adam", "momentum": 0.9}, "adam takes lr, beta1, beta2, eps, weight_decay, decoupled, not momentum"),
+    ({"name": 3}, "unknown optimizer 3"),
+])
+def test_bad_settings_are_one_line_errors(table, message):
+    with pytest.raises(UserError) as err:
+        settings(table, "net.toml")
+    text = str(err.value)
+    assert text.startswith("net.toml: ") and message in text and "\n" not in text
+
+
+def test_bad_settings_in_a_spec_file(tmp_path):
+    from backprop.derive.spec import load_toml
+    path = tmp_path / "net.toml"
+    path.write_text('layers = [2, 2, 1]\nactivations = "linear"\nloss = "se"\n[optimizer]\nname = "adam"\nbeta2 = 1\n')
+    with pytest.raises(UserError, match=r"optimizer beta2 must be a number in \[0, 1\)"):
+        load_toml(path)
+
+
+def test_every_entry_has_a_rule_ending_in_the_parameter():
+    for entry in OPTIMIZERS.values():
+        assert entry.rule[-1][0] == optimizers.w, entry.name
+        targets = {target.name for target, _ in entry.rule}
+        assert set(entry.state) <= targets, entry.name  # every state array is updated
+        assert entry.role(optimizers.w) == "parameter" and entry.role(optimizers.g) == "gradient"
+        free = set().union(*(expr.free_symbols for _, expr in entry.update(full({"name": entry.name,
+                                                                                   "weight_decay": 0.1}))))
+        hyper = {optimizers.SYMBOLS[k] for k in entry.defaults if k in optimizers.SYMBOLS}
+        allowed = hyper | {optimizers.w, optimizers.g, optimizers.t, optimizers.m_hat, optimizers.v_hat} \
+            | {optimizers.SYMBOLS[n] for n in entry.state}
+        assert free <= allowed, (entry.name, free - allowed)
+
+
+def test_decay_kinds():
+    assert optimizers.decay_kind(full({"name": "adam"})) is None
+    assert optimizers.decay_kind(full({"name": "adam", "weight_decay": 0.01})) == "l2"
+    assert optimizers.decay_kind(full({"name": "adam", "weight_decay": 0.01, "decoupled": True})) == "decoupled"
+    assert optimizers.decay_kind(full({"name": "rmsprop", "weight_decay": 0.01})) == "l2"
+
+
+def test_adam_first_step_by_hand():
+    """t = 1: m̂ = g, v̂ = g², so w moves by η g/(|g| + ε): η in the direction of -g."""
+    values = dict(trace({"name": "adam", "lr": 0.1}, np.array([1.0, -2.0]), np.array([0.5, -4.0]),
+                        {"m": np.zeros(2), "v": np.zeros(2)}, 1))
+    np.testing.assert_allclose(values["m"], [0.05, -0.4], rtol=1e-15)
+    np.testing.assert_allclose(values["v"], [0.00025, 0.016], rtol=1e-13)
+    np.testing.assert_allclose(values["m_hat"], [0.5, -4.0], rtol=1e-14)
+    np.testing.assert_allclose(values["v_hat"], [0.25, 16.0], rtol=1e-13)
+    np.testing.assert_allclose(values["w"], [1 - 0.1 * 0.5 / (0.5 + 1e-8), -2 + 0.1 * 4 / (4 + 1e-8)], rtol=1e-14)
