@@ -11,13 +11,15 @@
 
 The generated module's API: constants ``LAYERS``, ``ACTIVATIONS``, ``LOSS``, ``BIAS``,
 ``DTYPE``; ``init_params(seed=None, scheme="glorot", dtype=None)``, ``forward(params, X)``,
-``nodes(params, X)``, ``loss(params, X, Y)``, ``gradients(params, X, Y)``,
+``forward(params, X, every_node=True)`` (every Z and O), ``nodes(params, X)``, ``loss(params, X, Y)``, ``gradients(params, X, Y)``,
 ``loss_and_gradients(params, X, Y)``, ``sgd_step(params, X, Y, lr)``,
 ``train(params, X, Y, epochs, lr, batch_size=None, shuffle=True, seed=None, callback=None)``;
 on raw rows, applying a ``params["standardise"]`` from ``fit_standardise(X)``: ``predict``,
 ``predict_proba`` and ``accuracy`` (classifiers: ``KIND`` "classes" for cce, "binary" for bce);
 ``save_model``/``load_model`` (backprop's model file, old plain files too); ``split_rows``
-(the test split backprop train draws) and ``main(argv=None)`` (train on a CSV file).
+(the test split backprop train draws) and ``main(argv=None)`` (train on a CSV file); the
+last four are the runtime, which ``render_trainer(..., cli=False)`` (``backprop generate
+--no-cli``) leaves out.
 
 Pipeline: :mod:`.forms` (SymPy pieces from the derivation) → :mod:`.printer` (NumPy text) →
 :mod:`.render` (context + Jinja2 templates in ``templates/``); names from :mod:`.naming`.
@@ -40,7 +42,7 @@ from .render import DTYPES, render, trainer_context
 __all__ = ["DTYPES", "load_trainer", "render_trainer"]
 
 
-def render_trainer(spec: Spec, dtype: str = "float64", command: str | None = None) -> str:
+def render_trainer(spec: Spec, dtype: str = "float64", command: str | None = None, cli: bool = True) -> str:
     """The source of a standalone NumPy trainer for ``spec``.
 
     Parameters
@@ -51,13 +53,17 @@ def render_trainer(spec: Spec, dtype: str = "float64", command: str | None = Non
         The generated module's DTYPE (the default dtype of its parameters).
     command : str or None
         The command line recorded in the header ("regenerate with: ...").
+    cli : bool
+        Include the runtime: model files (``save_model``/``load_model``), the CSV reader,
+        ``split_rows`` and ``main``.  False: the maths, training and predictions only, a
+        module that imports NumPy alone and has no ``__main__``.
 
     Returns
     -------
     str
         Python source; rendering the same arguments again gives the same bytes.
     """
-    return render("trainer.py.j2", trainer_context(spec, dtype=dtype, command=command))
+    return render("trainer.py.j2", trainer_context(spec, dtype=dtype, command=command, cli=cli))
 
 
 _CACHE: dict[tuple[Spec, str], ModuleType] = {}

@@ -3,6 +3,8 @@
 The names follow the notes: layer k has weights ``W{k}`` (``W{k}[i-1, j-1]`` is w^k_ij),
 biases ``b{k}``, pre-activations ``Z{k}`` and outputs ``O{k}``; backprop keeps
 ``delta{k}`` = ∂L/∂Z^k and ``dO{k}`` = ∂L/∂O^k, and the gradients are ``dW{k}``, ``db{k}``.
+The scalar fast path names one row's elements as the notes do, from 1: ``w1_12`` is
+w^1_12, ``o1_1`` is O_11, ``x_1`` is x_i1 (:func:`element`, :func:`weight`).
 Element-wise activation functions are called by their table key (``sigmoid``) and their
 derivatives ``<key>_derivative``; anything internal starts with an underscore (``_t0``).
 Same spec in, same names out.  Only validated identifiers reach the generated source:
@@ -72,6 +74,35 @@ def dW(k: int) -> str:
 
 def db(k: int) -> str:
     return f"db{int(k)}"
+
+
+#: The scalar step's stem for an element of each array kind (the notes' z_kj, O_kj, δ_kj,
+#: ∂L/∂O_kj, b_kj): node j of layer k is ``z1_1``, ``o1_1``, ``delta1_1``, ``dO1_1``, ``b1_1``.
+ELEMENT_STEMS = {"Z": "z", "O": "o", "delta": "delta", "dO": "dO", "b": "b"}
+
+
+def element(kind: str, k: int, j: int) -> str:
+    """Node j (0-based) of layer k's array ``kind`` as a scalar local, numbered from 1 as the
+    notes number nodes: element("O", 1, 0) is ``o1_1`` (O_11)."""
+    return f"{ELEMENT_STEMS[kind]}{int(k)}_{int(j) + 1}"
+
+
+def weight(k: int, i: int, j: int, fan_in: int, fan_out: int) -> str:
+    """w^k_ij (i, j 0-based here) as a scalar local: ``w1_12`` for w^1_12; where a layer has 10
+    nodes or more, every index of its weights is separated, ``w1_1_10``, so no name is
+    ambiguous (w1_110 could be w^1_1,10 or w^1_11,0)."""
+    i, j = int(i) + 1, int(j) + 1
+    return f"w{int(k)}_{i}_{j}" if max(fan_in, fan_out) >= 10 else f"w{int(k)}_{i}{j}"
+
+
+def inputs(n: int) -> list[str]:
+    """One row's inputs as scalar locals: x_1, x_2, ... (the notes' x_i1, x_i2)."""
+    return [f"x_{i + 1}" for i in range(int(n))]
+
+
+def target(j: int) -> str:
+    """Output j's target (0-based j) as a scalar local: y_1, y_2, ..."""
+    return f"y_{int(j) + 1}"
 
 
 def temporary(i: int) -> str:

@@ -15,6 +15,7 @@ keys (validated identifiers), widths are ints, the command line and docstrings g
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -22,7 +23,10 @@ from pathlib import Path
 import jinja2
 import sympy
 
-from backprop.derive import Spec, vectorise
+from backprop.derive import ACTIVATIONS, LOSSES, Spec, vectorise
+from backprop.derive import notation as nt
+from backprop.derive.printing import NotationPrinter
+from backprop.derive.spelling import NotationError
 from backprop.derive.graph import (ActivationBackward, Activate, AddBias, Array, Loss, LossBackward,
                                   MatMul, SumRows, Update)
 
@@ -71,15 +75,95 @@ def docstring_text(text: str) -> str:
     return text
 
 
+#: The longest line a generated file may have, and the indent of a function body in it.
+WIDTH = 99
+BODY = 4
+
+_OPEN, _CLOSE = "([{", ")]}"
+_BINARY = ("+ ", "- ", "* ", "@ ")
+
+
+def _depths(text: str) -> list[int]:
+    """The bracket depth before each character of ``text`` (a printed statement: no strings
+    with brackets in them)."""
+    depth, out = 0, []
+    for ch in text:
+        depth -= ch in _CLOSE
+        out.append(depth)
+        depth += ch in _OPEN
+    return out
+
+
+def _enclosed(statement: str) -> str:
+    """``name = a + b`` as ``name = (a + b)`` where the right side has breaks at depth 0 only,
+    so it can be split over lines (inside brackets Python continues a line by itself)."""
+    depth = _depths(statement)
+    for op in (" = ", " += ", " -= ", " *= "):
+        at = statement.find(op)
+        if at > 0 and depth[at] == 0:
+            rhs = statement[at + len(op):]
+            inner = _depths(rhs)
+            loose = any(inner[i] == 0 and rhs[i + 1:i + 3] in _BINARY for i in range(len(rhs))
+                        if rhs[i] == " ")
+            return f"{statement[:at + len(op)]}({rhs})" if loose else statement
+    return statement
+
+
+def wrap_code(statement: str, width: int = WIDTH - BODY) -> list[str]:
+    """A printed statement as lines of at most ``width`` characters where it can be broken:
+    inside brackets, after a comma or before a binary operator, at the shallowest bracket
+    depth that fills a line at least half; continuation lines indented four more."""
+    if len(statement) <= width:
+        return [statement]
+    text = _enclosed(statement)
+    depth = _depths(text)
+    cuts = [i for i in range(1, len(text)) if depth[i] > 0 and text[i] == " " and
+            (text[i - 1] == "," or text[i + 1:i + 3] in _BINARY)]
+    lines, start, room = [], 0, width
+    while len(text) - start > room:
+        fits = [i for i in cuts if start < i <= start + room]
+        if not fits:
+            break
+        late = [i for i in fits if i - start >= room // 2] or fits
+        best = min(depth[i] for i in late)
+        cut = max(i for i in late if depth[i] == best)
+        lines.append(text[start:cut].rstrip())
+        start, room = cut + 1, width - 4
+    lines.append(text[start:])
+    return [lines[0]] + ["    " + line for line in lines[1:]]
+
+
+def wrap_comment(text: str, width: int = WIDTH - BODY) -> list[str]:
+    """``# text`` over as many lines as it needs, continuation lines indented by two."""
+    return textwrap.wrap(text, width, initial_indent="# ", subsequent_indent="#   ",
+                         break_long_words=False, break_on_hyphens=False)
+
+
+def wrap_docstring(text: str, width: int = WIDTH - BODY) -> list[str]:
+    """A function's one-paragraph docstring, quotes included, over lines of ``width``."""
+    lines = textwrap.wrap(f'"""{text}"""', width, break_long_words=False, break_on_hyphens=False)
+    return lines
+
+
 @dataclass
 class Function:
-    """A generated one-concept function: ``def name(arg): '''doc'''; lines; return result``."""
+    """A generated one-concept function: ``def name(arg): '''doc'''; lines; return result``;
+    ``comment``: what a stable form replaces (the textbook form), above its body."""
 
     name: str
     args: str
     doc: str
     lines: list[str]
     result: str
+    comment: str = ""
+
+    @property
+    def body(self) -> list[str]:
+        """The body's lines, docstring first, each at most WIDTH - BODY characters."""
+        out = wrap_docstring(self.doc) + (wrap_comment(self.comment) if self.comment else [])
+        for line in self.lines + [f"return {self.result}"]:
+            out += wrap_code(line)
+        return out
 
 
 @dataclass
@@ -88,6 +172,11 @@ class Block:
 
     comment: str
     lines: list[str] = field(default_factory=list)
+
+    @property
+    def body(self) -> list[str]:
+        """The comment and the statements, each line at most WIDTH - BODY characters."""
+        return wrap_comment(self.comment) + [part for line in self.lines for part in wrap_code(line)]
 
 
 def _sym(name: str) -> sympy.Symbol:
@@ -121,6 +210,44 @@ class _Writer:
         return self.printer._np(name)
 
 
+#: Prints the textbook forms in the comments: one element, so z reads z and ŷ reads ŷ.
+_NOTATION = NotationPrinter(depth=1, single_output=True)
+
+
+def _notation(expr: sympy.Expr) -> str | None:
+    """``expr`` in the notes' notation, or None where a node has no notation rule (logaddexp,
+    expm1, log1p: NumPy's names, no textbook spelling)."""
+    try:
+        return _NOTATION.text(expr)
+    except NotationError:
+        return None
+
+
+#: A stable form longer than this is left to the code under the comment (gelu's clipped z).
+_SHORT = 40
+
+
+def stable_comment(name: str, printed: sympy.Expr) -> str:
+    """``sigmoid(z) = 1/(1 + exp(-z)), written as (1 + tanh(z/2))/2 so it never overflows``:
+    the table's textbook g (its ``sym``) above the stable form printed in its place; empty
+    for an entry without a stable form (its code is the textbook form)."""
+    act = ACTIVATIONS[name]
+    if act.stable is None:
+        return ""
+    written = _notation(printed)
+    how = (f"written as {written} so that it" if written and len(written) <= _SHORT
+           else "written below in a form that")
+    return f"{name}(z) = {_notation(act.sym(z))}, {how} never overflows"
+
+
+def _loss_comment(spec: Spec, out: forms.OutputPieces) -> str:
+    """The loss per output as the notes write it; where the code takes it on the logits, says so."""
+    term = LOSSES[spec.loss].term(y, yhat).xreplace({y: nt.target(1), yhat: nt.prediction(1)})
+    where = (f", written with the logits {naming.Z(spec.depth)} so that it never overflows"
+             if out.on_logits else "")
+    return f"{spec.loss} per output: {_notation(term)}{where}"
+
+
 def _activation_functions(w: _Writer, pieces: list[forms.LayerPieces]) -> list[Function]:
     """One forward and one derivative (or backward) function per activation used."""
     out, seen = [], set()
@@ -140,7 +267,8 @@ def _activation_functions(w: _Writer, pieces: list[forms.LayerPieces]) -> list[F
                                 lines, result))
             continue
         lines, result = w.expression(p.forward, {z: "Z"}, "Z")
-        out.append(Function(naming.activation(p.activation), "Z", f"{p.activation}: {doc}.", lines, result))
+        out.append(Function(naming.activation(p.activation), "Z", f"{p.activation}: {doc}.", lines, result,
+                            stable_comment(p.activation, p.forward)))
         if p.derivative is not None:
             arg = "O" if p.var == a else "Z"
             through = "its output O" if arg == "O" else "its input Z"
@@ -175,7 +303,7 @@ def _loss_function(w: _Writer, spec: Spec, out: forms.OutputPieces) -> Function:
            else "averaged over outputs")
     doc = f"Loss {spec.loss} ({docstring_text(forms.loss_doc(spec))}) {how}, mean over rows."
     return Function("_batch_loss", f"{naming.Y}, {naming.Z(L)}, {naming.O(L)}", doc, lines,
-                    f"float(({term}).sum() / len({naming.Y}))")
+                    f"float(({term}).sum() / len({naming.Y}))", _loss_comment(spec, out))
 
 
 def _array(x: Array) -> str:
@@ -183,6 +311,18 @@ def _array(x: Array) -> str:
     return {"X": lambda k: naming.X, "Y": lambda k: naming.Y, "Z": naming.Z, "O": naming.O,
             "W": naming.W, "b": naming.b, "delta": naming.delta, "dO": naming.dO,
             "dW": naming.dW, "db": naming.db}[x.kind](x.layer)
+
+
+#: How the notes write each array kind in a comment (layer k): Z^k, δ^k, ∂L/∂W^k, ...
+_NOTES = {"X": "X", "Y": "Y", "Z": "Z^{k}", "O": "O^{k}", "W": "W^{k}", "b": "b^{k}",
+          "delta": "δ^{k}", "dO": "∂L/∂O^{k}", "dW": "∂L/∂W^{k}", "db": "∂L/∂b^{k}"}
+
+
+def _notes(x: Array, L: int) -> str:
+    """An array as the notes write it (the output layer's O^L is Ŷ)."""
+    if x.layer == L and x.kind in ("O", "dO"):
+        return "Ŷ" if x.kind == "O" else "∂L/∂Ŷ"
+    return _NOTES[x.kind].format(k=x.layer)
 
 
 def _buffer(name: str) -> str:
@@ -193,11 +333,14 @@ def _buffer(name: str) -> str:
 class _NumpyStatements:
     """Prints a graph's ops as NumPy statements, grouped in commented blocks.
 
-    ``buffered`` is the fused ``sgd_step`` printing: every product written into its
-    preallocated buffer (``np.matmul(..., out=B[...])``), biases added and g' applied in
-    place, and each parameter updated in place where the graph's Update op stands (right
-    after δ^k W^kᵀ has used W^k): no gradient dict, no temporary the size of a weight
-    matrix.  Plain printing writes one expression per array and leaves the updates out."""
+    Plain printing (``forward``, ``loss_and_gradients``) writes one expression per array,
+    commented with the notes' equation it computes (from the vectorised form's text, so the
+    comment and the module docstring agree), and leaves the updates out.  ``buffered`` is
+    the fused ``sgd_step`` printing: every product written into its preallocated buffer
+    (``np.matmul(..., out=B[...])``), biases added and g' applied in place, and each
+    parameter updated in place where the graph's Update op stands (right after δ^k W^kᵀ
+    has used W^k): no gradient dict, no temporary the size of a weight matrix; its comments
+    only name what each statement computes (the equations are the plain printing's)."""
 
     def __init__(self, w: _Writer, spec: Spec, pieces: list[forms.LayerPieces],
                  out: forms.OutputPieces, buffered: bool = False):
@@ -206,6 +349,7 @@ class _NumpyStatements:
         self.blocks: list[Block] = []
         self.pending: list[str] = []  # the forward statements of the layer being printed
         self.sum: dict[Array, str] = {}  # plain printing: Z^k's right side before its activation
+        self.equations = dict(vectorise(spec).equations("text"))
 
     def forward(self, ops) -> list[Block]:
         for op in ops:
@@ -221,6 +365,15 @@ class _NumpyStatements:
         if self.buffered:
             return f"{self.w.np('matmul')}({left}, {right}, out={_buffer(out)})"
         return f"{left} @ {right}"
+
+    def notes(self, x: Array) -> str:
+        return _notes(x, self.L)
+
+    def equation(self, x: Array, lhs: str | None = None) -> str:
+        """``δ^2 = (1/n) (Ŷ - Y)``: the vectorised form's equation for x; buffered: x's name."""
+        name = self.notes(x)
+        lhs = name if lhs is None else f"{name} = {lhs}"
+        return lhs if self.buffered else f"{lhs} = {self.equations[name]}"
 
     # -- forward ---------------------------------------------------------------------------
     def fw_matmul(self, op: MatMul) -> None:
@@ -243,9 +396,11 @@ class _NumpyStatements:
         if not self.buffered:
             self.pending.append(f"{z} = {self.sum.pop(op.inp)}")
         act = z if p.identity else f"{naming.activation(p.activation)}({z})"
-        where = " (output)" if op.layer == self.L else ""
-        self.blocks.append(Block(f"layer {op.layer}{where}: {p.activation}",
-                                 self.pending + [f"{_array(op.out)} = {act}"]))
+        where = ", the output layer" if op.layer == self.L else ""
+        comment = f"layer {op.layer} ({p.activation}{where})"
+        if not self.buffered:
+            comment += f": {self.equation(op.inp)}, {self.equation(op.out)}"
+        self.blocks.append(Block(comment, self.pending + [f"{_array(op.out)} = {act}"]))
         self.pending = []
 
     # -- backward --------------------------------------------------------------------------
@@ -254,31 +409,31 @@ class _NumpyStatements:
         names = {y: naming.Y, yhat: naming.O(L), z: naming.Z(L), n_rows: naming.N_ROWS}
         if op.fused:
             lines, text = self.w.expression(self.out.delta, names, naming.Z(L))
-            self.blocks.append(Block(
-                f"{naming.delta(L)} = dL/d{naming.Z(L)}: output layer ({last.activation}, loss {spec.loss}), "
-                "over n_rows for the mean", lines + [f"{naming.delta(L)} = {text}"]))
+            how = f"the output layer ({last.activation} with {spec.loss}; 1/n: the mean over rows)"
+            self.blocks.append(Block(f"{self.equation(op.out, '∂L/∂' + self.notes(Array('Z', L)))}: {how}",
+                                     lines + [f"{_array(op.out)} = {text}"]))
         else:
             lines, text = self.w.expression(self.out.dL_dO, names, naming.O(L))
-            self.blocks.append(Block(f"{naming.dO(L)} = dL/d{naming.O(L)}: loss {spec.loss}, over n_rows for the mean",
-                                     lines + [f"{naming.dO(L)} = {text}"]))
+            self.blocks.append(Block(f"{self.notes(op.out)}: loss {spec.loss} (1/n: the mean over rows)",
+                                     lines + [f"{_array(op.out)} = {text}"]))
 
     def bw_matmul(self, op: MatMul) -> None:
-        k, target = op.out.layer, _array(op.out)
-        if op.transpose == "left":  # dW^k = O^{k-1}ᵀ δ^k
+        target = _array(op.out)
+        if op.transpose == "left":  # ∂L/∂W^k = O^{k-1}ᵀ δ^k
             rhs = self.matmul(f"{_array(op.left)}.T", _array(op.right), target)
-            comment = f"dL/d{naming.W(k)}: layer {k} weights" + (", into its buffer" if self.buffered else "")
-        else:  # dO^{k-1} = δ^k W^kᵀ: what layer k sends back
+            comment = self.equation(op.out) + (", into its buffer" if self.buffered else "")
+        else:  # ∂L/∂O^{k-1} = δ^k W^kᵀ: what layer k sends back
             rhs = self.matmul(_array(op.left), f"{_array(op.right)}.T", target)
             sender = op.right.layer
-            comment = (f"{target} = dL/d{naming.O(k)}: what layer {sender} sends back"
-                       + (f" (before {naming.W(sender)} changes)" if self.buffered else ""))
+            comment = (f"{self.notes(op.out)} = {self.notes(op.left)} {self.notes(op.right)}ᵀ: "
+                       f"what layer {sender} sends back"
+                       + (f" (before {self.notes(op.right)} changes)" if self.buffered else ""))
         if op.accumulate:
             rhs = rhs.replace(f", out={_buffer(target)}", "")
         self.blocks.append(Block(comment, [f"{target} {'+=' if op.accumulate else '='} {rhs}"]))
 
     def bw_sum_rows(self, op: SumRows) -> None:
-        k = op.out.layer
-        self.blocks.append(Block(f"dL/d{naming.b(k)}: layer {k} biases",
+        self.blocks.append(Block(self.equation(op.out),
                                  [f"{_array(op.out)} {'+=' if op.accumulate else '='} {_array(op.inp)}.sum(axis=0)"]))
 
     def bw_activation(self, op: ActivationBackward) -> None:
@@ -290,20 +445,17 @@ class _NumpyStatements:
             lines = [f"{delta} {assign} {naming.backward(p.activation)}({o}, {d_o})"]
             how = f"through the {p.activation} Jacobian"
         elif p.derivative is None:
-            lines, how = [f"{delta} {assign} {d_o}"], f"{p.activation}, g' = 1"
+            lines, how = [f"{delta} {assign} {d_o}"], f"{p.activation}: g' = 1"
         else:
             arg = o if p.var == a else zk
             g = f"{naming.derivative(p.activation)}({arg})"
             if self.buffered and not op.accumulate:
                 lines = [f"{d_o} *= {g}", f"{delta} = {d_o}"]
-                how = f"{p.activation}, {d_o} times g'({arg}) in place"
+                how = f"{p.activation}: {d_o} times g'({arg}) in place"
             else:
                 lines = [f"{delta} {assign} {d_o} * {g}"]
-                how = f"{p.activation}, times g'({arg})"
-        if k == self.L:
-            comment = f"{delta} = dL/d{zk}: through the {p.activation} Jacobian"
-        else:
-            comment = f"{delta} = dL/d{zk}: layer {k}, {how}"
+                how = f"{p.activation}: g' written with {'O' if arg == o else 'Z'}^{k}"
+        comment = f"{self.equation(op.out, '∂L/∂' + self.notes(op.inp))}: layer {k}, {how}"
         self.blocks.append(Block(comment, lines))
 
     def bw_update(self, op: Update) -> None:
@@ -312,7 +464,8 @@ class _NumpyStatements:
             lines = [f"{g} *= {naming.LR}", f"{param} -= {g}"]
         else:
             lines = [f"{param} -= {naming.LR} * {g}"]
-        self.blocks.append(Block(f"{param} <- {param} - lr * dL/d{param}, in place", lines))
+        name = self.notes(op.out)
+        self.blocks.append(Block(f"{name} <- {name} - η {self.notes(op.grad)}, in place", lines))
 
 
 #: Which method prints each op kind: one entry per kind (a new op is one method and one entry).
@@ -333,8 +486,23 @@ def _pairs(names: list[str]) -> str:
     return ", ".join(names)
 
 
-def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = None) -> dict:
-    """Everything the templates place, as finished strings and lists of strings."""
+def _assign(targets: list[str], value: str) -> list[str]:
+    """``a, b = value`` as lines of at most WIDTH - BODY, the targets bracketed where too long."""
+    plain = f"{', '.join(targets)} = {value}"
+    return [plain] if len(plain) <= WIDTH - BODY else wrap_code(f"({', '.join(targets)}) = {value}")
+
+
+def _docstring_lines(text: str, indent: str) -> list[str]:
+    """One line of the module docstring (an equation, the title) over lines of WIDTH at most,
+    continuation lines indented four more."""
+    return textwrap.wrap(docstring_text(text), WIDTH, initial_indent=indent, subsequent_indent=indent + "    ",
+                         break_long_words=False, break_on_hyphens=False)
+
+
+def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = None, cli: bool = True) -> dict:
+    """Everything the templates place, as finished strings and lists of strings (each line
+    of code, comment and docstring at most WIDTH characters where it is placed); ``cli``:
+    include the runtime (model files, the CSV contract and the command line)."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     for name in spec.activations:
@@ -353,15 +521,20 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
     node_names = [n for k in layers for n in (naming.Z(k), naming.O(k))]
     if command is None:
         command = "backprop.codegen.render_trainer()"
-    equations = [docstring_text(line) for line in vectorise(spec).text().splitlines()]
+    equations = [line for eq in vectorise(spec).text().splitlines() for line in _docstring_lines(eq, "    ")]
+    unpack = [f"{naming.W(k)}, {naming.b(k)} = params[{_q(naming.W(k))}], params[{_q(naming.b(k))}]"
+              if spec.bias else f"{naming.W(k)} = params[{_q(naming.W(k))}]" for k in layers]
+    step = scalar.scalar_step(spec) if scalar.wanted(spec) else None
     return {
         "backprop_version": backprop_version(),
         "sympy_version": sympy.__version__,
         "command": comment_text(command),
         "digest": spec.digest(),
         "spec_lines": spec.to_toml().splitlines(),
-        "title": docstring_text(spec.describe()),
+        "title": textwrap.wrap(f'"""NumPy trainer for the {docstring_text(spec.describe())}.', WIDTH,
+                               break_long_words=False, break_on_hyphens=False),
         "equations": equations,
+        "cli": cli,
         "imports": w.printer.imports(),
         "layers": repr(tuple(spec.layers)),
         "activations": "(" + ", ".join(_q(a) for a in spec.activations) + ("," if spec.depth == 1 else "") + ")",
@@ -374,22 +547,22 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
         "first_weights": naming.W(1),
         "output": naming.O(L),
         "functions": functions,
-        "param_unpack": [f"{naming.W(k)}, {naming.b(k)} = params[{_q(naming.W(k))}], params[{_q(naming.b(k))}]"
-                         if spec.bias else f"{naming.W(k)} = params[{_q(naming.W(k))}]" for k in layers],
+        "param_unpack": unpack,
         "backward_unpack": [f"{naming.W(k)} = params[{_q(naming.W(k))}]" for k in range(2, L + 1)],
         "forward_blocks": _NumpyStatements(w, spec, pieces, out).forward(graph.forward),
-        "node_tuple": ", ".join(node_names),
-        "nodes_dict": _pairs([f"{_q(n)}: {n}" for n in node_names]),
+        "forward_return": wrap_code(f"return ({', '.join(node_names)}) if every_node else {naming.O(L)}"),
+        "node_unpack": _assign(node_names, "forward(params, X, every_node=True)"),
+        "nodes_return": wrap_code("return {" + _pairs([f"{_q(n)}: {n}" for n in node_names]) + "}"),
         "loss_function": loss_fn,
         "loss_args": f"{naming.Y}, {naming.Z(L)}, {naming.O(L)}",
         "backward_blocks": backward,
-        "grads_dict": _pairs([f"{_q(n)}: d{n}" for n in param_names]),
-        "step_unpack": [f"{naming.W(k)}, {naming.b(k)} = params[{_q(naming.W(k))}], params[{_q(naming.b(k))}]"
-                        if spec.bias else f"{naming.W(k)} = params[{_q(naming.W(k))}]" for k in layers],
+        "grads_return": wrap_code("return L, {" + _pairs([f"{_q(n)}: d{n}" for n in param_names]) + "}"),
+        "step_unpack": unpack,
         "step_forward_blocks": _NumpyStatements(w, spec, pieces, out, buffered=True).forward(graph.forward),
         "step_backward_blocks": _NumpyStatements(w, spec, pieces, out, buffered=True).backward(
             graph.backward(updates=True)),
-        "scalar": scalar.scalar_step(spec) if scalar.wanted(spec) else None,
+        "scalar": step,
+        "scalar_lines": [part for line in step.lines for part in wrap_code(line)] if step else [],
         "scalar_max_weights": scalar.MAX_WEIGHTS,
     }
 

@@ -12,7 +12,7 @@ Nothing is retyped: every activation, derivative, output δ and loss term is the
 expression of :mod:`~backprop.codegen.forms` (the same one the NumPy path prints), with the
 row-wise nodes (``RowSum``, ``RowMax``) expanded over the layer's nodes and printed by
 :class:`ScalarPrinter`, a ``PythonCodePrinter`` whose functions are NumPy's applied to one
-Python float and turned straight back into one (``float(np.tanh(z1_0))``, ~0.2 µs: the
+Python float and turned straight back into one (``float(np.tanh(z1_1))``, ~0.2 µs: the
 trainers import nothing but numpy and the CLI's standard modules, so no ``math``).  The only structure
 written here is what the NumPy path writes as ``@``: z = b + Σ x·w and ∂L/∂O = Σ w·δ.
 
@@ -24,6 +24,7 @@ values, and the warnings or ``np.errstate`` errors that go with them, are NumPy'
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import sympy
@@ -110,7 +111,7 @@ class ScalarPrinter(PythonCodePrinter):
         return f"float({self._module_format('numpy.log1p')}({self._print(expr.args[0])}))"
 
     def _print_FloatMax(self, expr):
-        return "sys.float_info.max"
+        return repr(sys.float_info.max)  # a literal: the trainer need not import sys
 
     def _print_Rational(self, expr):
         return f"{expr.p}/{expr.q}"
@@ -166,9 +167,10 @@ class _Body:
 
 class _ScalarStatements:
     """Prints a graph's ops (updates included) for one row in Python floats: each array's
-    elements are locals (``z2_0``, ``o1_1``, ``delta2_0``, ``dO1_1``), a matrix product is
-    written out as its sums, and each parameter's Update subtracts η times the gradient
-    element the product or row sum left (the same ops, in the same order, as the NumPy step)."""
+    elements are locals named as the notes number them (``z2_1``, ``o1_2``, ``delta2_1``,
+    ``dO1_2``, weights ``w2_11``), a matrix product is written out as its sums, and each
+    parameter's Update subtracts η times the gradient element the product or row sum left
+    (the same ops, in the same order, as the NumPy step)."""
 
     def __init__(self, spec: Spec, body: _Body):
         self.spec, self.body, self.layers, self.L = spec, body, spec.layers, spec.depth
@@ -176,7 +178,7 @@ class _ScalarStatements:
         self.out = forms.output_pieces(spec)
         self.terms: dict[Array, list[str]] = {}  # Z^k's elements before the activation
         self.grads: dict[Array, list[list[str]] | list[str]] = {}  # dW, db elements for Update
-        self.names: dict[Array, list[str]] = {Array("X"): [f"x_{i}" for i in range(spec.layers[0])]}
+        self.names: dict[Array, list[str]] = {Array("X"): naming.inputs(spec.layers[0])}
 
     def width(self, x: Array) -> int:
         return self.layers[0 if x.kind == "X" else x.layer]
@@ -184,28 +186,32 @@ class _ScalarStatements:
     def elements(self, x: Array) -> list[str]:
         """The locals holding an array's elements (a vector per row: one row here)."""
         if x not in self.names:
-            self.names[x] = [f"{x.kind.lower() if x.kind in ('Z', 'O') else x.kind}{x.layer}_{j}"
-                             for j in range(self.width(x))]
+            self.names[x] = [naming.element(x.kind, x.layer, j) for j in range(self.width(x))]
         return self.names[x]
+
+    def w(self, k: int, i: int, j: int) -> str:
+        return _weight(self.layers, k, i, j)
 
     def out_nodes(self) -> list[dict]:
         L = self.L
-        return [{y: _s(f"y_{j}"), yhat: _s(self.elements(Array("O", L))[j]),
+        return [{y: _s(naming.target(j)), yhat: _s(self.elements(Array("O", L))[j]),
                  z: _s(self.elements(Array("Z", L))[j]), n_rows: 1} for j in range(self.layers[L])]
 
     # -- forward ---------------------------------------------------------------------------
     def fw_matmul(self, op: MatMul) -> None:
         k, prev = op.out.layer, self.elements(op.left)
-        self.terms[op.out] = [" + ".join(f"{prev[i]}*{_Wn(k, i, j)}" for i in range(len(prev)))
+        self.terms[op.out] = [" + ".join(f"{prev[i]}*{self.w(k, i, j)}" for i in range(len(prev)))
                               for j in range(self.width(op.out))]
 
     def fw_add_bias(self, op: AddBias) -> None:
         k = op.out.layer
-        self.terms[op.out] = [f"{_bn(k, j)} + {t}" for j, t in enumerate(self.terms[op.out])]
+        self.terms[op.out] = [f"{naming.element('b', k, j)} + {t}" for j, t in enumerate(self.terms[op.out])]
 
     def fw_activate(self, op: Activate) -> None:
-        p = self.pieces[op.layer - 1]
-        self.body.comment(f"layer {op.layer}: {p.activation}")
+        p, k = self.pieces[op.layer - 1], op.layer
+        bias = f" + b_{k}j" if self.spec.bias else ""
+        self.body.comment(f"layer {k}: z_{k}j = Σ_i {_node(k - 1, 'i')} w^{k}_ij{bias}, "
+                          f"O_{k}j = {p.activation}(z_{k}j)")
         zs = self.elements(op.inp)
         for name, terms in zip(zs, self.terms.pop(op.inp)):
             self.body.line(f"{name} = {terms}")
@@ -221,17 +227,17 @@ class _ScalarStatements:
 
     def fw_loss(self, op: Loss) -> None:
         nodes = self.out_nodes()
-        self.body.comment(f"loss {self.spec.loss} before the update")
+        self.body.comment(f"the loss ({self.spec.loss}) before the update")
         self.body.assign(["loss_before"], [sum(_expand(self.out.loss_term, nodes).xreplace(s) for s in nodes)])
 
     # -- backward --------------------------------------------------------------------------
     def bw_loss(self, op: LossBackward) -> None:
         nodes, L = self.out_nodes(), self.L
         if op.fused:
-            self.body.comment(f"delta{L} = dL/dz{L}: output layer")
+            self.body.comment(f"δ_{L}j = ∂L/∂z_{L}j: the output layer")
             self.body.assign(self.elements(op.out), [self.out.delta.xreplace(s) for s in nodes])
         else:
-            self.body.comment(f"dO{L} = dL/dO{L}, then delta{L} through the {self.pieces[-1].activation} Jacobian")
+            self.body.comment(f"∂L/∂ŷ_j, then δ_{L}j through the {self.pieces[-1].activation} Jacobian")
             self.body.assign(self.elements(op.out), [self.out.dL_dO.xreplace(s) for s in nodes])
 
     def bw_matmul(self, op: MatMul) -> None:
@@ -241,9 +247,10 @@ class _ScalarStatements:
             return
         k = op.right.layer  # dO^{k-1} = Σ_j w_ij δ_j, before W^k changes
         delta = self.elements(op.left)
-        self.body.comment(f"dO{k - 1} = dL/dO{k - 1}: what layer {k} sends back (before W{k} changes)")
+        self.body.comment(f"∂L/∂{_node(k - 1, 'i')} = Σ_j w^{k}_ij δ_{k}j: what layer {k} sends back "
+                          f"(before its weights change)")
         for i, name in enumerate(self.elements(op.out)):
-            terms = " + ".join(f"{_Wn(k, i, j)}*{delta[j]}" for j in range(len(delta)))
+            terms = " + ".join(f"{self.w(k, i, j)}*{delta[j]}" for j in range(len(delta)))
             self.body.line(f"{name} {'+=' if op.accumulate else '='} {terms}")
 
     def bw_sum_rows(self, op: SumRows) -> None:
@@ -253,7 +260,7 @@ class _ScalarStatements:
         k, p = op.layer, self.pieces[op.layer - 1]
         d_o, outs = self.elements(op.grad), self.elements(op.output)
         if k < self.L:
-            self.body.comment(f"delta{k} = dL/dz{k}: {p.activation}")
+            self.body.comment(f"δ_{k}j = ∂L/∂z_{k}j: layer {k}, {p.activation}")
         if p.rowwise is not None:
             back = [{a: _s(o), d: _s(g)} for o, g in zip(outs, d_o)]
             self.body.assign(self.elements(op.out), [_expand(p.rowwise.backward, back).xreplace(s) for s in back])
@@ -266,14 +273,15 @@ class _ScalarStatements:
 
     def bw_update(self, op: Update) -> None:
         k, g = op.out.layer, self.grads.pop(op.grad)
-        self.body.comment(f"layer {k}: {op.out.kind} <- {op.out.kind} - lr * dL/d{op.out.kind}")
         if op.out.kind == "W":
+            self.body.comment(f"w^{k}_ij <- w^{k}_ij - η {_node(k - 1, 'i')} δ_{k}j")
             for i, row in enumerate(g):
                 for j, value in enumerate(row):
-                    self.body.line(f"{_Wn(k, i, j)} -= lr*({value})")
+                    self.body.line(f"{self.w(k, i, j)} -= lr*({value})")
         else:
+            self.body.comment(f"b_{k}j <- b_{k}j - η δ_{k}j")
             for j, value in enumerate(g):
-                self.body.line(f"{_bn(k, j)} -= lr*{value}")
+                self.body.line(f"{naming.element('b', k, j)} -= lr*{value}")
 
 
 #: Which method prints each op kind: one entry per kind.
@@ -284,13 +292,14 @@ _BACKWARD = {LossBackward: _ScalarStatements.bw_loss, MatMul: _ScalarStatements.
              Update: _ScalarStatements.bw_update}
 
 
-def _Wn(k: int, i: int, j: int) -> str:
+def _node(k: int, index: str) -> str:
+    """Node ``index`` of layer k as the notes write it in a comment: O_1i; layer 0 is x_i."""
+    return f"x_{index}" if k == 0 else f"O_{k}{index}"
+
+
+def _weight(layers, k: int, i: int, j: int) -> str:
     """The local of w^k_{i+1,j+1}: the weight from node i of layer k-1 to node j."""
-    return f"W{k}_{i}_{j}"
-
-
-def _bn(k: int, j: int) -> str:
-    return f"b{k}_{j}"
+    return naming.weight(k, i, j, layers[k - 1], layers[k])
 
 
 def scalar_step(spec: Spec) -> ScalarStep:
@@ -298,29 +307,30 @@ def scalar_step(spec: Spec) -> ScalarStep:
     L, layers = spec.depth, spec.layers
     body = _Body()
 
-    def matrix(k):  # ((W1_0_0, W1_0_1,), (W1_1_0, W1_1_1,),): layer k's weights as locals
-        rows = ", ".join("(" + ", ".join(_Wn(k, i, j) for j in range(layers[k])) + ",)"
+    def matrix(k):  # [[w1_11, w1_12], [w1_21, w1_22]]: layer k's weights as locals, by row i
+        rows = ", ".join("[" + ", ".join(_weight(layers, k, i, j) for j in range(layers[k])) + "]"
                          for i in range(layers[k - 1]))
-        return f"({rows},)"
+        return f"[{rows}]"
 
-    def vector(k):  # (b1_0, b1_1,): layer k's biases as locals
-        return f"({', '.join(_bn(k, j) for j in range(layers[k]))},)"
+    def vector(k):  # [b1_1, b1_2]: layer k's biases as locals
+        return f"[{', '.join(naming.element('b', k, j) for j in range(layers[k]))}]"
 
-    body.comment("every parameter as a local float")
+    body.comment("every parameter as a local float: w1_12 is w^1_12, b1_2 is b_12")
     for k in range(1, L + 1):
         body.line(f"{matrix(k)} = {naming.W(k)}.tolist()")
         if spec.bias:
             body.line(f"{vector(k)} = {naming.b(k)}.tolist()")
-    body.line(f"({', '.join(f'x_{i}' for i in range(layers[0]))},) = x")
-    body.line(f"({', '.join(f'y_{j}' for j in range(layers[-1]))},) = y")
+    body.line(f"[{', '.join(naming.inputs(layers[0]))}] = x")
+    body.line(f"[{', '.join(naming.target(j) for j in range(layers[-1]))}] = y")
     graph = vectorise(spec).graph
     printer = _ScalarStatements(spec, body)
     for op in graph.forward:
         _FORWARD[type(op)](printer, op)
     for op in graph.backward(updates=True):
         _BACKWARD[type(op)](printer, op)
-    names = [_Wn(k, i, j) for k in range(1, L + 1) for i in range(layers[k - 1]) for j in range(layers[k])]
-    names += [_bn(k, j) for k in range(1, L + 1) for j in range(layers[k]) if spec.bias]
+    names = [_weight(layers, k, i, j) for k in range(1, L + 1) for i in range(layers[k - 1])
+             for j in range(layers[k])]
+    names += [naming.element("b", k, j) for k in range(1, L + 1) for j in range(layers[k]) if spec.bias]
     body.comment("an inf or nan anywhere: nothing written back, sgd_step runs the NumPy step instead")
     body.line(f"_check = loss_before + {' + '.join(names)}")
     body.line("if _check - _check != 0.0:")

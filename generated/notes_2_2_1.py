@@ -25,10 +25,16 @@ What it computes (n rows; ⊙ element-wise):
     ∂L/∂W^1 = Xᵀ δ^1
     ∂L/∂b^1 = Σ_rows δ^1
 
+The file in reading order: the maths (the activations, forward, the loss and
+loss_and_gradients in the notes' δ form, as the equations above); training (init_params,
+train); the fast paths (sgd_step: the same maths fused for speed, and checked against it by
+backprop's tests); predictions on raw rows; last the runtime (model files, the CSV
+reader and the command line).
+
 As a module:
     params = init_params(seed=0)                       # {"W1": ..., "b1": ..., ...}
     history = train(params, X, Y, epochs=100, lr=0.01)  # batch_size=1: SGD, k: mini-batch
-    grads = gradients(params, X, Y)                    # same keys as params
+    L, grads = loss_and_gradients(params, X, Y)        # grads: same keys as params
     params["standardise"] = fit_standardise(X_raw)     # then train on standardise(X_raw, ...)
     predict(params, X_raw)                             # raw rows: the stored scaling applied
     save_model("model.json", params); params = load_model("model.json")
@@ -54,11 +60,82 @@ BIAS = True
 DTYPE = np.float64
 SCHEMES = ("glorot", "he", "ones", "zeros")
 KIND = "values"  # regression: the outputs are the predictions
-FORMAT, VERSION = "backprop-model", 1  # the model file --out writes: backprop's own format
-EXTRAS = ("standardise", "features", "targets", "classes")  # what params may carry besides arrays
 
 
-# -- parameters ------------------------------------------------------------------------------
+# ---- the maths: the activations, the forward pass, the loss and its gradients --------------
+
+
+def forward(params, X, every_node=False):
+    """The forward pass for the rows of X, layer 1 first: Ŷ, shape (n, LAYERS[-1]); with
+    every_node=True, every layer's Z and O instead, as the tuple (Z1, O1, Z2, O2, ...)."""
+    X = _rows(params, X)
+    W1, b1 = params["W1"], params["b1"]
+    W2, b2 = params["W2"], params["b2"]
+    # layer 1 (linear): Z^1 = X W^1 + b^1, O^1 = linear(Z^1)
+    Z1 = X @ W1 + b1
+    O1 = Z1
+    # layer 2 (linear, the output layer): Z^2 = O^1 W^2 + b^2, Ŷ = linear(Z^2)
+    Z2 = O1 @ W2 + b2
+    O2 = Z2
+    return (Z1, O1, Z2, O2) if every_node else O2
+
+
+def _batch_loss(Y, Z2, O2):
+    """Loss se (Σ(y-ŷ)², the notes' loss) summed over outputs, mean over rows."""
+    # se per output: (y - ŷ)^2
+    return float(((-O2 + Y)**2).sum() / len(Y))
+
+
+def loss_and_gradients(params, X, Y):
+    """(L, gradients): the batch loss and ∂L/∂P for every parameter P (keys as in params),
+    from one forward pass and the backward pass in the notes' δ form, output layer first."""
+    X, Y = _rows(params, X, Y)
+    n_rows = X.shape[0]
+    W2 = params["W2"]
+    Z1, O1, Z2, O2 = forward(params, X, every_node=True)
+    L = _batch_loss(Y, Z2, O2)  # the mean over the rows
+    # δ^2 = ∂L/∂Z^2 = (1/n) (2 (Ŷ - Y)): the output layer (linear with se; 1/n: the mean over rows)
+    delta2 = 2*(O2 - Y)/n_rows
+    # ∂L/∂b^2 = Σ_rows δ^2
+    db2 = delta2.sum(axis=0)
+    # ∂L/∂W^2 = O^1ᵀ δ^2
+    dW2 = O1.T @ delta2
+    # ∂L/∂O^1 = δ^2 W^2ᵀ: what layer 2 sends back
+    dO1 = delta2 @ W2.T
+    # δ^1 = ∂L/∂Z^1 = δ^2 W^2ᵀ: layer 1, linear: g' = 1
+    delta1 = dO1
+    # ∂L/∂b^1 = Σ_rows δ^1
+    db1 = delta1.sum(axis=0)
+    # ∂L/∂W^1 = Xᵀ δ^1
+    dW1 = X.T @ delta1
+    return L, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+
+
+def nodes(params, X):
+    """Every layer's pre-activations and outputs for the rows of X.
+
+    Returns
+    -------
+    dict
+        {"Z1": (n, LAYERS[1]), "O1": (n, LAYERS[1]), ...}; the last "O" is Ŷ.
+    """
+    Z1, O1, Z2, O2 = forward(params, X, every_node=True)
+    return {"Z1": Z1, "O1": O1, "Z2": Z2, "O2": O2}
+
+
+def loss(params, X, Y):
+    """The loss se of the batch: the mean over its rows (a float)."""
+    X, Y = _rows(params, X, Y)
+    Z1, O1, Z2, O2 = forward(params, X, every_node=True)
+    return _batch_loss(Y, Z2, O2)
+
+
+def gradients(params, X, Y):
+    """∂L/∂P for every parameter P of the batch loss: a dict with the keys of params."""
+    return loss_and_gradients(params, X, Y)[1]
+
+
+# ---- training: initial weights and gradient descent ----------------------------------------
 
 def _glorot(rng, fan_in, fan_out):
     """Uniform in ±sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio)."""
@@ -127,234 +204,9 @@ def _rows(params, X, Y=None):
     if Y.ndim == 1:
         Y = Y.reshape(-1, LAYERS[-1])
     if Y.shape != (X.shape[0], LAYERS[-1]):
-        raise ValueError(f"Y must have shape ({X.shape[0]}, {LAYERS[-1]}) for {X.shape[0]} rows, got {Y.shape}")
+        raise ValueError(f"Y must have shape ({X.shape[0]}, {LAYERS[-1]}) for {X.shape[0]} rows, "
+                         f"got {Y.shape}")
     return X, Y
-
-
-# -- forward pass ------------------------------------------------------------------------------
-
-def _forward(params, X):
-    """(Z1, O1, Z2, O2): every layer's Z and O for the rows of X, layer 1 first."""
-    W1, b1 = params["W1"], params["b1"]
-    W2, b2 = params["W2"], params["b2"]
-    # layer 1: linear
-    Z1 = X @ W1 + b1
-    O1 = Z1
-    # layer 2 (output): linear
-    Z2 = O1 @ W2 + b2
-    O2 = Z2
-    return Z1, O1, Z2, O2
-
-
-def nodes(params, X):
-    """Every layer's pre-activations and outputs for the rows of X.
-
-    Returns
-    -------
-    dict
-        {"Z1": (n, LAYERS[1]), "O1": (n, LAYERS[1]), ...}; the last "O" is Ŷ.
-    """
-    X = _rows(params, X)
-    Z1, O1, Z2, O2 = _forward(params, X)
-    return {"Z1": Z1, "O1": O1, "Z2": Z2, "O2": O2}
-
-
-def forward(params, X):
-    """Ŷ, the network's output for the rows of X: shape (n, LAYERS[-1])."""
-    X = _rows(params, X)
-    Z1, O1, Z2, O2 = _forward(params, X)
-    return O2
-
-
-# -- loss ---------------------------------------------------------------------------------------
-
-def _batch_loss(Y, Z2, O2):
-    """Loss se (Σ(y-ŷ)², the notes' loss) summed over outputs, mean over rows."""
-    return float(((-O2 + Y)**2).sum() / len(Y))
-
-
-def loss(params, X, Y):
-    """The loss se of the batch: the mean over its rows (a float)."""
-    X, Y = _rows(params, X, Y)
-    Z1, O1, Z2, O2 = _forward(params, X)
-    return _batch_loss(Y, Z2, O2)
-
-
-# -- backward pass: the delta form, output layer first -------------------------------------------
-
-def loss_and_gradients(params, X, Y):
-    """(batch loss, gradients) from one forward pass: dL/dP for every P, keys as in params."""
-    X, Y = _rows(params, X, Y)
-    n_rows = X.shape[0]
-    W2 = params["W2"]
-    Z1, O1, Z2, O2 = _forward(params, X)
-    # delta2 = dL/dZ2: output layer (linear, loss se), over n_rows for the mean
-    delta2 = 2*(O2 - Y)/n_rows
-    # dL/db2: layer 2 biases
-    db2 = delta2.sum(axis=0)
-    # dL/dW2: layer 2 weights
-    dW2 = O1.T @ delta2
-    # dO1 = dL/dO1: what layer 2 sends back
-    dO1 = delta2 @ W2.T
-    # delta1 = dL/dZ1: layer 1, linear, g' = 1
-    delta1 = dO1
-    # dL/db1: layer 1 biases
-    db1 = delta1.sum(axis=0)
-    # dL/dW1: layer 1 weights
-    dW1 = X.T @ delta1
-    return _batch_loss(Y, Z2, O2), {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
-
-
-def gradients(params, X, Y):
-    """dL/dP for every parameter P of the batch loss: a dict with the keys of params."""
-    return loss_and_gradients(params, X, Y)[1]
-
-
-# -- training -------------------------------------------------------------------------------------
-
-_SCRATCH = {}
-
-
-def _buffers(n_rows, dtype):
-    """The arrays one step on n_rows rows writes into, made once per (n_rows, dtype):
-    {"Z1": (n_rows, LAYERS[1]), "dO1": (n_rows, LAYERS[1]), "dW1": (LAYERS[0], LAYERS[1]), ...}.
-    A step takes them out of the cache while it runs (two threads never share them)."""
-    key = (n_rows, np.dtype(dtype))
-    B = _SCRATCH.pop(key, None)
-    if B is None:
-        B = {}
-        for k, (fan_in, fan_out) in enumerate(zip(LAYERS[:-1], LAYERS[1:]), start=1):
-            B[f"Z{k}"] = np.empty((n_rows, fan_out), dtype)
-            B[f"dO{k}"] = np.empty((n_rows, fan_out), dtype)
-            B[f"dW{k}"] = np.empty((fan_in, fan_out), dtype)
-    return key, B
-
-
-def _release(key, B):
-    """Put a step's buffers back for the next step of the same size (at most 8 sizes kept)."""
-    if len(_SCRATCH) >= 8:
-        _SCRATCH.clear()
-    _SCRATCH[key] = B
-
-def _step(params, X, Y, lr, B):
-    """sgd_step on validated rows, its arrays in the buffers B (see _buffers); the update is
-    fused into the backward pass.  Returns the batch loss before the update."""
-    n_rows = X.shape[0]
-    W1, b1 = params["W1"], params["b1"]
-    W2, b2 = params["W2"], params["b2"]
-    # layer 1: linear
-    Z1 = np.matmul(X, W1, out=B["Z1"])
-    Z1 += b1
-    O1 = Z1
-    # layer 2 (output): linear
-    Z2 = np.matmul(O1, W2, out=B["Z2"])
-    Z2 += b2
-    O2 = Z2
-    loss_before = _batch_loss(Y, Z2, O2)
-    # delta2 = dL/dZ2: output layer (linear, loss se), over n_rows for the mean
-    delta2 = 2*(O2 - Y)/n_rows
-    # dL/db2: layer 2 biases
-    db2 = delta2.sum(axis=0)
-    # b2 <- b2 - lr * dL/db2, in place
-    b2 -= lr * db2
-    # dL/dW2: layer 2 weights, into its buffer
-    dW2 = np.matmul(O1.T, delta2, out=B["dW2"])
-    # dO1 = dL/dO1: what layer 2 sends back (before W2 changes)
-    dO1 = np.matmul(delta2, W2.T, out=B["dO1"])
-    # W2 <- W2 - lr * dL/dW2, in place
-    dW2 *= lr
-    W2 -= dW2
-    # delta1 = dL/dZ1: layer 1, linear, g' = 1
-    delta1 = dO1
-    # dL/db1: layer 1 biases
-    db1 = delta1.sum(axis=0)
-    # b1 <- b1 - lr * dL/db1, in place
-    b1 -= lr * db1
-    # dL/dW1: layer 1 weights, into its buffer
-    dW1 = np.matmul(X.T, delta1, out=B["dW1"])
-    # W1 <- W1 - lr * dL/dW1, in place
-    dW1 *= lr
-    W1 -= dW1
-    return loss_before
-
-
-# -- scalar fast path: one row of a small network, in Python floats ----------------------------
-# Why: for a network this small (6 weights; networks of at most 64 get this
-# path) every NumPy call (2-4 us of overhead) costs more than the step's arithmetic.
-# Measured (2026-11-25, one thread, float64, one row): 2-2-1 sgd_step 3.4 us scalar against
-# 17.6 us NumPy; ~3 + 0.15 us per weight against ~30 us, so the NumPy step only wins above
-# ~150-200 weights (bench/README.md).  sgd_step takes it for a batch of ONE row
-# in float64 only (float32 must round as NumPy's float32 does); same values as _step up to
-# the order of the sums in z (<= 1e-12 relative).  Every expression is printed by SymPy
-# from the derivation (backprop.codegen.scalar); parameters are written back at the end.
-
-def _sgd_step_scalar(params, x, y, lr):
-    """sgd_step on one row (x, y: lists of floats) of a float64 network, in Python floats.
-    Updates params in place and returns the loss before the update."""
-    W1, b1 = params["W1"], params["b1"]
-    W2, b2 = params["W2"], params["b2"]
-    # every parameter as a local float
-    ((W1_0_0, W1_0_1,), (W1_1_0, W1_1_1,),) = W1.tolist()
-    (b1_0, b1_1,) = b1.tolist()
-    ((W2_0_0,), (W2_1_0,),) = W2.tolist()
-    (b2_0,) = b2.tolist()
-    (x_0, x_1,) = x
-    (y_0,) = y
-    # layer 1: linear
-    z1_0 = b1_0 + x_0*W1_0_0 + x_1*W1_1_0
-    z1_1 = b1_1 + x_0*W1_0_1 + x_1*W1_1_1
-    # layer 2: linear
-    z2_0 = b2_0 + z1_0*W2_0_0 + z1_1*W2_1_0
-    # loss se before the update
-    loss_before = (y_0 - z2_0)*(y_0 - z2_0)
-    # delta2 = dL/dz2: output layer
-    delta2_0 = -2*y_0 + 2*z2_0
-    # layer 2: b <- b - lr * dL/db
-    b2_0 -= lr*delta2_0
-    # dO1 = dL/dO1: what layer 2 sends back (before W2 changes)
-    dO1_0 = W2_0_0*delta2_0
-    dO1_1 = W2_1_0*delta2_0
-    # layer 2: W <- W - lr * dL/dW
-    W2_0_0 -= lr*(z1_0*delta2_0)
-    W2_1_0 -= lr*(z1_1*delta2_0)
-    # delta1 = dL/dz1: linear
-    # layer 1: b <- b - lr * dL/db
-    b1_0 -= lr*dO1_0
-    b1_1 -= lr*dO1_1
-    # layer 1: W <- W - lr * dL/dW
-    W1_0_0 -= lr*(x_0*dO1_0)
-    W1_0_1 -= lr*(x_0*dO1_1)
-    W1_1_0 -= lr*(x_1*dO1_0)
-    W1_1_1 -= lr*(x_1*dO1_1)
-    # an inf or nan anywhere: nothing written back, sgd_step runs the NumPy step instead
-    _check = loss_before + W1_0_0 + W1_0_1 + W1_1_0 + W1_1_1 + W2_0_0 + W2_1_0 + b1_0 + b1_1 + b2_0
-    if _check - _check != 0.0:
-        raise FloatingPointError("not finite")
-    # written back only now: an exception above leaves params untouched
-    W1[...] = ((W1_0_0, W1_0_1,), (W1_1_0, W1_1_1,),)
-    b1[...] = (b1_0, b1_1,)
-    W2[...] = ((W2_0_0,), (W2_1_0,),)
-    b2[...] = (b2_0,)
-    return loss_before
-
-
-def sgd_step(params, X, Y, lr):
-    """One gradient-descent update on the batch (X, Y), in place: P <- P - lr * dL/dP.
-
-    Returns the batch loss before the update.  The same values as
-    ``loss_and_gradients`` followed by ``params[name] -= lr * grads[name]``, without the
-    gradient dict: each layer is updated as soon as it has sent its dO back.
-    """
-    X, Y = _rows(params, X, Y)
-    if X.shape[0] == 1 and X.dtype == np.float64:  # one row of a small network: floats
-        try:
-            return _sgd_step_scalar(params, X[0].tolist(), Y[0].tolist(), float(lr))
-        except (OverflowError, ValueError, ZeroDivisionError, FloatingPointError):
-            pass  # inf/nan or a math error: nothing written back; NumPy's step, NumPy's warnings
-    key, B = _buffers(X.shape[0], X.dtype)
-    loss_before = _step(params, X, Y, lr, B)
-    _release(key, B)
-    return loss_before
 
 
 def train(params, X, Y, epochs, lr, batch_size=None, shuffle=True, seed=None, callback=None):
@@ -403,8 +255,158 @@ def train(params, X, Y, epochs, lr, batch_size=None, shuffle=True, seed=None, ca
     return history
 
 
-# -- using a trained network: raw rows in, labels or values out --------------------------------------
-# params may carry, besides its arrays, what the CLI's --out stores (EXTRAS): "standardise"
+# ---- fast paths: the same maths, fused for speed ----------------------------------------------
+# sgd_step computes what loss_and_gradients and P <- P - lr * dL/dP compute, without the
+# gradient dict: every array in a buffer made once per batch size, each layer updated in
+# place as soon as it has sent its ∂L/∂O back, and one row of this small network
+# in Python floats.  The tests hold both paths to the same values.
+
+_SCRATCH = {}
+
+
+def _buffers(n_rows, dtype):
+    """The arrays one step on n_rows rows writes into, made once per (n_rows, dtype):
+    {"Z1": (n_rows, LAYERS[1]), "dO1": (n_rows, LAYERS[1]), "dW1": (LAYERS[0], LAYERS[1]), ...}.
+    A step takes them out of the cache while it runs (two threads never share them)."""
+    key = (n_rows, np.dtype(dtype))
+    B = _SCRATCH.pop(key, None)
+    if B is None:
+        B = {}
+        for k, (fan_in, fan_out) in enumerate(zip(LAYERS[:-1], LAYERS[1:]), start=1):
+            B[f"Z{k}"] = np.empty((n_rows, fan_out), dtype)
+            B[f"dO{k}"] = np.empty((n_rows, fan_out), dtype)
+            B[f"dW{k}"] = np.empty((fan_in, fan_out), dtype)
+    return key, B
+
+
+def _release(key, B):
+    """Put a step's buffers back for the next step of the same size (at most 8 sizes kept)."""
+    if len(_SCRATCH) >= 8:
+        _SCRATCH.clear()
+    _SCRATCH[key] = B
+
+
+def _step(params, X, Y, lr, B):
+    """sgd_step on validated rows, its arrays in the buffers B (see _buffers); the update is
+    fused into the backward pass.  Returns the batch loss before the update."""
+    n_rows = X.shape[0]
+    W1, b1 = params["W1"], params["b1"]
+    W2, b2 = params["W2"], params["b2"]
+    # layer 1 (linear)
+    Z1 = np.matmul(X, W1, out=B["Z1"])
+    Z1 += b1
+    O1 = Z1
+    # layer 2 (linear, the output layer)
+    Z2 = np.matmul(O1, W2, out=B["Z2"])
+    Z2 += b2
+    O2 = Z2
+    loss_before = _batch_loss(Y, Z2, O2)
+    # δ^2 = ∂L/∂Z^2: the output layer (linear with se; 1/n: the mean over rows)
+    delta2 = 2*(O2 - Y)/n_rows
+    # ∂L/∂b^2
+    db2 = delta2.sum(axis=0)
+    # b^2 <- b^2 - η ∂L/∂b^2, in place
+    b2 -= lr * db2
+    # ∂L/∂W^2, into its buffer
+    dW2 = np.matmul(O1.T, delta2, out=B["dW2"])
+    # ∂L/∂O^1 = δ^2 W^2ᵀ: what layer 2 sends back (before W^2 changes)
+    dO1 = np.matmul(delta2, W2.T, out=B["dO1"])
+    # W^2 <- W^2 - η ∂L/∂W^2, in place
+    dW2 *= lr
+    W2 -= dW2
+    # δ^1 = ∂L/∂Z^1: layer 1, linear: g' = 1
+    delta1 = dO1
+    # ∂L/∂b^1
+    db1 = delta1.sum(axis=0)
+    # b^1 <- b^1 - η ∂L/∂b^1, in place
+    b1 -= lr * db1
+    # ∂L/∂W^1, into its buffer
+    dW1 = np.matmul(X.T, delta1, out=B["dW1"])
+    # W^1 <- W^1 - η ∂L/∂W^1, in place
+    dW1 *= lr
+    W1 -= dW1
+    return loss_before
+
+
+# One row of a network this small (6 weights; networks of at most 64 get
+# this path) in Python floats: every NumPy call costs a few µs of overhead, more than the
+# whole step's arithmetic here, so unrolled float statements are several times faster
+# (measured in backprop's bench/README.md).  sgd_step takes it for a batch of ONE row in
+# float64 only (float32 must round as NumPy's float32 does); same values as _step up to the
+# order of the sums in z (<= 1e-12 relative).  Every expression is printed by SymPy from the
+# derivation; the names are the notes': w1_12 is w^1_12, o1_2 is O_12, delta2_1 is δ_21.
+
+def _sgd_step_scalar(params, x, y, lr):
+    """sgd_step on one row (x, y: lists of floats) of a float64 network, in Python floats.
+    Updates params in place and returns the loss before the update."""
+    W1, b1 = params["W1"], params["b1"]
+    W2, b2 = params["W2"], params["b2"]
+    # every parameter as a local float: w1_12 is w^1_12, b1_2 is b_12
+    [[w1_11, w1_12], [w1_21, w1_22]] = W1.tolist()
+    [b1_1, b1_2] = b1.tolist()
+    [[w2_11], [w2_21]] = W2.tolist()
+    [b2_1] = b2.tolist()
+    [x_1, x_2] = x
+    [y_1] = y
+    # layer 1: z_1j = Σ_i x_i w^1_ij + b_1j, O_1j = linear(z_1j)
+    z1_1 = b1_1 + x_1*w1_11 + x_2*w1_21
+    z1_2 = b1_2 + x_1*w1_12 + x_2*w1_22
+    # layer 2: z_2j = Σ_i O_1i w^2_ij + b_2j, O_2j = linear(z_2j)
+    z2_1 = b2_1 + z1_1*w2_11 + z1_2*w2_21
+    # the loss (se) before the update
+    loss_before = (y_1 - z2_1)*(y_1 - z2_1)
+    # δ_2j = ∂L/∂z_2j: the output layer
+    delta2_1 = -2*y_1 + 2*z2_1
+    # b_2j <- b_2j - η δ_2j
+    b2_1 -= lr*delta2_1
+    # ∂L/∂O_1i = Σ_j w^2_ij δ_2j: what layer 2 sends back (before its weights change)
+    dO1_1 = w2_11*delta2_1
+    dO1_2 = w2_21*delta2_1
+    # w^2_ij <- w^2_ij - η O_1i δ_2j
+    w2_11 -= lr*(z1_1*delta2_1)
+    w2_21 -= lr*(z1_2*delta2_1)
+    # δ_1j = ∂L/∂z_1j: layer 1, linear
+    # b_1j <- b_1j - η δ_1j
+    b1_1 -= lr*dO1_1
+    b1_2 -= lr*dO1_2
+    # w^1_ij <- w^1_ij - η x_i δ_1j
+    w1_11 -= lr*(x_1*dO1_1)
+    w1_12 -= lr*(x_1*dO1_2)
+    w1_21 -= lr*(x_2*dO1_1)
+    w1_22 -= lr*(x_2*dO1_2)
+    # an inf or nan anywhere: nothing written back, sgd_step runs the NumPy step instead
+    _check = loss_before + w1_11 + w1_12 + w1_21 + w1_22 + w2_11 + w2_21 + b1_1 + b1_2 + b2_1
+    if _check - _check != 0.0:
+        raise FloatingPointError("not finite")
+    # written back only now: an exception above leaves params untouched
+    W1[...] = [[w1_11, w1_12], [w1_21, w1_22]]
+    b1[...] = [b1_1, b1_2]
+    W2[...] = [[w2_11], [w2_21]]
+    b2[...] = [b2_1]
+    return loss_before
+
+
+def sgd_step(params, X, Y, lr):
+    """One gradient-descent update on the batch (X, Y), in place: P <- P - lr * dL/dP.
+
+    Returns the batch loss before the update.  The same values as
+    ``loss_and_gradients`` followed by ``params[name] -= lr * grads[name]``, without the
+    gradient dict: each layer is updated as soon as it has sent its dO back.
+    """
+    X, Y = _rows(params, X, Y)
+    if X.shape[0] == 1 and X.dtype == np.float64:  # one row of a small network: floats
+        try:
+            return _sgd_step_scalar(params, X[0].tolist(), Y[0].tolist(), float(lr))
+        except (OverflowError, ValueError, ZeroDivisionError, FloatingPointError):
+            pass  # inf/nan or a math error: nothing written back; NumPy's step, NumPy's warnings
+    key, B = _buffers(X.shape[0], X.dtype)
+    loss_before = _step(params, X, Y, lr, B)
+    _release(key, B)
+    return loss_before
+
+
+# ---- using a trained network: raw rows in, labels or values out ----------------------------
+# params may carry, besides its arrays, what the CLI's --out stores: "standardise"
 # (fit_standardise's dict, applied by predict, predict_proba and accuracy), "features",
 # "targets" and "classes" (the label of each output column, or of 0 and 1 for bce).
 
@@ -413,7 +415,8 @@ def fit_standardise(X):
     the network then sees (x - mean) / std (a constant column keeps std 1: shifted only)."""
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != LAYERS[0] or X.shape[0] == 0:
-        raise ValueError(f"X must have {LAYERS[0]} columns (one per input) and a row or more, got shape {X.shape}")
+        raise ValueError(f"X must have {LAYERS[0]} columns (one per input) and a row or more, "
+                         f"got shape {X.shape}")
     std = X.std(axis=0)
     return {"mean": X.mean(axis=0), "std": np.where(std > 0, std, 1.0)}
 
@@ -425,11 +428,13 @@ def standardise(X, scaling):
         return X
     X = np.asarray(X)
     dtype = X.dtype if X.dtype.kind == "f" else np.float64
-    return ((X - np.asarray(scaling["mean"])) / np.asarray(scaling["std"])).astype(dtype, copy=False)
+    scaled = (X - np.asarray(scaling["mean"])) / np.asarray(scaling["std"])
+    return scaled.astype(dtype, copy=False)
 
 
 def _inputs(params, X):
-    """Raw rows as the network's input: 2-D, the parameters' dtype, params["standardise"] applied."""
+    """Raw rows as the network's input: 2-D, the parameters' dtype, params["standardise"]
+    applied."""
     return _rows(params, standardise(_rows(params, X), params.get("standardise")))
 
 
@@ -437,7 +442,8 @@ def predict_proba(params, X):
     """Each raw row's class probabilities, shape (n, LAYERS[-1]): the softmax over the classes
     (cce: a row sums to 1) or each output's probability of 1 (bce).  Classifiers only."""
     if KIND == "values":
-        raise ValueError(f"predict_proba is for classifiers (loss bce or cce); this network's loss is {LOSS}: use predict")
+        raise ValueError("predict_proba is for classifiers (loss bce or cce); this network's "
+                         f"loss is {LOSS}: use predict")
     return forward(params, _inputs(params, X))
 
 
@@ -494,11 +500,17 @@ def _true_labels(params, Y, n):
     if KIND == "binary" and Y.size == n * outputs:
         hits = (Y.reshape(n, outputs) >= 0.5).astype(np.int64)
         return hits[:, 0] if outputs == 1 else hits
-    raise ValueError(f"Y must hold one label or one row of {outputs} targets per row of X ({n} rows), "
+    raise ValueError(f"Y must hold one label or one row of {outputs} targets per row of X "
+                     f"({n} rows), "
                      f"got shape {Y.shape}")
 
 
-# -- model files: backprop's format, so `backprop predict --params` reads what --out writes -----------
+# ---- runtime: model files, the CSV contract and the command line ---------------------------
+# Model files are backprop's format, so `backprop predict --params` reads what --out writes.
+
+FORMAT, VERSION = "backprop-model", 1  # the model file --out writes: backprop's own format
+EXTRAS = ("standardise", "features", "targets", "classes")  # what params may carry besides arrays
+
 
 def _arrays(params):
     """The parameter arrays of params (W1, b1, ...), without what it carries besides (EXTRAS)."""
@@ -524,7 +536,8 @@ def model_json(params):
     """params as a model file: {"format": "backprop-model", "version": 1, "spec": ..., "params":
     ..., "standardise": ..., "features": ..., "targets": ..., "classes": ...}, ready for json."""
     scaling = params.get("standardise")
-    names = {key: None if params.get(key) is None else [str(name) for name in params[key]] for key in EXTRAS[1:]}
+    names = {key: None if params.get(key) is None else [str(name) for name in params[key]]
+             for key in EXTRAS[1:]}
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -552,16 +565,20 @@ def load_model(path):
         except json.JSONDecodeError as exc:
             raise ValueError(f"model file {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"model file {path} must hold a JSON object (a model file, or W1, b1, ... by name)")
+        raise ValueError(f"model file {path} must hold a JSON object (a model file, or W1, b1, "
+                         "... by name)")
     if data.get("format") != FORMAT:  # an older plain file, or a report with "params"
-        return _checked_arrays(path, data["params"] if isinstance(data.get("params"), dict) else data)
+        arrays = data["params"] if isinstance(data.get("params"), dict) else data
+        return _checked_arrays(path, arrays)
     version = data.get("version")
     if type(version) is not int or version > VERSION:
-        raise ValueError(f"model file {path} is format version {version!r}; this trainer reads up to version {VERSION}")
+        raise ValueError(f"model file {path} is format version {version!r}; this trainer reads "
+                         f"up to version {VERSION}")
     spec = data.get("spec")
     if not isinstance(spec, dict) or {**spec, "bias": spec.get("bias", True)} != _spec():
         mine = "-".join(map(str, LAYERS))
-        raise ValueError(f"model file {path} is for another network ({spec!r}); this trainer is the "
+        raise ValueError(f"model file {path} is for another network ({spec!r}); this trainer "
+                         "is the "
                          f"{mine} {'/'.join(ACTIVATIONS)} network with loss {LOSS}")
     if not isinstance(data.get("params"), dict):
         raise ValueError(f"model file {path} has no 'params' object")
@@ -580,13 +597,16 @@ def _checked_arrays(path, arrays):
     params = {}
     for name, shape in shapes.items():
         if name not in arrays:
-            raise ValueError(f"model file {path} has no {name}; expected {name} with shape {shape}")
+            raise ValueError(f"model file {path} has no {name}; expected {name} with shape "
+                             f"{shape}")
         try:
             value = np.array(arrays[name], dtype=DTYPE)
         except (TypeError, ValueError):
-            raise ValueError(f"model file {path}: {name} is not an array of numbers of shape {shape}") from None
+            raise ValueError(f"model file {path}: {name} is not an array of numbers of shape "
+                             f"{shape}") from None
         if value.shape != shape:
-            raise ValueError(f"model file {path}: {name} has shape {value.shape}; expected {shape}")
+            raise ValueError(f"model file {path}: {name} has shape {value.shape}; expected "
+                             f"{shape}")
         if not np.isfinite(value).all():
             raise ValueError(f"model file {path}: {name} holds a value that is not finite")
         params[name] = value
@@ -602,15 +622,19 @@ def _checked_extras(path, data):
             mean = np.array(scaling["mean"], dtype=np.float64)
             std = np.array(scaling["std"], dtype=np.float64)
         except (TypeError, ValueError, KeyError, IndexError):
-            raise ValueError(f"model file {path}: 'standardise' must hold 'mean' and 'std', lists of numbers") from None
+            raise ValueError(f"model file {path}: 'standardise' must hold 'mean' and 'std', "
+                             "lists of numbers") from None
         if mean.shape != (LAYERS[0],) or std.shape != (LAYERS[0],):
-            raise ValueError(f"model file {path}: 'standardise' needs {LAYERS[0]} means and stds, one per "
+            raise ValueError(f"model file {path}: 'standardise' needs {LAYERS[0]} means and "
+                             "stds, one per "
                              f"input; got {mean.size} and {std.size}")
         if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
-            raise ValueError(f"model file {path}: 'standardise' holds a std that is not positive, or a "
+            raise ValueError(f"model file {path}: 'standardise' holds a std that is not "
+                             "positive, or a "
                              "value that is not finite")
         extras["standardise"] = {"mean": mean, "std": std}
-    sizes = {"features": LAYERS[0], "classes": LAYERS[-1] if KIND == "classes" else 2 if LAYERS[-1] == 1 else None}
+    classes = LAYERS[-1] if KIND == "classes" else 2 if LAYERS[-1] == 1 else None
+    sizes = {"features": LAYERS[0], "classes": classes}
     for key in EXTRAS[1:]:
         value = data.get(key)
         if value is None:
@@ -618,17 +642,17 @@ def _checked_extras(path, data):
         if not (isinstance(value, list) and all(isinstance(name, str) for name in value)):
             raise ValueError(f"model file {path}: {key!r} must be a list of names")
         if sizes.get(key) is not None and len(value) != sizes[key]:
-            raise ValueError(f"model file {path}: {len(value)} {key} named; this network needs {sizes[key]}")
+            raise ValueError(f"model file {path}: {len(value)} {key} named; this network "
+                             f"needs {sizes[key]}")
         extras[key] = value
     return extras
 
 
-# -- command line -----------------------------------------------------------------------------------
-# The same rules as `backprop train`: every bad input is one line on stderr and exit status 2,
-# checked before any work; a label column is one-hot (cce) or 0/1 (bce) in sorted label order;
-# nothing is written unless training ended with finite parameters.  How a bad row or cell is
-# named, and which rows --test-split holds out, is backprop's CSV contract, copied here whole
-# from backprop.core.csv_contract:
+# The command line follows the same rules as `backprop train`: every bad input is one line on
+# stderr and exit status 2, checked before any work; a label column is one-hot (cce) or 0/1
+# (bce) in sorted label order; nothing is written unless training ended with finite
+# parameters.  How a bad row or cell is named, and which rows --test-split holds out, is
+# backprop's CSV contract, copied here whole from backprop.core.csv_contract:
 
 """The CSV contract: how a bad row or cell of a training table is named, and which rows a
 test split holds out.  `backprop train` (train/data.py) reads tables by these rules, and every
@@ -739,7 +763,8 @@ def _check_data(path, what="data file"):
     if os.path.isdir(path):
         raise ValueError(f"{what} {path} is a folder; name the file in it")
     if not os.path.isfile(path):
-        raise ValueError(f"{what} {path} is not a regular file (a device or a pipe); save it to a file first")
+        raise ValueError(f"{what} {path} is not a regular file (a device or a pipe); save it "
+                         "to a file first")
 
 
 def _block(path, header, numeric, rows, texts, places):
@@ -749,12 +774,14 @@ def _block(path, header, numeric, rows, texts, places):
     if len(bad):
         row, column = bad[0]
         i = numeric[column]
-        raise ValueError(number_problem(row_place(path, *places[row]), header[i], texts[row][i], _FEATURE_FIX))
+        place = row_place(path, *places[row])
+        raise ValueError(number_problem(place, header[i], texts[row][i], _FEATURE_FIX))
     return block
 
 
 def _cells(path, place, header, row, numeric, targets):
-    """The numeric cells of one CSV row as floats; one that is not a number names its line and column."""
+    """The numeric cells of one CSV row as floats; one that is not a number names its line
+    and column."""
     try:
         return [float(row[i]) for i in numeric]
     except ValueError:
@@ -788,11 +815,13 @@ def _encode(path, name, labels):
     shown = ", ".join(classes[:6]) + (", ..." if len(classes) > 6 else "")
     if KIND == "binary":
         if len(classes) != 2:
-            raise ValueError(f"{path}: bce needs two classes in column {name!r}, found {len(classes)} "
+            raise ValueError(f"{path}: bce needs two classes in column {name!r}, found "
+                             f"{len(classes)} "
                              f"({shown}); generate a softmax/cce network for more")
         return index.reshape(-1, 1).astype(np.float64), classes, [name]
     if len(classes) != LAYERS[-1]:
-        raise ValueError(f"{path}: column {name!r} holds {len(classes)} classes ({shown}) but the network "
+        raise ValueError(f"{path}: column {name!r} holds {len(classes)} classes ({shown}) but "
+                         "the network "
                          f"has {LAYERS[-1]} outputs; generate one with an output per class")
     return np.eye(LAYERS[-1])[index], classes, [f"{name}={label}" for label in classes]
 
@@ -814,7 +843,8 @@ def _targets(path, header, target):
         raise ValueError(f"the network has {LAYERS[-1]} outputs but one label column was named; "
                          f"name {LAYERS[-1]} 0/1 columns")
     if not labelled and len(wanted) != LAYERS[-1]:
-        raise ValueError(f"the network has {LAYERS[-1]} output(s) but {len(wanted)} target column(s) were named")
+        raise ValueError(f"the network has {LAYERS[-1]} output(s) but {len(wanted)} target "
+                         "column(s) were named")
     return wanted, labelled
 
 
@@ -834,7 +864,8 @@ def _read_table(path, target):
         wanted, labelled = _targets(path, header, target)
         features = [i for i, name in enumerate(header) if name not in wanted]
         if len(features) != LAYERS[0]:
-            raise ValueError(f"{path} has {len(features)} feature column(s); the network has {LAYERS[0]} input(s)")
+            raise ValueError(f"{path} has {len(features)} feature column(s); the network has "
+                             f"{LAYERS[0]} input(s)")
         targets = {header.index(t) for t in wanted}
         label = header.index(wanted[0]) if labelled else None
         numeric = features + ([] if labelled else [header.index(t) for t in wanted])
@@ -870,7 +901,8 @@ def _read_table(path, target):
         raise ValueError(f"{path}: bce needs targets 0 or 1 in {', '.join(wanted)}")
     if KIND == "classes":
         if not (np.isin(Y, (0.0, 1.0)).all() and (Y.sum(axis=1) == 1).all()):
-            raise ValueError(f"{path}: cce with several target columns needs them one-hot (one 1 per row); "
+            raise ValueError(f"{path}: cce with several target columns needs them one-hot "
+                             "(one 1 per row); "
                              "or give one label column as --target")
         names["classes"] = list(wanted)
     return X, Y, names
@@ -898,7 +930,8 @@ def split_rows(Y, fraction, seed=None):
         classes = np.zeros(n, dtype=np.int64)
     test = held_out_rows(classes, fraction, seed)
     if len(test) == 0 or len(test) == n:
-        raise ValueError(f"--test-split {fraction:g} of {n} rows leaves {len(test)} test and {n - len(test)} "
+        raise ValueError(f"--test-split {fraction:g} of {n} rows leaves {len(test)} test and "
+                         f"{n - len(test)} "
                          "training rows; both need at least one: pick another fraction")
     keep = np.ones(n, dtype=bool)
     keep[test] = False
@@ -910,7 +943,8 @@ def _check_out(path, force, data):
     a folder, a file in a missing folder, an existing file without --force, the data file
     itself, a folder that does not let us create a file (a probe is created and removed)."""
     if os.path.isdir(path):
-        raise ValueError(f"--out {path} is a folder; name the file to write, e.g. {os.path.join(path, 'model.json')}")
+        raise ValueError(f"--out {path} is a folder; name the file to write, e.g. "
+                         f"{os.path.join(path, 'model.json')}")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ValueError(f"--out {path}: the folder {folder} does not exist; create it first")
@@ -948,7 +982,8 @@ def _write_json(path, data):
 def _report(params, X, Y, which):
     """One line on a set of raw rows: accuracy (classifiers) or the loss (regression)."""
     if KIND == "values":
-        return f"{which} loss {loss(params, standardise(X, params.get('standardise')), Y):.6g} ({len(X)} rows)"
+        value = loss(params, standardise(X, params.get('standardise')), Y)
+        return f"{which} loss {value:.6g} ({len(X)} rows)"
     share = accuracy(params, X, Y)
     return f"{which} accuracy {share:.1%} ({int(round(share * len(X)))}/{len(X)} rows)"
 
@@ -956,26 +991,34 @@ def _report(params, X, Y, which):
 def main(argv=None):
     """Train on a CSV file and report the loss; ``--help`` lists the options."""
     parser = _Parser(
-        description=__doc__.splitlines()[0],
+        description=" ".join(__doc__.split("\n\n")[0].split()),
         epilog="The CSV needs a header row; features are every column that is not a target. "
                "A classifier's one target column may hold class labels (text or numbers).",
     )
-    parser.add_argument("--data", required=True, metavar="CSV", help="training table with a header row")
+    parser.add_argument("--data", required=True, metavar="CSV",
+                        help="training table with a header row")
     parser.add_argument("--target", metavar="NAME[,NAME]",
-                        help="target column(s), or a classifier's label column (default: the last columns)")
-    parser.add_argument("--epochs", type=int, default=100, help="passes over the data (default 100)")
+                        help="target column(s), or a classifier's label column (default: the "
+                        "last columns)")
+    parser.add_argument("--epochs", type=int, default=100,
+                        help="passes over the data (default 100)")
     parser.add_argument("--lr", type=float, default=0.01, help="learning rate η (default 0.01)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="rows per update: omit for batch GD, 1 for SGD, k for mini-batch")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed for the initial weights, shuffling and the test split")
-    parser.add_argument("--init", choices=SCHEMES, default="glorot", help="weight initialisation (default glorot)")
+    parser.add_argument("--init", choices=SCHEMES, default="glorot",
+                        help="weight initialisation (default glorot)")
     parser.add_argument("--standardise", action="store_true",
-                        help="rescale each feature to mean 0, std 1 (the training rows' statistics, stored in --out)")
+                        help="rescale each feature to mean 0, std 1 (the training rows' "
+                        "statistics, stored in --out)")
     parser.add_argument("--test-split", type=float, default=None, metavar="F",
-                        help="hold out this fraction of the rows (per class) and report on them, e.g. 0.3")
-    parser.add_argument("--float32", action="store_true", help="compute in float32 (default DTYPE)")
-    parser.add_argument("--out", metavar="JSON", help="write the trained model (backprop's model file) here")
+                        help="hold out this fraction of the rows (per class) and report on "
+                        "them, e.g. 0.3")
+    parser.add_argument("--float32", action="store_true",
+                        help="compute in float32 (default DTYPE)")
+    parser.add_argument("--out", metavar="JSON",
+                        help="write the trained model (backprop's model file) here")
     parser.add_argument("--force", action="store_true", help="replace an existing --out file")
     args = parser.parse_args(argv)
     if args.epochs < 1 or (args.batch_size is not None and args.batch_size < 1):
@@ -985,7 +1028,8 @@ def main(argv=None):
     if args.seed is not None and args.seed < 0:
         parser.error(f"--seed must be 0 or more, got {args.seed}")
     if args.test_split is not None and not 0 < args.test_split < 1:  # NaN fails too
-        parser.error(f"--test-split must be a fraction between 0 and 1 (e.g. 0.3), got {args.test_split:g}")
+        parser.error("--test-split must be a fraction between 0 and 1 (e.g. 0.3), got "
+                     f"{args.test_split:g}")
     try:
         if args.out:
             _check_out(args.out, args.force, args.data)
@@ -999,7 +1043,8 @@ def main(argv=None):
     except (OSError, ValueError) as exc:
         _fail(parser, str(exc))
     X_train, Y_train = X[train_rows], Y[train_rows]
-    params = init_params(seed=args.seed, scheme=args.init, dtype=np.float32 if args.float32 else None)
+    dtype = np.float32 if args.float32 else None
+    params = init_params(seed=args.seed, scheme=args.init, dtype=dtype)
     scaling = fit_standardise(X_train) if args.standardise else None
     X_seen = standardise(X_train, scaling)
     every = max(1, args.epochs // 10)
@@ -1012,14 +1057,16 @@ def main(argv=None):
 
     try:
         with np.errstate(all="ignore"):  # overflow is reported once, below, not as warnings
-            history = train(params, X_seen, Y_train, args.epochs, args.lr, batch_size=args.batch_size,
+            history = train(params, X_seen, Y_train, args.epochs, args.lr,
+                            batch_size=args.batch_size,
                             seed=args.seed, callback=report)
             final = loss(params, X_seen, Y_train)
             if not (np.isfinite(final) and all(np.isfinite(p).all() for p in params.values())):
                 raise _Diverged(args.epochs, final)
     except _Diverged as exc:
         epoch, value = exc.args
-        _fail(parser, f"training diverged (the loss became {value} in epoch {epoch}); try a smaller "
+        _fail(parser, f"training diverged (the loss became {value} in epoch {epoch}); try a "
+                      "smaller "
                       f"--lr than {args.lr:g} or --standardise the inputs; parameters not written")
     print(f"final loss {final:.6g} (first epoch {history[0]:.6g})")
     params.update(names, standardise=scaling)

@@ -156,14 +156,16 @@ def test_command_text_cannot_inject_code():
 
 def test_generated_code_reads_like_the_notes():
     source = render_trainer(make_spec("5-4-3-2-1", ["sigmoid"] * 3 + ["linear"], "se"))
-    for line in ["# dL/dW2: layer 2 weights", "# dL/db4: layer 4 biases", "delta3 = dO3 * sigmoid_derivative(O3)",
-                 "dW1 = X.T @ delta1", "Z2 = O1 @ W2 + b2", "def sigmoid(Z):"]:
+    for line in ["# ∂L/∂W^2 = O^1ᵀ δ^2", "# ∂L/∂b^4 = Σ_rows δ^4", "delta3 = dO3 * sigmoid_derivative(O3)",
+                 "dW1 = X.T @ delta1", "Z2 = O1 @ W2 + b2", "def sigmoid(Z):",
+                 "# δ^4 = ∂L/∂Z^4 = (1/n) (2 (Ŷ - Y))",
+                 "# δ^3 = ∂L/∂Z^3 = (δ^4 W^4ᵀ) ⊙ (O^3 ⊙ (1 - O^3)): layer 3, sigmoid"]:
         assert line in source
     assert "dO0" not in source and "delta1 @ W1.T" not in source  # no input gradient
 
 
 def test_inspect_shows_the_generated_source(notes):
-    assert "# dL/dW1: layer 1 weights" in inspect.getsource(notes.loss_and_gradients)
+    assert "# ∂L/∂W^1 = Xᵀ δ^1" in inspect.getsource(notes.loss_and_gradients)
     assert load_trainer(make_spec("2-2-1", "linear", "se")) is notes  # cached
 
 

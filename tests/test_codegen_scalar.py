@@ -185,10 +185,14 @@ def test_inf_or_nan_falls_back_to_numpy_untouched(monkeypatch):
 
 def test_the_scalar_function_reads_as_documented():
     source = render_trainer(make_spec("2-2-1", "sigmoid", "se"))
-    body = source[source.index("# -- scalar fast path"):source.index("def sgd_step(")]
-    assert "Why:" in body and "us" in body and "def _sgd_step_scalar(params, x, y, lr):" in body
+    fast = source.index("# ---- fast paths: the same maths, fused for speed")
+    body = source[source.index("# One row of a network this small", fast):source.index("def sgd_step(")]
+    assert "µs of overhead" in body and "bench/README.md" in body
+    assert "def _sgd_step_scalar(params, x, y, lr):" in body
     scalar_body = body.split("def _sgd_step_scalar")[1]
     assert "float(np.tanh(" in scalar_body and "math." not in scalar_body
     assert "np.matmul" not in scalar_body and "@" not in scalar_body
-    assert "z1_0 = b1_0 + x_0*W1_0_0 + x_1*W1_1_0" in body
-    assert "W1_0_0 -= lr*(x_0*delta1_0)" in body
+    # the notes' names, numbered from 1: w1_21 is w^1_21, x_2 the second input
+    assert "z1_1 = b1_1 + x_1*w1_11 + x_2*w1_21" in body
+    assert "w1_11 -= lr*(x_1*delta1_1)" in body
+    assert "[[w1_11, w1_12], [w1_21, w1_22]] = W1.tolist()" in body

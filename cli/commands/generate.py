@@ -9,6 +9,7 @@ a temporary file and renamed, so an interrupted run never leaves half a module.
 examples:
   backprop generate --spec net.toml -o trainer.py
   backprop generate --layers 4-8-3 --activations relu,softmax --loss cce -o clf.py --float32
+  backprop generate --spec net.toml -o trainer.py --no-cli  # maths and training only
   backprop generate --spec net.toml -o trainer.py --check   # is trainer.py up to date?
   backprop generate --check                                  # are all of generated/ up to date?
   backprop generate --all --force                            # regenerate all of generated/
@@ -36,6 +37,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", "--output", metavar="FILE", help="the module to write, e.g. trainer.py")
     parser.add_argument("--force", action="store_true", help="replace an existing file")
     parser.add_argument("--float32", action="store_true", help="make float32 the module's default dtype")
+    parser.add_argument("--no-cli", action="store_true",
+                        help="leave out the runtime (model files, CSV reading, the command line): "
+                        "the module imports numpy only")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if the file differs from a fresh rendering "
                         "(without -o: check every trainer in generated/)")
@@ -75,6 +79,8 @@ def _command(args) -> str:
     parts += ["-o", args.output]
     if args.float32:
         parts.append("--float32")
+    if args.no_cli:
+        parts.append("--no-cli")
     return shlex.join(parts)
 
 
@@ -92,8 +98,9 @@ def _check(path: Path, source: str) -> bool:
 
 
 def _run_all(args) -> int:
-    if args.output or args.spec or args.layers or args.activations or args.loss:
-        raise UserError("--all (or --check without -o) works on generated/ and takes no -o or network flags")
+    if args.output or args.spec or args.layers or args.activations or args.loss or args.no_cli:
+        raise UserError("--all (or --check without -o) works on generated/ and takes no -o, --no-cli "
+                        "or network flags")
     ok = True
     for spec_file, module, command in committed():
         source = render_trainer(load_toml(spec_file), command=command)
@@ -114,7 +121,8 @@ def run(args) -> int:
     if out.suffix != ".py":
         raise UserError(f"{args.output}: the trainer must be a .py file, e.g. -o trainer.py")
     spec = spec_from_args(args)
-    source = render_trainer(spec, dtype="float32" if args.float32 else "float64", command=_command(args))
+    source = render_trainer(spec, dtype="float32" if args.float32 else "float64", command=_command(args),
+                            cli=not args.no_cli)
     if args.check:
         return 0 if _check(out, source) else 1
     write_atomic(out, source, force=args.force)
