@@ -7,6 +7,9 @@ The forward pass is built from the spec, one op per step of the notes' matrix fo
     Z^k = O^{k-1} W^k   (MatMul)      Z^k += b^k   (AddBias)      O^k = g_k(Z^k)   (Activate)
     L = loss(Y, Ŷ)      (Loss)
 
+A batch-normalised layer k normalises Z^k over the rows before its activation (BatchNorm:
+Z̃^k = γ^k ⊙ X̂^k + β^k from the batch's μ^k and (σ^k)², which it keeps), and O^k = g_k(Z̃^k).
+
 The backward pass is not written out by hand: it is derived from the forward ops in
 reverse, one rule per op kind (:data:`BACKWARD_RULES`), as micrograd does.  An array read by
 several later ops receives the sum of their contributions: its first contribution assigns,
@@ -31,8 +34,9 @@ from .spec import Spec
 
 @dataclass(frozen=True)
 class Array:
-    """One array of the computation: ``kind`` (X, Y, Z, O, W, b, dO, delta, dW, db, L) and
-    its layer (None for X, Y and L).  O of layer 0 is X; O of the last layer is Ŷ."""
+    """One array of the computation: ``kind`` (X, Y, Z, O, W, b, dO, delta, dW, db, L; for
+    batch norm Zn = Z̃, Xhat = X̂, mu, var, gamma, beta and their gradients) and its layer
+    (None for X, Y and L).  O of layer 0 is X; O of the last layer is Ŷ."""
 
     kind: str
     layer: int | None = None
@@ -51,7 +55,8 @@ def O(k: int) -> Array:
 
 
 #: What the gradient of an array is called: ∂L/∂Z^k is the notes' δ^k.
-GRADIENT_OF = {"Z": "delta", "O": "dO", "W": "dW", "b": "db", "X": "dX"}
+GRADIENT_OF = {"Z": "delta", "O": "dO", "W": "dW", "b": "db", "X": "dX",
+               "Zn": "dZn", "gamma": "dgamma", "beta": "dbeta"}
 
 
 def grad(x: Array) -> Array:
@@ -104,6 +109,34 @@ class Activate(Op):
     @property
     def reads(self):
         return (self.inp,)
+
+
+@dataclass(frozen=True)
+class BatchNorm(Op):
+    """out (Z̃^k) = γ^k ⊙ X̂^k + β^k, X̂^k = (Z^k - μ^k)/√((σ^k)² + ε) with μ^k, (σ^k)² the
+    batch's mean and biased variance over the rows (training mode; kept for the backward
+    pass, and in running averages for eval mode: :mod:`~backprop.derive.batchnorm`)."""
+
+    inp: Array
+    gamma: Array
+    beta: Array
+    layer: int
+
+    @property
+    def reads(self):
+        return (self.inp, self.gamma, self.beta)
+
+    @property
+    def xhat(self) -> Array:
+        return Array("Xhat", self.layer)
+
+    @property
+    def mean(self) -> Array:
+        return Array("mu", self.layer)
+
+    @property
+    def var(self) -> Array:
+        return Array("var", self.layer)
 
 
 @dataclass(frozen=True)
@@ -163,6 +196,37 @@ class SumRows(Op):
 
 
 @dataclass(frozen=True)
+class SumRowsProduct(Op):
+    """out = Σ over the rows of left ⊙ right (γ's gradient: Σ_rows ∂L/∂Z̃ ⊙ X̂)."""
+
+    left: Array
+    right: Array
+    accumulate: bool = False
+
+    @property
+    def reads(self):
+        return (self.left, self.right)
+
+
+@dataclass(frozen=True)
+class BatchNormBackward(Op):
+    """out (δ^k = ∂L/∂Z^k) from grad (∂L/∂Z̃^k) through the batch-norm Jacobian, the derived
+    γ/√(σ² + ε) (G - mean(G) - X̂ ⊙ mean(G ⊙ X̂)) (:func:`~backprop.derive.batchnorm.derivation`):
+    every row's δ reads the whole batch."""
+
+    grad: Array
+    xhat: Array
+    gamma: Array
+    var: Array
+    layer: int
+    accumulate: bool = False
+
+    @property
+    def reads(self):
+        return (self.grad, self.xhat, self.gamma, self.var)
+
+
+@dataclass(frozen=True)
 class Update(Op):
     """out (a parameter) -= η · grad."""
 
@@ -199,6 +263,8 @@ def _params_of(op: Op) -> list[Array]:
         return [op.right]
     if isinstance(op, AddBias):
         return [op.bias]
+    if isinstance(op, BatchNorm):
+        return [op.gamma, op.beta]
     return []
 
 
@@ -209,13 +275,17 @@ def fused_output(spec: Spec) -> bool:
 
 
 def forward_ops(spec: Spec) -> list[Op]:
-    """Z^k = O^{k-1} W^k (+ b^k), O^k = g_k(Z^k) for every layer, then the loss."""
+    """Z^k = O^{k-1} W^k (+ b^k), O^k = g_k(Z^k) for every layer (g_k(Z̃^k) after a batch
+    norm), then the loss."""
     ops: list[Op] = []
     for k in range(1, spec.depth + 1):
         z = Array("Z", k)
         ops.append(MatMul(z, O(k - 1), Array("W", k)))
         if spec.bias:
             ops.append(AddBias(z, Array("b", k)))
+        if k in spec.batch_norm_layers:
+            ops.append(BatchNorm(Array("Zn", k), z, Array("gamma", k), Array("beta", k), k))
+            z = Array("Zn", k)
         ops.append(Activate(O(k), z, k))
     L = spec.depth
     ops.append(Loss(Array("L"), Array("Y"), O(L), Array("Z", L)))
@@ -279,12 +349,22 @@ def _matmul_backward(b: _Backward, op: MatMul) -> None:
         b.ops.append(MatMul(grad(op.left), dz, op.right, transpose="right", accumulate=not fresh))
 
 
+def _batch_norm_backward(b: _Backward, op: BatchNorm) -> None:
+    """∂L/∂γ = Σ_rows G ⊙ X̂, ∂L/∂β = Σ_rows G, then δ^k through the batch-norm Jacobian."""
+    g = grad(op.out)
+    b.ops.append(SumRowsProduct(grad(op.gamma), g, op.xhat, not b.first(op.gamma)))
+    b.ops.append(SumRows(grad(op.beta), g, not b.first(op.beta)))
+    fresh = b.first(op.inp)
+    b.ops.append(BatchNormBackward(grad(op.inp), g, op.xhat, op.gamma, op.var, op.layer, not fresh))
+
+
 #: The backward rule of each forward op kind: one entry per kind.
 BACKWARD_RULES: dict[type, Callable[[_Backward, Op], None]] = {
     Loss: _loss_backward,
     Activate: _activate_backward,
     AddBias: _add_bias_backward,
     MatMul: _matmul_backward,
+    BatchNorm: _batch_norm_backward,
 }
 
 
