@@ -437,6 +437,7 @@ class Derivation:
     @cached_property
     def deltas(self) -> dict[sympy.Symbol, sympy.Expr]:
         """The memo table {δ_kj: definition}, output layer first."""
+        self.net.per_row()
         return {
             nt.delta(k, j): self.delta_definition(k, j)
             for k in range(self.net.depth, 0, -1)
@@ -459,6 +460,7 @@ class Derivation:
 
     def resolved_delta(self, k: int, j: int) -> sympy.Expr:
         """δ_kj in the notes' vocabulary (y, ŷ, O, x, w); memoised per node."""
+        self.net.per_row()
         key = (k, j)
         if key not in self._resolved_delta:
             expr = self.delta_definition(k, j)
@@ -483,6 +485,7 @@ class Derivation:
         KeyError
             When the network has no such parameter.
         """
+        self.net.per_row()
         name = _name_of(parameter, self.net.single_output)
         if name is None or name.kind not in ("w", "b") or not self._exists(name):
             raise KeyError(f"{parameter} is not a parameter of the {self.spec.describe()}")
@@ -505,6 +508,7 @@ class Derivation:
         """Every Gradient, in backprop order (output layer first, as the notes derive them):
         node by node, the weights into node j, then its bias; a lazy sequence, each Gradient
         made when it is indexed or iterated over."""
+        self.net.per_row()
         return Gradients(self)
 
     def _gradients_from(self, start: int) -> Iterator[Gradient]:

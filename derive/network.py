@@ -53,17 +53,25 @@ class Network:
     def __init__(self, spec: Spec):
         if not isinstance(spec, Spec):
             raise UserTypeError(f"Network() takes a Spec, got {type(spec).__name__}")
-        for what, layers in (("residual connections", spec.residual_layers),
-                             ("batch normalisation", spec.batch_norm_layers)):
-            if layers:  # refused, never derived as if the layer were plain
-                raise UserError(f"{what} (layer {','.join(map(str, layers))}) cannot be derived yet; "
-                                "remove it from the spec")
+        if spec.residual_layers:  # refused, never derived as if the layer were plain
+            raise UserError(f"residual connections (layer {','.join(map(str, spec.residual_layers))}) "
+                            "cannot be derived yet; remove it from the spec")
+        #: the batch-normalised layers: derived over the batch (batchnorm.py), never per row
+        self.batch_norm = frozenset(spec.batch_norm_layers)
         self.spec = spec
         self.depth = spec.depth
         self.single_output = spec.n_outputs == 1
 
     def __repr__(self) -> str:
         return f"Network({self.spec.describe()})"
+
+    def per_row(self) -> None:
+        """Refuses the per-row (per-parameter) forms of a batch-normalised network: its rows
+        couple through the batch's mean and variance, so no formula of one row is its gradient."""
+        if self.batch_norm:
+            layers = ",".join(map(str, sorted(self.batch_norm)))
+            raise UserError(f"batch normalisation (layer {layers}) couples the rows of a batch, so it has no "
+                            "per-parameter formula of one row; use --vectorised for its derived matrix form")
 
     # -- symbols -----------------------------------------------------------------------
     def O(self, k: int, j: int) -> sympy.Symbol:
@@ -92,6 +100,7 @@ class Network:
     def parameters(self, k: int | None = None) -> list[sympy.Symbol]:
         """Parameters in backprop order (output layer first), node by node: weights into
         node j, then its bias (the order the notes derive them in)."""
+        self.per_row()
         layers = [k] if k is not None else range(self.depth, 0, -1)
         out = []
         for layer in layers:
@@ -104,6 +113,7 @@ class Network:
     # -- forward definitions -----------------------------------------------------------
     def z(self, k: int, j: int) -> sympy.Expr:
         """z_kj = Σ_i w^k_ij O_{k-1,i} + b_kj."""
+        self.per_row()
         terms = [nt.weight(k, i, j) * self.O(k - 1, i) for i in range(1, self.spec.layers[k - 1] + 1)]
         if self.spec.bias:
             terms.append(nt.bias(k, j))
@@ -176,6 +186,7 @@ class Network:
     # -- numbers -----------------------------------------------------------------------
     def forward_values(self, values: dict[sympy.Symbol, float]) -> dict[sympy.Symbol, float]:
         """Numeric O_kj (and z_kj) for one row, with the stable NumPy forms of the table."""
+        self.per_row()
         out = dict(values)
         prev = np.array([values[s] for s in self.inputs], dtype=float)
         for k in range(1, self.depth + 1):

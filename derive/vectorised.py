@@ -5,6 +5,9 @@
     δ^k = (δ^{k+1} W^{k+1 T}) ⊙ g_k'(O^k)
     ∂L/∂W^k = O^{k-1 T} δ^k,     ∂L/∂b^k = Σ_rows δ^k
 
+A batch-normalised layer adds μ^k, (σ^k)², X̂^k and Z̃^k = γ^k ⊙ X̂^k + β^k before g_k, and its
+δ^k comes through the batch-norm Jacobian derived over the batch (:mod:`.batchnorm`).
+
 The element-wise pieces (g' through the output, ∂L/∂ŷ, the fused output δ) are scalar SymPy
 expressions taken from the derivation, never typed in; code generation prints them.  The
 cost is O(layers): nothing here depends on the widths.
@@ -18,11 +21,12 @@ import sympy
 
 from backprop.core.errors import UserTypeError
 
+from . import batchnorm
 from . import notation as nt
 from .activations import ACTIVATIONS, a, derivative, z
 from .derivation import Derivation
-from .graph import (ActivationBackward, Activate, AddBias, Array, Graph, LossBackward, MatMul,
-                    SumRows, build)
+from .graph import (ActivationBackward, Activate, AddBias, Array, BatchNorm, BatchNormBackward, Graph,
+                    LossBackward, MatMul, SumRows, SumRowsProduct, build)
 from .losses import LOSSES
 from .spec import Spec
 
@@ -142,11 +146,15 @@ class _NotationWriter:
             return self.M("X", None, t)
         if x.kind == "O" and x.layer == self.L and not t:
             return self.yh
-        stem = {"delta": self.delta}.get(x.kind, x.kind)
+        if x.kind == "var":
+            return rf"\left(\sigma^{{{x.layer}}}\right)^{{2}}" if self.tex else f"(σ^{x.layer})²"
+        if x.kind == "dZn":
+            return self.gradient_name(x)
+        stem = (_TEX_STEMS if self.tex else _TEXT_STEMS).get(x.kind, x.kind)
         return self.M(stem, x.layer, t)
 
     def gradient_name(self, x: Array) -> str:
-        param = self.M(x.kind[1:], x.layer)
+        param = self.name(Array(x.kind[1:], x.layer))
         return rf"\frac{{\partial L}}{{\partial {param}}}" if self.tex else f"∂L/∂{param}"
 
     def elementwise(self, expr, mapping) -> str:
@@ -165,6 +173,8 @@ class _NotationWriter:
                 self.rhs[op.out] = f"{self.name(op.left)} {self.name(op.right)}"
             elif isinstance(op, AddBias):
                 self.rhs[op.out] += f" + {self.name(op.bias)}"
+            elif isinstance(op, BatchNorm):
+                forward += [(self.name(op.inp), self.rhs[op.inp])] + self.batch_norm(op)
             elif isinstance(op, Activate):
                 act = self.spec.activations[op.layer - 1]
                 g = act if not self.tex else rf"\mathrm{{{act}}}".replace("_", r"\_")
@@ -185,6 +195,12 @@ class _NotationWriter:
             elif isinstance(op, SumRows):
                 rows = r"\sum_{\text{rows}} " if self.tex else "Σ_rows "
                 grads.append((op.out, (self.gradient_name(op.out), f"{rows}{self.name(op.inp)}")))
+            elif isinstance(op, SumRowsProduct):  # ∂L/∂γ^k = Σ_rows ∂L/∂Z̃^k ⊙ X̂^k
+                rows = r"\sum_{\text{rows}} " if self.tex else "Σ_rows "
+                grads.append((op.out, (self.gradient_name(op.out),
+                                       f"{rows}{self.name(op.left)}{self.odot}{self.name(op.right)}")))
+            elif isinstance(op, BatchNormBackward):
+                deltas.append((self.name(op.out), self.through_batch_norm(op)))
             elif isinstance(op, ActivationBackward):
                 deltas.append((self.name(op.out), self.through_activation(op)))
         grads.sort(key=lambda pair: (-pair[0].layer, pair[0].kind != "dW"))
@@ -203,8 +219,52 @@ class _NotationWriter:
             return f"{scale}{out} ⊙ ({D} - rowsum({D} ⊙ {out})),  {D} = {back}"
         if form.derivative == 1:  # linear: δ^k is ∂L/∂O^k itself, no ⊙ (1)
             return back[1:-1] if back.startswith("(") and back.endswith(")") and " + (" not in back else back
-        gp = self.elementwise(form.derivative, {a: self.M("O", k), z: self.M("Z", k)})
+        gp = self.elementwise(form.derivative, {a: self.M("O", k), z: self.name(op.inp)})
         return f"{back}{odot}{self.grouped(form.derivative, gp)}"
+
+    # -- batch normalisation ---------------------------------------------------------------
+    def mean_rows(self, text: str) -> str:
+        return rf"\mathrm{{mean}}_{{\text{{rows}}}}\left({text}\right)" if self.tex else f"mean_rows({text})"
+
+    def std(self, k: int) -> str:
+        """√((σ^k)² + ε)."""
+        var = self.name(Array("var", k))
+        return rf"\sqrt{{{var} + \varepsilon}}" if self.tex else f"√({var} + ε)"
+
+    def batch_norm(self, op: BatchNorm) -> list[tuple[str, str]]:
+        """μ^k, (σ^k)², X̂^k and Z̃^k: the batch's statistics over the rows, then γ, β."""
+        Z, mu, xhat = self.name(op.inp), self.name(op.mean), self.name(op.xhat)
+        centred = f"({Z} - {mu})"
+        if self.tex:
+            rows = r"\frac{1}{n} \sum_{\text{rows}} "
+            normalised = rf"\frac{{{Z} - {mu}}}{{{self.std(op.layer)}}}"
+        else:
+            rows = "(1/n) Σ_rows "
+            normalised = f"{centred} / {self.std(op.layer)}"
+        self.rhs[op.out] = f"{self.name(op.gamma)}{self.odot}{xhat} + {self.name(op.beta)}"
+        return [(mu, f"{rows}{Z}"), (self.name(op.var), f"{rows}{centred}{self.odot}{centred}"),
+                (xhat, normalised)]
+
+    def through_batch_norm(self, op: BatchNormBackward) -> str:
+        """δ^k from G = ∂L/∂Z̃^k: the result of :func:`batchnorm.derivation` printed with the
+        layer's matrices in place of one node's symbols (its two factors, as derived)."""
+        k, G = op.layer, "G"
+        xhat = self.name(op.xhat)
+        stand_ins = {batchnorm.g_i: G, batchnorm.xhat_i: xhat, batchnorm.gamma: self.name(op.gamma),
+                     batchnorm.mean_g: self.mean_rows(G),
+                     batchnorm.mean_gx: self.mean_rows(f"{G}{self.odot}{xhat}")}
+        std = sympy.Symbol(self.std(k), positive=True)
+        scale, bracket = (e.xreplace({batchnorm.var: std ** 2 - batchnorm.eps})
+                          for e in batchnorm.derivation().factored())
+        text = f"{self.elementwise(scale, stand_ins | {std: std.name})}{self.odot}" \
+               f"({self.elementwise(bracket, stand_ins)})"
+        return f"{text},\quad {G} = {self.name(op.grad)}" if self.tex else f"{text},  {G} = {self.name(op.grad)}"
+
+
+#: How the batch-norm arrays are spelled (text, LaTeX); δ^k and the rest by their kind.
+_TEXT_STEMS = {"delta": "δ", "Zn": "Z̃", "Xhat": "X̂", "mu": "μ", "gamma": "γ", "beta": "β"}
+_TEX_STEMS = {"delta": r"\delta", "Zn": r"\tilde{Z}", "Xhat": r"\hat{X}", "mu": r"\mu", "gamma": r"\gamma",
+              "beta": r"\beta"}
 
 
 def vectorise(spec_or_derivation: Spec | Derivation) -> VectorisedForm:
