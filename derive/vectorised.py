@@ -258,7 +258,7 @@ class _NotationWriter:
                           for e in batchnorm.derivation().factored())
         text = f"{self.elementwise(scale, stand_ins | {std: std.name})}{self.odot}" \
                f"({self.elementwise(bracket, stand_ins)})"
-        return f"{text},\quad {G} = {self.name(op.grad)}" if self.tex else f"{text},  {G} = {self.name(op.grad)}"
+        return rf"{text},\quad {G} = {self.name(op.grad)}" if self.tex else f"{text},  {G} = {self.name(op.grad)}"
 
 
 #: How the batch-norm arrays are spelled (text, LaTeX); δ^k and the rest by their kind.

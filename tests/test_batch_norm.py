@@ -140,3 +140,65 @@ def test_finite_differences_of_every_gradient():
             fd[idx] = (up - down) / (2 * h)
         np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
     assert np.abs(dz).max() > 1e-3  # the gradients compared are not all zero
+
+
+# -- the network, the graph and the matrix form ----------------------------------------------
+def _bn_spec():
+    from backprop.derive import make_spec
+
+    return make_spec("2-3-3-1", "relu,sigmoid,linear", "half_se", batch_norm=[True, False])
+
+
+def test_graph_normalises_before_the_activation_and_derives_the_rule():
+    from backprop.derive import graph
+
+    g = graph.build(_bn_spec())
+    kinds = [type(op).__name__ for op in g.forward[:4]]
+    assert kinds == ["MatMul", "AddBias", "BatchNorm", "Activate"]
+    assert g.forward[3].inp == graph.Array("Zn", 1)
+    assert [repr(p) for p in g.params()] == list(_bn_spec().shapes())
+    back = [op for op in g.backward(updates=True) if getattr(op, "layer", None) == 1 or
+            getattr(op.out, "layer", None) == 1]
+    names = [f"{type(op).__name__}:{op.out!r}" for op in back]
+    # dγ, dβ from ∂L/∂Z̃ before δ^1; γ updated only after δ^1 has read it
+    assert names.index("SumRowsProduct:dgamma1") < names.index("BatchNormBackward:delta1")
+    assert names.index("SumRows:dbeta1") < names.index("BatchNormBackward:delta1")
+    assert names.index("BatchNormBackward:delta1") < names.index("Update:gamma1")
+
+
+def test_vectorised_form_prints_the_forward_and_the_derived_backward():
+    from backprop.derive import vectorise
+
+    eq = dict(vectorise(_bn_spec()).equations("text"))
+    assert eq["μ^1"] == "(1/n) Σ_rows Z^1"
+    assert eq["X̂^1"] == "(Z^1 - μ^1) / √((σ^1)² + ε)"
+    assert eq["Z̃^1"] == "γ^1 ⊙ X̂^1 + β^1"
+    assert eq["O^1"] == "relu(Z̃^1)"
+    assert eq["δ^1"] == ("γ^1 / √((σ^1)² + ε) ⊙ (G - mean_rows(G) - X̂^1 ⊙ mean_rows(G ⊙ X̂^1)),  "
+                         "G = ∂L/∂Z̃^1")
+    assert eq["∂L/∂Z̃^1"] == "(δ^2 W^2ᵀ) ⊙ 1[O^1 > 0]"
+    assert eq["∂L/∂γ^1"] == "Σ_rows ∂L/∂Z̃^1 ⊙ X̂^1"
+    assert eq["∂L/∂β^1"] == "Σ_rows ∂L/∂Z̃^1"
+    assert "δ^2" in eq and "mean_rows" not in eq["δ^2"]  # the plain layer stays plain
+    tex = dict(vectorise(_bn_spec()).equations("latex"))
+    assert tex[r"\delta^{1}"].startswith(r"\frac{\gamma^{1}}{\sqrt{\left(\sigma^{1}\right)^{2} + \varepsilon}}")
+
+
+def test_per_parameter_forms_are_refused_pointing_to_vectorised():
+    from backprop.core.errors import UserError
+    from backprop.derive import derive
+
+    d = derive(_bn_spec())
+    for ask in (lambda: d.gradients, lambda: d.gradient("w^2_11"), lambda: d.resolved_delta(2, 1),
+                lambda: d.net.z(2, 1)):
+        with pytest.raises(UserError, match=r"batch normalisation \(layer 1\).*--vectorised"):
+            ask()
+
+
+def test_cli_derive_vectorised_and_the_refusals(cli, tmp_path):
+    spec = tmp_path / "bn.toml"
+    spec.write_text('layers = [2, 3, 1]\nactivations = ["tanh", "linear"]\nloss = "se"\nbatch_norm = [true]\n')
+    status, out, err = cli("derive", "--spec", str(spec), "--vectorised")
+    assert status == 0 and "δ^1 = γ^1 / √((σ^1)² + ε) ⊙ (G - mean_rows(G)" in out
+    status, out, err = cli("derive", "--spec", str(spec))
+    assert status == 2 and "--vectorised" in err and "Traceback" not in err and err.count("\n") == 1
