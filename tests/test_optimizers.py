@@ -180,3 +180,75 @@ def test_adam_first_step_by_hand():
     np.testing.assert_allclose(values["m_hat"], [0.5, -4.0], rtol=1e-14)
     np.testing.assert_allclose(values["v_hat"], [0.25, 16.0], rtol=1e-13)
     np.testing.assert_allclose(values["w"], [1 - 0.1 * 0.5 / (0.5 + 1e-8), -2 + 0.1 * 4 / (4 + 1e-8)], rtol=1e-14)
+
+
+# -- the model file and --resume -------------------------------------------------------------------
+def _has_optimizers() -> bool:
+    return hasattr(load_trainer(make_spec("2-2-1", "linear", "se")), "optimizer_step")
+
+
+RESUMED = [[], ["--optimizer", "momentum"], ["--optimizer", "nesterov"], ["--optimizer", "rmsprop"],
+           ["--optimizer", "adam", "--lr", "0.05"]]
+
+
+@pytest.mark.parametrize("flags", RESUMED, ids=lambda f: f[1] if f else "sgd")
+def test_resume_continues_exactly(cli, tmp_path, flags):
+    """10 epochs == 5 epochs, model file, --resume, 5 epochs: parameters and optimiser state
+    bit for bit (batch GD: no shuffling to replay)."""
+    if flags and not _has_optimizers():
+        pytest.skip("the generated trainer does not print optimizer_step yet")
+    import json
+    run = ["train", "--example", "notes-iq-gpa", "--gd", "batch", "-q", "--json", *flags]
+    whole, half, rest = (str(tmp_path / f) for f in ("whole.json", "half.json", "rest.json"))
+    assert cli(*run, "--epochs", "10", "--params-out", whole)[0] == 0
+    assert cli(*run, "--epochs", "5", "--params-out", half)[0] == 0
+    status, out, err = cli(*run, "--epochs", "5", "--resume", half, "--params-out", rest)
+    assert status == 0, err
+    a, b, h = (json.loads((tmp_path / f).read_text()) for f in ("whole.json", "rest.json", "half.json"))
+    assert a["params"] == b["params"] and a["params"] != h["params"]
+    assert a["optimizer_state"] == b["optimizer_state"]
+    assert a["optimizer_state"]["t"] == 10 and h["optimizer_state"]["t"] == 5  # batch GD: one step an epoch
+    assert a["optimizer_state"]["name"] == (flags[1] if flags else "sgd")
+
+
+def test_model_file_keeps_the_optimizer_state(tmp_path):
+    from backprop.train.model import Model, load_model
+    spec = make_spec("2-3-1", "tanh,linear", "se", optimizer={"name": "adam", "beta1": 0.8})
+    rng = np.random.default_rng(3)
+    params = {k: rng.standard_normal(shape) for k, shape in spec.shapes().items()}
+    state = {"name": "adam", "t": 7, "m": {k: rng.standard_normal(v.shape) / 3 for k, v in params.items()},
+             "v": {k: rng.random(v.shape) / 7 for k, v in params.items()}}
+    path = tmp_path / "m.json"
+    import json
+    path.write_text(json.dumps(Model(spec, params, optimizer_state=state).to_json()))
+    back = load_model(path)
+    assert back.spec == spec and dict(back.spec.optimizer)["beta1"] == 0.8
+    assert back.optimizer_state["t"] == 7
+    for key in ("m", "v"):
+        assert all(np.array_equal(back.optimizer_state[key][k], state[key][k]) for k in params)  # exact
+    plain = make_spec("2-3-1", "tanh,linear", "se")  # the same network named without its optimiser
+    assert load_model(path, plain).spec == plain
+
+
+@pytest.mark.parametrize("state, message", [
+    ({"name": "adagrad", "t": 1}, "must be an object with the optimizer's \"name\""),
+    ({"name": "adam", "t": -1}, "needs the step count \"t\", a whole number >= 0"),
+    ({"name": "adam", "t": 1.5}, "needs the step count \"t\""),
+    ({"name": "adam", "t": 1, "m": {}}, "(optimizer state 'm') has no W1"),
+    ({"name": "adam", "t": 1}, "has no 'm' arrays"),
+    ({"name": "sgd", "t": 1, "m": {}}, "sgd keeps no arrays, not m"),
+    ({"name": "momentum", "t": 1, "v": {"W1": [[1, 2]], "b1": [0, 0], "W2": [[1], [1]], "b2": [0]}},
+     "W1 has shape (1, 2); expected (2, 2)"),
+])
+def test_bad_optimizer_state_is_a_one_line_error(tmp_path, state, message):
+    import json
+    from backprop.train.model import Model, load_model
+    spec = make_spec("2-2-1", "linear", "se")
+    params = {k: np.ones(shape) for k, shape in spec.shapes().items()}
+    data = Model(spec, params).to_json()
+    data["optimizer_state"] = state
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(UserError) as err:
+        load_model(path)
+    assert message in str(err.value) and "\n" not in str(err.value)

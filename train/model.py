@@ -8,13 +8,20 @@ target names and the class labels, under a format name and version::
      "spec": {"layers": [4, 8, 3], "activations": ["relu", "softmax"], "loss": "cce", "bias": true},
      "params": {"W1": [[...]], "b1": [...], ...},
      "standardise": {"mean": [...], "std": [...]} or null,
-     "features": ["sepal_length", ...], "targets": ["species"], "classes": ["setosa", ...] or null}
+     "features": ["sepal_length", ...], "targets": ["species"], "classes": ["setosa", ...] or null,
+     "optimizer_state": {"name": "adam", "t": 120, "m": {"W1": [[...]], ...}, "v": {...}}}
+
+The spec also carries residual, batch_norm and [optimizer] where they are not the defaults.
+``optimizer_state`` (present after a run with an optimiser that keeps state, or any run of
+``backprop train``) is the trainer's ``optimizer_state``: the step count and, per state array
+of the optimiser, one array per parameter, so ``--resume`` continues the run exactly.
 
 Older files that hold only ``{"W1": ..., "b1": ...}`` (or a report with them under "params")
 still load: they carry no spec and no standardisation.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from backprop.core.errors import UserError
-from backprop.derive.spec import Spec, spec_from_mapping
 from backprop.core.userfile import read_text
+from backprop.derive.optimizers import OPTIMIZERS
+from backprop.derive.spec import Spec, spec_from_mapping
 
 FORMAT = "backprop-model"
 VERSION = 1
@@ -49,6 +57,8 @@ class Model:
     targets: list[str] | None = None
     classes: list[str] | None = None  # label of each output column (cce) or of 0 and 1 (bce)
     extra: dict = field(default_factory=dict)  # anything else the writer kept (settings, metrics)
+    #: the optimiser's state after training: {"name", "t", <state name>: {param: array}}; None: fresh
+    optimizer_state: dict | None = None
 
     def __repr__(self) -> str:
         scaled = ", standardised" if self.mean is not None else ""
@@ -71,17 +81,39 @@ class Model:
 
     def to_json(self) -> dict:
         """The model file's content, ready for :func:`json.dump`."""
-        s = self.spec
         return {
             "format": FORMAT, "version": VERSION,
-            "spec": {"layers": list(s.layers), "activations": list(s.activations),
-                     "loss": s.loss, "bias": s.bias},
+            "spec": spec_json(self.spec),
             "params": {k: np.asarray(v).tolist() for k, v in self.params.items()},
             "standardise": (None if self.mean is None else
                             {"mean": np.asarray(self.mean).tolist(), "std": np.asarray(self.std).tolist()}),
             "features": self.features, "targets": self.targets, "classes": self.classes,
+            **({} if self.optimizer_state is None else {"optimizer_state": state_json(self.optimizer_state)}),
             **self.extra,
         }
+
+
+def spec_json(s: Spec) -> dict:
+    """The spec as a model file stores it: residual, batch_norm and optimizer only where set."""
+    out = {"layers": list(s.layers), "activations": list(s.activations), "loss": s.loss, "bias": s.bias}
+    if any(s.residual):
+        out["residual"] = list(s.residual)
+    if any(s.batch_norm):
+        out["batch_norm"] = list(s.batch_norm)
+    if s.optimizer:
+        out["optimizer"] = dict(s.optimizer)
+    return out
+
+
+def state_json(state: dict) -> dict:
+    """An optimiser state with its arrays as nested lists (floats written exactly by json)."""
+    return {key: ({k: np.asarray(v).tolist() for k, v in value.items()} if isinstance(value, dict) else value)
+            for key, value in state.items()}
+
+
+def same_network(a: Spec, b: Spec) -> bool:
+    """Whether two specs are the same network (the optimiser that trains it aside)."""
+    return dataclasses.replace(a, optimizer=()) == dataclasses.replace(b, optimizer=())
 
 
 def max_params_bytes(spec: Spec) -> int:
@@ -127,10 +159,10 @@ def _model(path, data: dict, spec: Spec | None, dtype: str) -> Model:
     if not isinstance(data.get("spec"), dict):
         raise UserError(f"params file {path} has no 'spec' object")
     own = spec_from_mapping(data["spec"], source=f"params file {path}")
-    if spec is not None and own != spec:
+    if spec is not None and not same_network(own, spec):
         raise UserError(f"params file {path} is for the {own.describe()}, not the {spec.describe()}; "
                         "drop the network flags to use the file's own")
-    spec = own
+    spec = own if spec is None else spec  # the caller's spec names the optimiser it trains with
     if not isinstance(data.get("params"), dict):
         raise UserError(f"params file {path} has no 'params' object")
     params = check_params(path, data["params"], spec, dtype)
@@ -157,9 +189,35 @@ def _model(path, data: dict, spec: Spec | None, dtype: str) -> Model:
         if value is not None and size is not None and len(value) != size:
             raise UserError(f"params file {path}: {len(value)} {key} named for {size} inputs")
         names[key] = value
-    known = {"format", "version", "spec", "params", "standardise", "features", "targets", "classes"}
+    known = {"format", "version", "spec", "params", "standardise", "features", "targets", "classes",
+             "optimizer_state"}
     extra = {k: v for k, v in data.items() if k not in known}
-    return Model(spec, params, mean, std, extra=extra, **names)
+    state = check_state(path, data.get("optimizer_state"), spec, dtype)
+    return Model(spec, params, mean, std, extra=extra, optimizer_state=state, **names)
+
+
+def check_state(path, data, spec: Spec, dtype: str = "float64") -> dict | None:
+    """A model file's "optimizer_state" checked: a known optimiser's name, a step count t >= 0
+    and every state array of that optimiser for every parameter, with the parameter's shape."""
+    if data is None:
+        return None
+    where = f"params file {path}: 'optimizer_state'"
+    if not isinstance(data, dict) or data.get("name") not in OPTIMIZERS:
+        raise UserError(f"{where} must be an object with the optimizer's \"name\" "
+                        f"({', '.join(OPTIMIZERS)}); drop it to start the optimizer afresh")
+    name, step = data["name"], data.get("t")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise UserError(f"{where} needs the step count \"t\", a whole number >= 0; got {step!r}")
+    names = OPTIMIZERS[name].state
+    unknown = sorted(set(data) - {"name", "t", *names})
+    if unknown:
+        raise UserError(f"{where}: {name} keeps {', '.join(names) or 'no arrays'}, not {', '.join(unknown)}")
+    state = {"name": name, "t": step}
+    for key in names:
+        if not isinstance(data.get(key), dict):
+            raise UserError(f"{where} has no {key!r} arrays; {name} keeps {', '.join(names)}")
+        state[key] = check_params(f"{path} (optimizer state {key!r})", data[key], spec, dtype)
+    return state
 
 
 def check_params(path, data: dict, spec: Spec, dtype: str = "float64") -> dict[str, np.ndarray]:

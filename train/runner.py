@@ -8,6 +8,10 @@ data set, wall time per epoch (the callback's own time left out), a few weights,
 gradient norms ‖∂L/∂W^k‖ (through the trainer's ``gradients``) and the progress bar.
 
 The variants differ only in the batch size handed to the trainer (:data:`GD_VARIANTS`).
+The optimiser (sgd, momentum, nesterov, rmsprop, adam: derive/optimizers.py's table) is the
+trainer's too: :func:`optimizer_for` picks its settings, the trainer's ``train(...,
+optimizer=, state=)`` applies them, and the state (step count, moments) comes back in
+:attr:`History.optimizer_state` for the model file, so a resumed run continues exactly.
 """
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backprop.core.errors import UserError
+from backprop.derive.optimizers import full
+from backprop.derive.optimizers import settings as check_optimizer
 from backprop.derive.spec import Spec
 
 #: GD variant -> how it picks the batch size from (--batch-size, number of rows).
@@ -83,6 +89,35 @@ def copy_params(params: dict) -> dict:
     return {k: np.array(v, copy=True) for k, v in params.items()}
 
 
+# --------------------------------------------------------------------------- optimisers
+
+
+def optimizer_for(spec: Spec, name: str | None = None, lr: float | None = None) -> dict:
+    """The optimiser a run trains with, every setting filled in: ``name`` (--optimizer; the
+    spec's own settings when it names the spec's optimiser, else that entry's defaults), else
+    the spec's [optimizer]; ``lr`` (--lr) in place of its learning rate."""
+    own = full(spec.optimizer)
+    if name is not None and name != own["name"]:
+        own = full(check_optimizer({"name": name}, "--optimizer"))
+    if lr is not None:
+        own = full(check_optimizer({**own, "lr": lr}, "--lr"))
+    return own
+
+
+def optimizer_state(trainer, params: dict, optimizer: dict, resumed: dict | None = None) -> dict:
+    """The state a run starts from: ``resumed`` (a model file's) when it is the same
+    optimiser's, else the trainer's fresh one (t = 0, zero moments)."""
+    if resumed is not None and resumed.get("name") == optimizer["name"]:
+        return {k: (copy_params(v) if isinstance(v, dict) else v) for k, v in resumed.items()}
+    if hasattr(trainer, "optimizer_state"):
+        return trainer.optimizer_state(params, optimizer)
+    return {"name": optimizer["name"], "t": 0}  # a trainer printed before the optimisers: sgd only
+
+
+def _plain_sgd(optimizer: dict) -> bool:
+    return optimizer["name"] == "sgd" and not optimizer["weight_decay"]
+
+
 # --------------------------------------------------------------------------- parameters as JSON
 
 
@@ -107,6 +142,8 @@ class History:
     weights: list[list[float]] = field(default_factory=list)  # [epoch][traced weight]
     weight_names: list[str] = field(default_factory=list)
     diverged_at: int | None = None  # epoch whose loss stopped being finite (with on_diverge="stop")
+    optimizer: dict | None = None  # the optimiser's settings (name, lr, ...)
+    optimizer_state: dict | None = None  # its state after the run (for the model file)
 
     def __repr__(self) -> str:
         return f"History({self.gd}, {self.epochs} epochs, loss {self.losses[0]:.4g} -> {self.losses[-1]:.4g})"
@@ -177,7 +214,8 @@ def _subset(X: np.ndarray, Y: np.ndarray, limit: int):
 def fit(trainer, params: dict, X: np.ndarray, Y: np.ndarray, *, epochs: int, lr: float,
         gd: str = "batch", batch_size: int | None = None, seed: int | None = None,
         shuffle: bool = True, progress=None, track_weights: bool = False,
-        track_grads: bool = False, on_diverge: str = "raise") -> History:
+        track_grads: bool = False, on_diverge: str = "raise", optimizer: dict | None = None,
+        state: dict | None = None) -> History:
     """Train ``params`` in place with the generated trainer and return what was measured.
 
     Parameters
@@ -190,6 +228,9 @@ def fit(trainer, params: dict, X: np.ndarray, Y: np.ndarray, *, epochs: int, lr:
     progress : a :class:`~backprop.train.progress.Progress`, or None.
     on_diverge : "raise" a UserError when the loss stops being finite, or "stop" and return
         the history so far with ``diverged_at`` set.
+    optimizer : settings from :func:`optimizer_for` (None: sgd at ``lr``); its "lr" is ``lr``.
+    state : the optimiser state to continue (:func:`optimizer_state`; None: a fresh one),
+        updated in place and returned in ``History.optimizer_state``.
 
     Returns
     -------
@@ -205,7 +246,9 @@ def fit(trainer, params: dict, X: np.ndarray, Y: np.ndarray, *, epochs: int, lr:
         raise UserError(f"--lr must be a positive number, got {lr}")
     n = len(X)
     bs = batch_size_for(gd, batch_size, n)
-    hist = History(gd=gd, batch_size=bs, n_rows=n)
+    optimizer = full(check_optimizer({**(optimizer or {"name": "sgd"}), "lr": lr}, "--lr"))
+    state = state if state is not None else optimizer_state(trainer, params, optimizer)
+    hist = History(gd=gd, batch_size=bs, n_rows=n, optimizer=optimizer, optimizer_state=state)
     Xg, Yg = _subset(X, Y, GRAD_ROWS)
     picks = traced_weights(params) if track_weights else []
     hist.weight_names = [weight_label(*p) for p in picks]
@@ -241,8 +284,7 @@ def fit(trainer, params: dict, X: np.ndarray, Y: np.ndarray, *, epochs: int, lr:
 
     try:
         with np.errstate(over="ignore", invalid="ignore"):
-            trainer.train(params, X, Y, epochs, lr, batch_size=bs, shuffle=shuffle, seed=seed,
-                          callback=callback)
+            _train(trainer, params, X, Y, epochs, bs, shuffle, seed, callback, optimizer, state)
     except Diverged as exc:
         hist.diverged_at = exc.args[0]
         if on_diverge == "stop":
@@ -253,3 +295,21 @@ def fit(trainer, params: dict, X: np.ndarray, Y: np.ndarray, *, epochs: int, lr:
         if progress is not None:
             progress.close()
     return hist
+
+
+def _train(trainer, params, X, Y, epochs, bs, shuffle, seed, callback, optimizer, state) -> None:
+    """The trainer's train() with the optimiser; a trainer printed before the optimisers
+    (no ``optimizer_step``) runs plain sgd only, its step count kept here."""
+    if hasattr(trainer, "optimizer_step"):
+        trainer.train(params, X, Y, epochs, optimizer["lr"], batch_size=bs, shuffle=shuffle, seed=seed,
+                      callback=callback, optimizer=optimizer, state=state)
+        return
+    if not _plain_sgd(optimizer):
+        raise UserError(f"this trainer has no {optimizer['name']} optimizer yet; train with sgd")
+
+    def counted(epoch, loss, params):
+        state["t"] += updates_per_epoch(bs, len(X))
+        callback(epoch, loss, params)
+
+    trainer.train(params, X, Y, epochs, optimizer["lr"], batch_size=bs, shuffle=shuffle, seed=seed,
+                  callback=counted)

@@ -14,6 +14,10 @@ at a time, n updates per epoch, the notes' way), --gd minibatch --batch-size B.
 Defaults: batch GD, η = 0.01, 100 epochs; for classifiers (bce, cce) mini-batches, η = 0.1,
 200 epochs (see CLASSIFIER_DEFAULTS for why).
 
+Optimiser: the spec's [optimizer] table (sgd, momentum, nesterov, rmsprop, adam; PyTorch's
+defaults), or --optimizer NAME; --lr replaces its learning rate.  The model file keeps the
+optimiser's state (step count, moments), so --resume continues the run exactly.
+
 With a test set the standardisation's mean and std come from the training rows only and are
 applied, unchanged, to the test rows (and stored in the model file for new rows).
 
@@ -25,6 +29,7 @@ examples:
   backprop train --layers 4-8-3 --activations relu,softmax --loss cce \\
       --data iris.csv --target species --standardise --test-split 0.3 --seed 1 --params-out iris.json
   backprop train --example notes-iq-gpa --resume p.json --params-out p2.json
+  backprop train --example iris --optimizer adam --lr 0.01
 """
 from __future__ import annotations
 
@@ -32,8 +37,11 @@ import sys
 
 import numpy as np
 
+import dataclasses
+
 from backprop.core import files
 from backprop.derive import advice
+from backprop.derive.optimizers import OPTIMIZERS
 from backprop.train import metrics, runner
 from backprop.train.data import Dataset
 from backprop.train.model import Model
@@ -63,6 +71,10 @@ def add_arguments(parser) -> None:
     add_data_arguments(parser)
     add_run_arguments(parser, classifiers=True)
     add_test_arguments(parser)
+    parser.add_argument("--optimizer", choices=list(OPTIMIZERS), metavar="NAME",
+                        help=f"optimiser ({', '.join(OPTIMIZERS)}; default: the spec's [optimizer], "
+                        "else sgd), with its default settings unless the spec sets them; --lr "
+                        "replaces its learning rate")
     parser.add_argument("--resume", metavar="JSON", help="start from a model file (--params-out) "
                         "or a plain params file instead of fresh parameters; a model file's "
                         "network, classes and standardisation are kept")
@@ -96,18 +108,24 @@ def run(args) -> int:
     for warning in warned:
         print(f"backprop train: warning: {warning}", file=sys.stderr)
     cfg = settings(args, prep.example, spec.loss)
+    named = bool(spec.optimizer) or args.optimizer is not None  # else plain sgd at train's η
+    opt = runner.optimizer_for(spec, args.optimizer, args.lr if named else cfg["lr"])
+    cfg["lr"] = opt["lr"]
+    if named:  # the model file's spec says which optimiser trained it
+        spec = dataclasses.replace(spec, optimizer=tuple(sorted(opt.items())))
     trainer = runner.load_trainer(spec, dtype=args.dtype)
     if prep.resumed:
         params = prep.resumed.params
         cfg["init"] = f"resumed from {args.resume}"
     else:
         params = runner.init_params(trainer, cfg["init"], seed=prep.seed)
+    state = runner.optimizer_state(trainer, params, opt, prep.resumed.optimizer_state if prep.resumed else None)
 
     with Progress(cfg["epochs"], quiet=args.quiet or args.json) as bar:
         hist = runner.fit(trainer, params, ds.X, ds.Y, epochs=cfg["epochs"], lr=cfg["lr"],
                           gd=cfg["gd"], batch_size=args.batch_size, seed=prep.seed,
                           progress=bar, track_weights=bool(args.plot),
-                          track_grads=args.grad_norms)
+                          track_grads=args.grad_norms, optimizer=opt, state=state)
 
     P = trainer.forward(params, ds.X)
     scores = {"train": metrics.evaluate(spec.loss, ds.Y, P, hist.losses[-1], ds.classes)}
@@ -118,9 +136,10 @@ def run(args) -> int:
     run_info = {"data": ds.source, "test_data": test.source if test is not None else None,
                 "test_split": test_fraction(args, prep.example), "gd": cfg["gd"],
                 "batch_size": hist.batch_size, "lr": cfg["lr"], "epochs": cfg["epochs"],
-                "init": cfg["init"], "seed": prep.seed, "dtype": args.dtype}
+                "init": cfg["init"], "seed": prep.seed, "dtype": args.dtype, "optimizer": opt}
     model = Model(spec, params, ds.mean, ds.std, list(ds.features), ds.target_columns, ds.classes,
-                  extra=files.json_safe({"training": run_info, "metrics": scores}))
+                  extra=files.json_safe({"training": run_info, "metrics": scores}),
+                  optimizer_state=hist.optimizer_state)
     jobs = []
     if args.params_out:
         jobs.append(lambda: files.write_json(args.params_out, model.to_json(), args.force))
@@ -128,7 +147,7 @@ def run(args) -> int:
         jobs.append(lambda: files.write(args.history, hist.to_csv(), args.force))
     if args.plot:
         from backprop.pictures.plots import plot_training
-        title = f"{spec.describe()}\n{ds.source}, {cfg['gd']}, η = {cfg['lr']:g}"
+        title = f"{spec.describe()}\n{ds.source}, {cfg['gd']}, {opt['name']}, η = {cfg['lr']:g}"
         shown = scores.get("test", scores["train"])
         confusion = None
         if "confusion" in shown:
@@ -147,7 +166,8 @@ def run(args) -> int:
         "test_data": run_info["test_data"], "test_split": run_info["test_split"],
         "test_rows": test.n_rows if test is not None else None,
         "gd": cfg["gd"], "batch_size": hist.batch_size, "updates_per_epoch": hist.updates_per_epoch,
-        "lr": cfg["lr"], "epochs": cfg["epochs"], "init": cfg["init"], "seed": prep.seed,
+        "lr": cfg["lr"], "optimizer": opt, "optimizer_steps": hist.optimizer_state["t"],
+        "epochs": cfg["epochs"], "init": cfg["init"], "seed": prep.seed,
         "dtype": args.dtype,
         "loss_initial": hist.losses[0], "loss_final": hist.losses[-1],
         "accuracy": scores["train"].get("accuracy"),
@@ -181,7 +201,8 @@ def _text(s: dict, ds: Dataset, P: np.ndarray) -> str:
         f"{', '.join(s['features'])}{scaled} -> {', '.join(s['targets'])}",
         f"run:     {s['gd']} GD"
         + (f", batch size {s['batch_size']}" if s["batch_size"] else "")
-        + f", {plural(s['updates_per_epoch'], 'update')}/epoch, η = {s['lr']:g}, {s['epochs']} epochs, "
+        + f", {plural(s['updates_per_epoch'], 'update')}/epoch, {_optimizer_text(s['optimizer'])}, "
+        f"{s['epochs']} epochs, "
         f"init {s['init']}" + (f", seed {s['seed']}" if s["seed"] is not None else ""),
         f"loss:    {s['loss_initial']:.6g} -> {s['loss_final']:.6g} in {seconds(s['seconds'])} "
         f"({seconds(s['seconds'] / s['epochs'])}/epoch)",
@@ -201,3 +222,13 @@ def _text(s: dict, ds: Dataset, P: np.ndarray) -> str:
     for path in s["written"]:
         lines.append(f"wrote {path}")
     return "\n".join(lines)
+
+
+def _optimizer_text(opt: dict) -> str:
+    """'η = 0.01' for plain sgd (as before optimisers), else 'adam (η = 0.001, beta1 = 0.9, ...)'."""
+    rest = {k: v for k, v in opt.items() if k not in ("name", "lr")}
+    if opt["name"] == "sgd" and not opt["weight_decay"]:
+        return f"η = {opt['lr']:g}"
+    return f"{opt['name']} (η = {opt['lr']:g}, " + ", ".join(f"{k} = {v:g}" if not isinstance(v, bool)
+                                                            else f"{k} = {str(v).lower()}"
+                                                            for k, v in rest.items()) + ")"
