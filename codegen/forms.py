@@ -156,6 +156,11 @@ def layer_pieces(spec: Spec) -> list[LayerPieces]:
 
         raise UserError(f"batch normalisation (layer {','.join(map(str, spec.batch_norm_layers))}) is not in the "
                         "generated trainer yet; backprop derive --vectorised derives it")
+    if spec.residual_layers:  # until the trainer prints the skip: refused, never printed as plain
+        from backprop.core.errors import UserError
+
+        raise UserError(f"residual connections (layer {','.join(map(str, spec.residual_layers))}) are not in "
+                        "the generated trainer yet; backprop derive derives them")
     out = []
     for form in vectorise(spec).layers:
         act = ACTIVATIONS[form.activation]

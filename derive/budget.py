@@ -12,9 +12,15 @@ from .spec import Spec
 MAX_TERMS = 2_000_000
 
 
+def _edges(spec: Spec, m: int) -> int:
+    """Edges from a node of layer m-1 into layer m: one per node, plus a residual layer's skip."""
+    return spec.layers[m] + (m in spec.residual_layers)
+
+
 def paths_to_loss(spec: Spec, k: int) -> int:
-    """Paths from a node of layer k to the loss: the product of the widths after it."""
-    return math.prod(spec.layers[k + 1:])
+    """Paths from a node of layer k to the loss: the product of the widths after it, each
+    residual layer's counted one more (its skip is a path of its own)."""
+    return math.prod(_edges(spec, m) for m in range(k + 1, spec.depth + 1))
 
 
 def formula_terms(spec: Spec) -> int:
@@ -22,10 +28,10 @@ def formula_terms(spec: Spec) -> int:
     (an exact int however large; the paths after each layer are one running product)."""
     total, paths = 0, 1
     counts = spec.parameter_counts()
-    for k in range(spec.depth, 0, -1):  # paths = product of the widths after layer k
+    for k in range(spec.depth, 0, -1):  # paths = product of the widths (+ skips) after layer k
         w, b = counts[k - 1]
         total += (w + b) * paths * (spec.depth - k + 1)
-        paths *= spec.layers[k]
+        paths *= _edges(spec, k)
     return total
 
 
@@ -50,20 +56,24 @@ def approx(n: int | float) -> str:
 
 def _node_terms(spec: Spec, expanded: bool) -> list[int]:
     """Printed terms of one O_kj, k = 0..depth: 1 in the notes' vocabulary; with every O
-    replaced by its definition, n_{k-1} terms w·O of the layer below plus the bias."""
+    replaced by its definition, n_{k-1} terms w·O of the layer below plus the bias (and the
+    skip's O_{k-1,j} on a residual layer)."""
     sizes = [1]
     for k in range(1, spec.depth + 1):
-        sizes.append(spec.layers[k - 1] * (sizes[-1] + 1) + spec.bias if expanded else 1)
+        skip = sizes[-1] if k in spec.residual_layers else 0
+        sizes.append(spec.layers[k - 1] * (sizes[-1] + 1) + spec.bias + skip if expanded else 1)
     return sizes
 
 
 def _spelled(spec: Spec, k: int, expanded: bool) -> int:
     """Terms of one layer-k parameter's resolved gradient: the loss factor, one product of
     weights and activation derivatives per path to the loss, the node's own derivative and
-    the input the parameter multiplies (the derivatives spelled through O, about 2 O each)."""
+    the input the parameter multiplies (the derivatives spelled through O, about 2 O each; 4
+    on a residual layer, through O_kj - O_{k-1,j})."""
     size = _node_terms(spec, expanded)
     L = spec.depth
-    slope = [0] + [0 if a == "linear" else 2 for a in spec.activations]
+    slope = [0] + [0 if a == "linear" else 2 * (1 + (k in spec.residual_layers))
+                   for k, a in enumerate(spec.activations, start=1)]
     loss = (1 + size[L]) * (1 + slope[L])
     path = sum(slope[m] * size[m] + 1 for m in range(k + 1, L)) + (k < L)  # + w^L
     own = slope[k] * size[k] if k < L else 0

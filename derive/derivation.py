@@ -4,7 +4,11 @@ One δ_kj = ∂L/∂z_kj per node, computed once from the nodes after it:
 
 * output layer: ``δ_Lj`` from ∂L/∂ŷ (SymPy differentiates the loss) and the output
   activation's derivative through its output (or the softmax Jacobian);
-* hidden layers: ``∂L/∂O_kj = Σ_m w^{k+1}_jm δ_{k+1,m}`` and ``δ_kj = ∂L/∂O_kj · g'(O_kj)``.
+* hidden layers: ``∂L/∂O_kj = Σ_m w^{k+1}_jm δ_{k+1,m}`` and ``δ_kj = ∂L/∂O_kj · g'(O_kj)``;
+  when layer k+1 is residual (``O_{k+1,j} = g(z_{k+1,j}) + O_kj``) the skip adds
+  ``∂L/∂O_{k+1,j}`` to ∂L/∂O_kj, and on a residual layer k, g' is written through
+  ``g(z_kj) = O_kj - O_{k-1,j}`` (σ' = (O_kj - O_{k-1,j})(1 - O_kj + O_{k-1,j})), since O_kj
+  itself is no longer g(z_kj).
 
 Every parameter then reuses them: ``∂L/∂w^k_ij = δ_kj O_{k-1,i}`` and ``∂L/∂b_kj = δ_kj``.
 The fully nested loss is never differentiated per parameter (that explodes); the memo
@@ -21,7 +25,7 @@ import math
 import operator
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Callable
 
 import sympy
@@ -36,8 +40,6 @@ from backprop.core.errors import UserTypeError
 from .network import Network
 from .spec import Spec
 
-#: g' of one node, remembered: every chain through the node multiplies the same factor.
-_derivative_at = lru_cache(maxsize=4096)(derivative_at)
 #: Above this many chain paths per parameter, the chain form shows the memoised
 #: two-factor chain (δ · ∂z/∂w) instead of spelling out every path.
 MAX_CHAIN_PATHS = 16
@@ -53,11 +55,14 @@ _LOSS = sympy.Symbol("L")
 
 @dataclass(frozen=True)
 class Factor:
-    """One factor ∂num/∂den of a chain, with its value in the notes' vocabulary."""
+    """One factor ∂num/∂den of a chain, with its value in the notes' vocabulary (a skip's
+    factor is printed as the skip's 1, not as the total ∂num/∂den, which also has g' w)."""
 
     numerator: sympy.Expr
     denominator: sympy.Expr
     value: sympy.Expr
+    #: the skip of a residual layer: ∂O_kj/∂O_{k-1,j} along the skip alone, which is 1
+    skip: bool = False
 
 
 @dataclass
@@ -325,7 +330,18 @@ class Derivation:
         if self._one_hot_softmax_delta is not None:
             delta = self.printer.text(self._one_hot_softmax_delta.xreplace(
                 {TARGET: sympy.Symbol("y_j", real=True), PREDICTION: sympy.Symbol("ŷ_j", real=True)}))
-        return advice.assumptions(self.spec, delta) if delta else []
+        return (advice.assumptions(self.spec, delta) if delta else []) + self._residual_notation()
+
+    def _residual_notation(self) -> list[str]:
+        """One line per residual layer: how g' is written once O_kj is no longer g(z_kj)."""
+        p, out = self.printer, []
+        for k in sorted(self.net.residual):
+            o, prev, zk = self.net.O(k, 1), self.net.O(k - 1, 1), nt.preactivation(k, 1)
+            g = self.spec.activations[k - 1]
+            out.append(f"{p.text(o)} = {g}({p.text(zk)}) + {p.text(prev)} (layer {k} is residual): g' is "
+                       f"written through {g}({p.text(zk)}) = {p.text(self.net.activated(k, 1))}, "
+                       f"g'({p.text(zk)}) = {p.text(self.net.slope(k, 1))}")
+        return out
 
     # -- values by the names the tool prints -------------------------------------------
     @cached_property
@@ -383,11 +399,14 @@ class Derivation:
         return PerOutput(generic, self.net.stand_ins, self.spec.n_outputs)
 
     def grad_output_definition(self, k: int, j: int) -> sympy.Expr:
-        """∂L/∂O_kj: from the loss for the output layer, else Σ_m w^{k+1}_jm δ_{k+1,m}."""
+        """∂L/∂O_kj: from the loss for the output layer, else Σ_m w^{k+1}_jm δ_{k+1,m}, plus
+        ∂L/∂O_{k+1,j} when layer k+1 is residual (the skip passes O_kj on unchanged)."""
         if k == self.net.depth:
             return self.dL_dyhat[j - 1]
-        return _sum_of_distinct([_product(nt.weight(k + 1, j, m), nt.delta(k + 1, m))
-                                 for m in range(1, self.spec.layers[k + 1] + 1)])
+        terms = [_product(nt.weight(k + 1, j, m), nt.delta(k + 1, m)) for m in range(1, self.spec.layers[k + 1] + 1)]
+        if self.net.skips(k + 1):
+            terms.append(nt.grad_output(k + 1, j))
+        return _sum_of_distinct(terms)
 
     def delta_definition(self, k: int, j: int) -> sympy.Expr:
         """δ_kj in terms of ∂L/∂O of its own layer (memo symbols) and the layer's outputs."""
@@ -396,10 +415,14 @@ class Derivation:
         if k == self.net.depth:
             return self.output_delta(j)
         if act.elementwise:
-            return nt.grad_output(k, j) * derivative_at(act.name, self.net.O(k, j), nt.preactivation(k, j))
-        outs = self.net.outputs(k)
+            return nt.grad_output(k, j) * self.net.slope(k, j)
+        outs = self.activated_outputs(k)
         return sympy.Add(*[nt.grad_output(k, m) * softmax_jacobian(outs, m - 1, j - 1)
                            for m in range(1, width + 1)])
+
+    def activated_outputs(self, k: int) -> list[sympy.Expr]:
+        """g(z_k1), g(z_k2), ... of layer k: its outputs, less the skip on a residual layer."""
+        return [self.net.activated(k, m) for m in range(1, self.spec.layers[k] + 1)]
 
     def output_delta(self, j: int) -> sympy.Expr:
         """δ_Lj = Σ_m ∂L/∂ŷ_m ∂ŷ_m/∂z_Lj, simplified: sigmoid + bce and softmax + cce
@@ -450,8 +473,11 @@ class Derivation:
         if key not in self._resolved_dO:
             expr = self.grad_output_definition(k, j)
             if k < self.net.depth:
-                expr = expr.xreplace({nt.delta(k + 1, m): self.resolved_delta(k + 1, m)
-                                      for m in range(1, self.spec.layers[k + 1] + 1)})
+                memo = {nt.delta(k + 1, m): self.resolved_delta(k + 1, m)
+                        for m in range(1, self.spec.layers[k + 1] + 1)}
+                if self.net.skips(k + 1):
+                    memo[nt.grad_output(k + 1, j)] = self.resolved_dO(k + 1, j)
+                expr = expr.xreplace(memo)
                 # once per node: the loss factor shared by every path comes out front,
                 # -(y - ŷ)(w^3_11 w^2_11 + ...), as a hand derivation writes it
                 expr = sympy.factor_terms(expr)
@@ -543,24 +569,55 @@ class Derivation:
         return self.spec.n_parameters
 
     # -- the chain factorisation -------------------------------------------------------------
+    def edges(self, k: int) -> int:
+        """How many edges lead from one node of layer k-1 into layer k: one per node (through
+        its weight), one per pair of nodes through a residual softmax layer's z's, plus the
+        skip of a residual layer."""
+        n = self.spec.layers[k]
+        if not self.net.skips(k):
+            return n
+        return (n if self.net.activation(k).elementwise else n * n) + 1
+
     def chain_paths(self, k: int) -> int:
-        """How many paths lead from a parameter of layer k to the loss."""
+        """How many paths lead from a parameter of layer k to the loss (a skip is a path of
+        its own: O_kj reaches O_{k+1,j} through z_{k+1,j} and around it)."""
         start = 1 if self.net.activation(k).elementwise else self.spec.layers[k]
-        return start * math.prod(self.spec.layers[k + 1:])
+        return start * math.prod(self.edges(m) for m in range(k + 1, self.net.depth + 1))
 
     def node_factor(self, k: int, m: int, prev: sympy.Expr) -> sympy.Expr:
-        """∂O_{k,m}/∂prev where prev is O_{k-1,j}: g'(O_km) w^k_jm, or through softmax."""
-        act = self.net.activation(k)
+        """∂O_{k,m}/∂prev where prev is O_{k-1,j}: g'(z_km) w^k_jm, or through softmax, plus 1
+        for the skip of a residual layer when m = j (the total derivative)."""
         src = nt.parse(prev).indices[-1] if nt.parse(prev) else None
-        if act.elementwise:
-            return _derivative_at(act.name, self.net.O(k, m), nt.preactivation(k, m)) * nt.weight(k, src, m)
-        outs = self.net.outputs(k)
+        skip = sympy.S.One if self.net.skips(k) and src == m else sympy.S.Zero
+        if self.net.activation(k).elementwise:
+            return self.net.slope(k, m) * nt.weight(k, src, m) + skip
+        outs = self.activated_outputs(k)
         return sympy.Add(*[softmax_jacobian(outs, m - 1, n - 1) * nt.weight(k, src, n)
-                           for n in range(1, self.spec.layers[k] + 1)])
+                           for n in range(1, self.spec.layers[k] + 1)]) + skip
+
+    def _edges_into(self, k: int, p: int) -> list[tuple[int, list[Factor]]]:
+        """The edges from O_{k-1,p} into layer k as (node reached, factors, lowest first): one
+        factor ∂O_km/∂O_{k-1,p} on a plain layer; on a residual layer the way through z split
+        in two, ∂z_kn/∂O_{k-1,p} = w^k_pn and ∂O_km/∂z_kn = g', and the skip, whose factor
+        ∂O_kp/∂O_{k-1,p} is 1 (printed as the skip, not as the total ∂O_kp/∂O_{k-1,p})."""
+        prev, width = self.net.O(k - 1, p), self.spec.layers[k]
+        if not self.net.skips(k):
+            return [(m, [Factor(self.net.O(k, m), prev, self.node_factor(k, m, prev))]) for m in range(1, width + 1)]
+        out = []
+        elementwise = self.net.activation(k).elementwise
+        outs = None if elementwise else self.activated_outputs(k)
+        for m in range(1, width + 1):
+            for n in ([m] if elementwise else range(1, width + 1)):
+                zn = nt.preactivation(k, n)
+                slope = self.net.slope(k, m) if elementwise else softmax_jacobian(outs, m - 1, n - 1)
+                out.append((m, [Factor(zn, prev, nt.weight(k, p, n)), Factor(self.net.O(k, m), zn, slope)]))
+        out.append((p, [Factor(self.net.O(k, p), prev, sympy.S.One, skip=True)]))
+        return out
 
     def chain(self, g: Gradient) -> list[list[Factor]]:
         """Paths from the parameter to L, each a list of factors, the notes' way:
-        ∂L/∂ŷ · ∂ŷ/∂O_11 · ∂O_11/∂w^1_11.  Wide networks get the memoised chain instead:
+        ∂L/∂ŷ · ∂ŷ/∂O_11 · ∂O_11/∂w^1_11; a residual layer's skip is a path of its own.
+        Wide networks get the memoised chain instead:
         ∂L/∂z_kj · ∂z_kj/∂P, with δ_kj = ∂L/∂z_kj taken from the memo table (resolved
         when that is short, else the memo symbol δ_kj itself, defined in the δ table)."""
         k, j, L = g.layer, g.node, self.net.depth
@@ -571,26 +628,18 @@ class Derivation:
             return [[Factor(_LOSS, z, delta), Factor(z, g.parameter, g.local)]]
         act = self.net.activation(k)
         if act.elementwise:
-            first = [(j, _derivative_at(act.name, self.net.O(k, j), nt.preactivation(k, j)) * g.local)]
+            first = [(j, self.net.slope(k, j) * g.local)]
         else:
-            outs = self.net.outputs(k)
+            outs = self.activated_outputs(k)
             first = [(m, softmax_jacobian(outs, m - 1, j - 1) * g.local)
                      for m in range(1, self.spec.layers[k] + 1)]
-        paths = [[(k, m, Factor(self.net.O(k, m), g.parameter, value))] for m, value in first]
+        # each path: (the node it has reached, its factors from the parameter up)
+        paths = [(m, [Factor(self.net.O(k, m), g.parameter, value)]) for m, value in first]
         for layer in range(k + 1, L + 1):
-            longer = []
-            for path in paths:
-                prev = self.net.O(layer - 1, path[-1][1])
-                for m in range(1, self.spec.layers[layer] + 1):
-                    factor = Factor(self.net.O(layer, m), prev, self.node_factor(layer, m, prev))
-                    longer.append(path + [(layer, m, factor)])
-            paths = longer
-        out = []
-        for path in paths:
-            last = path[-1][1]
-            top = Factor(_LOSS, self.net.O(L, last), self.dL_dyhat[last - 1])
-            out.append([top] + [f for _, _, f in reversed(path)])
-        return out
+            paths = [(m, factors + edge) for last, factors in paths
+                     for m, edge in self._edges_into(layer, last)]
+        return [[Factor(_LOSS, self.net.O(L, last), self.dL_dyhat[last - 1])] + factors[::-1]
+                for last, factors in paths]
 
 
 class Gradients(Sequence):

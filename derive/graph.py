@@ -385,6 +385,11 @@ def _with_updates(backward: list[Op], params: list[Array]) -> list[Op]:
 
 def build(spec: Spec) -> Graph:
     """The graph of ``spec``: forward ops from the spec, backward ops derived from them."""
+    if spec.residual_layers:  # until the skip is an op: refused, never built as a plain chain
+        from backprop.core.errors import UserError
+
+        raise UserError(f"residual connections (layer {','.join(map(str, spec.residual_layers))}) have no "
+                        "matrix form yet; derive them per parameter (without --vectorised)")
     forward = forward_ops(spec)
     graph = Graph(spec, tuple(forward), ())
     backward = _with_updates(_Backward(spec, forward).run(), graph.params())

@@ -1,13 +1,14 @@
 """The symbolic network: a Spec turned into the notes' forward definitions.
 
 For every node, ``z_kj = Σ_i w^k_ij O_{k-1,i} + b_kj`` and ``O_kj = g_k(z_kj)`` (softmax:
-``e^{z_kj} / Σ_m e^{z_km}``), written with the previous layer's output *symbols*, so each
+``e^{z_kj} / Σ_m e^{z_km}``; a residual layer adds the skip, ``O_kj = g_k(z_kj) + O_{k-1,j}``),
+written with the previous layer's output *symbols*, so each
 definition has O(width) size however deep the network is.  :meth:`Network.expand` substitutes
 them into an expression, giving it in inputs and parameters only (memoised per node).
 """
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 import sympy
@@ -15,7 +16,7 @@ import sympy
 from backprop.core.errors import UserError, UserTypeError
 
 from . import notation as nt
-from .activations import ACTIVATIONS, numpy_forward
+from .activations import ACTIVATIONS, a, derivative, numpy_forward, z
 from .losses import LOSSES, PREDICTION, TARGET
 from .spec import Spec
 
@@ -47,18 +48,35 @@ def _with_sum(expr: sympy.Expr, z: sympy.Expr) -> sympy.Expr:
     return expr.func(*args)
 
 
+@lru_cache(maxsize=4096)
+def _slope(name: str, out: sympy.Expr, pre: sympy.Expr, residual: bool) -> sympy.Expr:
+    """g' of one node through ``out`` = g(z) (or in ``pre``), remembered: every chain through
+    the node multiplies the same factor.  ``residual``: a sign test on g(z) reads the sign of
+    z instead (a sign-keeping g), so relu's g' is 1[z_kj > 0], not 1[O_kj - O_{k-1,j} > 0]."""
+    expr, var = derivative(name)
+    if residual and var is a and ACTIVATIONS[name].keeps_sign:
+        expr = expr.replace(_is_sign_of_a, lambda e: e.func(z, *e.args[1:]))
+    return expr.xreplace({a: out, z: pre} if var is a else {z: pre})
+
+
+def _is_sign_of_a(e) -> bool:
+    """``a > 0`` or ``Heaviside(a, ·)``: a test of the sign of the output a."""
+    if isinstance(e, sympy.Heaviside):
+        return e.args[0] == a
+    return isinstance(e, sympy.core.relational.Relational) and e.lhs == a and e.rhs == 0
+
+
 class Network:
     """The symbols and forward definitions of a Spec, in the notes' notation."""
 
     def __init__(self, spec: Spec):
         if not isinstance(spec, Spec):
             raise UserTypeError(f"Network() takes a Spec, got {type(spec).__name__}")
-        if spec.residual_layers:  # refused, never derived as if the layer were plain
-            raise UserError(f"residual connections (layer {','.join(map(str, spec.residual_layers))}) "
-                            "cannot be derived yet; remove it from the spec")
         #: the batch-normalised layers: derived over the batch (batchnorm.py), never per row
         self.batch_norm = frozenset(spec.batch_norm_layers)
         self.spec = spec
+        #: the layers k with a skip connection: O_kj = g(z_kj) + O_{k-1,j}
+        self.residual = frozenset(spec.residual_layers)
         self.depth = spec.depth
         self.single_output = spec.n_outputs == 1
 
@@ -122,13 +140,33 @@ class Network:
     def activation(self, k: int):
         return ACTIVATIONS[self.spec.activations[k - 1]]
 
+    def skips(self, k: int) -> bool:
+        """Whether layer k is residual: O_kj = g(z_kj) + O_{k-1,j}."""
+        return k in self.residual
+
     def definition(self, k: int, j: int) -> sympy.Expr:
-        """O_kj as a function of the previous layer's outputs (textbook form)."""
+        """O_kj as a function of the previous layer's outputs (textbook form), plus
+        O_{k-1,j} on a residual layer."""
         act = self.activation(k)
         if act.elementwise:
-            return _with_sum(act.sym(_Z), self.z(k, j))
-        exps = [sympy.exp(self.z(k, m)) for m in range(1, self.spec.layers[k] + 1)]
-        return exps[j - 1] / sympy.Add(*exps)
+            out = _with_sum(act.sym(_Z), self.z(k, j))
+        else:
+            exps = [sympy.exp(self.z(k, m)) for m in range(1, self.spec.layers[k] + 1)]
+            out = exps[j - 1] / sympy.Add(*exps)
+        return out + self.O(k - 1, j) if self.skips(k) else out
+
+    def activated(self, k: int, j: int) -> sympy.Expr:
+        """g(z_kj) in the notes' vocabulary: the output O_kj, or O_kj - O_{k-1,j} on a
+        residual layer (the skip added O_{k-1,j}; g' through the output reads this)."""
+        return self.O(k, j) - self.O(k - 1, j) if self.skips(k) else self.O(k, j)
+
+    def slope(self, k: int, j: int) -> sympy.Expr:
+        """g'(z_kj) of one node in the notes' vocabulary: through its output g(z_kj)
+        (σ: O(1 - O); on a residual layer (O_kj - O_{k-1,j})(1 - O_kj + O_{k-1,j})), or in
+        z_kj where the table has no inverse.  A residual layer's sign test (relu) reads
+        z_kj > 0, not O_kj - O_{k-1,j} > 0."""
+        return _slope(self.activation(k).name, self.activated(k, j), nt.preactivation(k, j),
+                      self.skips(k))
 
     @cached_property
     def loss(self) -> sympy.Expr:
@@ -196,7 +234,7 @@ class Network:
                           for j in range(1, self.spec.layers[k] + 1)])
             with np.errstate(over="ignore", invalid="ignore"):  # inf/nan at a user's 1e308 point: the caller sees them
                 Z = prev @ W + b
-                prev = numpy_forward(self.activation(k).name)(Z[None, :])[0]
+                prev = numpy_forward(self.activation(k).name)(Z[None, :])[0] + (prev if self.skips(k) else 0.0)
             for j in range(1, self.spec.layers[k] + 1):
                 out[nt.preactivation(k, j)] = float(Z[j - 1])
                 out[self.O(k, j)] = float(prev[j - 1])

@@ -107,12 +107,22 @@ def _frac(num, den, show: Show, tex: bool) -> str:
     return f"∂{show(num, False)}/∂{show(den, False)}"
 
 
+#: A residual layer's skip factor (∂O_kj/∂O_{k-1,j} along the skip alone): its 1, marked; verify
+#: reads the LaTeX as 1 (an underbrace's label is layout), never as the total ∂O_kj/∂O_{k-1,j}.
+SKIP_FACTOR = {False: "1 (skip)", True: r"\underbrace{1}_{\text{skip}}"}
+
+
+def factor_name(f, show: Show, tex: bool) -> str:
+    """One chain factor's name: ∂num/∂den, or a skip's marked 1."""
+    return SKIP_FACTOR[tex] if f.skip else _frac(f.numerator, f.denominator, show, tex)
+
+
 def chain_text(g: Gradient, tex: bool = False, show: Show | None = None) -> str:
     """∂L/∂ŷ · ∂ŷ/∂O_11 · ∂O_11/∂w^1_11 = [-2(y - ŷ)] · [w^2_11] · [x_i1]."""
     show = show or _shower(g)
     dot = r" \cdot " if tex else " · "
     paths = g.chain
-    names = (" + " if len(paths) > 1 else "").join(dot.join(_frac(f.numerator, f.denominator, show, tex)
+    names = (" + " if len(paths) > 1 else "").join(dot.join(factor_name(f, show, tex)
                                                             for f in path) for path in paths)
     lb, rb = (r"\left[", r"\right]") if tex else ("[", "]")
     values = " + ".join(dot.join(f"{lb}{show(f.value, tex)}{rb}" for f in path) for path in paths)
@@ -162,6 +172,7 @@ def _gradient_dict(g: Gradient, forms: Forms, show: Show, text, name, index) -> 
         if form == "chain":
             out[form]["paths"] = [[{"of": show(f.numerator, False), "wrt": show(f.denominator, False),
                                     "value": show(f.value, False), "value_latex": show(f.value, True)}
+                                   | ({"skip": True} if f.skip else {})
                                    for f in path] for path in g.chain]
     return out
 

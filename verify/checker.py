@@ -34,7 +34,7 @@ from sympy.parsing.latex.errors import LaTeXParsingError
 from backprop.derive import UserError, derive
 from backprop.derive.budget import check_per_parameter
 from backprop.derive import notation as nt
-from backprop.derive.activations import derivative_at, softmax_jacobian
+from backprop.derive.activations import softmax_jacobian
 from backprop.derive.losses import LOSSES
 from backprop.derive.spec import Spec, parse_layers
 
@@ -222,16 +222,16 @@ class Checker:
                 if act.elementwise:
                     if target != j:
                         return sympy.S.Zero
-                    return derivative_at(act.name, self.net.O(k, j), nt.preactivation(k, j)) * local
-                return softmax_jacobian(self.net.outputs(k), j - 1, target - 1) * local
+                    return self.net.slope(k, j) * local
+                return softmax_jacobian(self.d.activated_outputs(k), j - 1, target - 1) * local
         elif dname.kind == "z":
             kp, target = dname.indices
             if kp > k:
                 return sympy.S.Zero
             if kp == k:
                 if act.elementwise:
-                    return derivative_at(act.name, self.net.O(k, j), nt.preactivation(k, j)) if target == j else 0
-                return softmax_jacobian(self.net.outputs(k), j - 1, target - 1)
+                    return self.net.slope(k, j) if target == j else 0
+                return softmax_jacobian(self.d.activated_outputs(k), j - 1, target - 1)
         else:
             kp = self._layer_of(den)
             if kp is None or kp >= k:
