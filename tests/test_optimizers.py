@@ -252,3 +252,56 @@ def test_bad_optimizer_state_is_a_one_line_error(tmp_path, state, message):
     with pytest.raises(UserError) as err:
         load_model(path)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+# -- backprop step with an optimiser ---------------------------------------------------------------
+ADAM_TOML = ('layers = [2, 2, 1]\nactivations = "linear"\nloss = "se"\n'
+             '[optimizer]\nname = "adam"\nlr = 0.1\nweight_decay = 0.01\n')
+
+
+def test_step_shows_one_adam_step(cli, tmp_path):
+    """The notes' row (w = 1, b = 0, x = 80,8, y = 5): ∂L/∂b_21 = 342, b_21 = 0 so no decay;
+    t = 1: m = 0.1·342, v = 0.001·342², m̂ = 342, v̂ = 342², b_21 = -0.1·342/(342 + 1e-8)."""
+    import json
+    (tmp_path / "adam.toml").write_text(ADAM_TOML)
+    run = ["step", "--spec", str(tmp_path / "adam.toml"), "--x", "80,8", "--y", "5", "--init", "ones"]
+    status, out, err = cli(*run)
+    assert status == 0 and "disagree" not in err
+    assert "Update with adam (η = 0.1, β₁ = 0.9, β₂ = 0.999, ε = 1e-08, λ = 0.01), step t = 1" in out
+    assert "m̂ = m/(1 - β₁^t) = 34.2/(1 - 0.9^1) = 342" in out
+    assert "g = g + w·λ = 30096 + 1·0.01 = 30096" in out  # w^2_11: L2 decay on the gradient
+    status, out, _ = cli(*run, "--json")
+    data = json.loads(out)["optimizer"]
+    assert data["t"] == 1 and data["settings"]["name"] == "adam"
+    b = data["steps"]["b2"]
+    assert b["m"][0] == pytest.approx(34.2, rel=1e-15) and b["v"][0] == pytest.approx(116.964, rel=1e-13)
+    assert b["m_hat"][0] == pytest.approx(342, rel=1e-14) and b["v_hat"][0] == pytest.approx(342 ** 2, rel=1e-13)
+    assert json.loads(out)["params"]["b2"][0] == pytest.approx(-0.1 * 342 / (342 + 1e-8), rel=1e-14)
+    assert data["state"]["t"] == 1 and data["state"]["m"]["b2"] == b["m"]
+    status, tex, _ = cli(*run, "--format", "latex")
+    assert status == 0 and r"\hat{m} &= \frac{m}{1 - \beta_1^{t}} = \frac{34.2}{1 - 0.9^{1}} = 342 \\" in tex
+
+
+def test_step_continues_a_model_files_state(cli, tmp_path):
+    """--params with an optimizer_state: t and the moments go on from the file's."""
+    import json
+    from backprop.train.model import Model
+    (tmp_path / "adam.toml").write_text(ADAM_TOML)
+    from backprop.derive.spec import load_toml
+    spec = load_toml(tmp_path / "adam.toml")
+    params = {k: np.ones(shape) for k, shape in spec.shapes().items()}
+    state = {"name": "adam", "t": 4, "m": {k: np.full(v.shape, 2.0) for k, v in params.items()},
+             "v": {k: np.full(v.shape, 3.0) for k, v in params.items()}}
+    (tmp_path / "m.json").write_text(json.dumps(Model(spec, params, optimizer_state=state).to_json()))
+    status, out, err = cli("step", "--params", str(tmp_path / "m.json"), "--x", "1,2", "--y", "0.5", "--json")
+    assert status == 0, err
+    data = json.loads(out)
+    g = data["grads"]["b2"][0] + 0.01 * 1.0
+    m = 0.9 * 2.0 + 0.1 * g
+    assert data["optimizer"]["t"] == 5 and data["optimizer"]["steps"]["b2"]["m"][0] == pytest.approx(m, rel=1e-14)
+
+
+def test_step_with_plain_sgd_is_unchanged(cli):
+    status, out, _ = cli("step", "--layers", "2-2-1", "--activations", "linear", "--loss", "se",
+                         "--x", "80,8", "--y", "5", "--init", "ones")
+    assert status == 0 and "Update  w_new = w_old - η ∂L/∂w  (η = 0.1)" in out and "Update with" not in out

@@ -3,7 +3,10 @@
 The numbers come from the generated NumPy trainer (:func:`batch_step`); every symbol of the
 notes' notation gets its value (:func:`symbol_values`) and every chain-rule factor is
 evaluated from the symbolic derivation (:func:`chain_values`), so a printer can show both and
-say where they disagree.  :func:`read_problem` turns the typed rows and targets (a class name
+say where they disagree.  With an optimiser other than plain SGD (the spec's [optimizer])
+:func:`optimizer_update` gives every assignment of its rule (g with weight decay, m, v, the bias
+correction, w) for every parameter, evaluated from the table's SymPy expressions beside the
+trainer's ``optimizer_step``.  :func:`read_problem` turns the typed rows and targets (a class name
 of a model file, or numbers) into a :class:`Problem`; :func:`as_json` is the strict JSON form.
 """
 from __future__ import annotations
@@ -19,6 +22,7 @@ from backprop.core import files
 from backprop.core.errors import UserError
 from backprop.derive import Spec
 from backprop.derive import notation as nt
+from backprop.derive import optimizers
 from backprop.derive.budget import MAX_TERMS, approx, check_per_parameter, formula_terms
 from backprop.train.model import Model, load_model
 
@@ -230,9 +234,34 @@ def chain_values(gradient, values) -> list[list[float]]:
     return [[evaluate(f.value, exact) for f in path] for path in gradient.chain]
 
 
-def batch_step(spec: Spec, X, Y, lr: float, params: dict[str, np.ndarray]) -> dict:
+def plain_sgd(spec: Spec) -> bool:
+    """Whether the spec's optimiser is w ← w − η g (sgd without weight decay): step's classic view."""
+    opt = optimizers.full(spec.optimizer)
+    return opt["name"] == "sgd" and not opt["weight_decay"]
+
+
+def optimizer_update(settings: dict, params: dict, grads: dict, state: dict | None) -> dict:
+    """One optimiser step number by number: t, the settings, and per parameter the table's
+    assignments evaluated in order ([("g", ...), ("m", ...), ..., ("w", ...)]) from ``state``
+    (a model file's, of the same optimiser; None: fresh, zeros at t = 0)."""
+    entry = optimizers.OPTIMIZERS[settings["name"]]
+    if state is None or state.get("name") != settings["name"]:
+        state = {"name": settings["name"], "t": 0,
+                 **{s: {k: np.zeros_like(v) for k, v in params.items()} for s in entry.state}}
+    t = state["t"] + 1
+    steps = {key: optimizers.trace(settings, params[key], grads[key],
+                                   {s: state[s][key] for s in entry.state}, t) for key in params}
+    after = {"name": settings["name"], "t": t,
+             **{s: {key: dict(steps[key])[s] for key in params} for s in entry.state}}
+    return {"settings": settings, "t": t, "before": state, "steps": steps, "state": after}
+
+
+def batch_step(spec: Spec, X, Y, lr: float, params: dict[str, np.ndarray],
+               state: dict | None = None) -> dict:
     """One gradient-descent step on the rows X, Y: each row's nodes, loss and gradients, the
-    batch's (the mean over rows) loss and gradients, and the parameters after sgd_step."""
+    batch's (the mean over rows) loss and gradients, and the parameters after sgd_step (or,
+    for the spec's optimiser, after the trainer's optimizer_step with η = ``lr`` from
+    ``state``; then "optimizer" holds :func:`optimizer_update`)."""
     trainer = load_trainer(spec)
     params = {name: np.array(value, dtype=trainer.DTYPE) for name, value in params.items()}
     X, Y = np.array(X, dtype=trainer.DTYPE), np.array(Y, dtype=trainer.DTYPE)
@@ -244,9 +273,20 @@ def batch_step(spec: Spec, X, Y, lr: float, params: dict[str, np.ndarray]) -> di
         rows.append({"nodes": nodes, "loss": loss, "grads": grads, "output": nodes[f"O{spec.depth}"][0]})
     loss, grads = trainer.loss_and_gradients(params, X, Y)
     updated = {name: value.copy() for name, value in params.items()}
-    trainer.sgd_step(updated, X, Y, lr)
+    extra = {}
+    if plain_sgd(spec):
+        trainer.sgd_step(updated, X, Y, lr)
+    else:
+        settings = optimizers.full(optimizers.settings({**dict(spec.optimizer), "lr": lr}, "--lr"))
+        extra["optimizer"] = optimizer_update(settings, params, grads, state)
+        if hasattr(trainer, "optimizer_step"):
+            before = extra["optimizer"]["before"]
+            own = {k: ({n: a.copy() for n, a in v.items()} if isinstance(v, dict) else v) for k, v in before.items()}
+            trainer.optimizer_step(updated, grads, own, settings)
+        else:  # a trainer printed before the optimisers: the table's rule, evaluated
+            updated = {key: np.asarray(dict(steps)["w"]) for key, steps in extra["optimizer"]["steps"].items()}
     return {"trainer": trainer, "params": params, "rows": rows, "loss": loss, "grads": grads,
-            "updated": updated, "loss_after": trainer.loss(updated, X, Y)}
+            "updated": updated, "loss_after": trainer.loss(updated, X, Y), **extra}
 
 
 def step(spec: Spec, x, y, lr: float, params: dict[str, np.ndarray]) -> dict:
@@ -295,6 +335,15 @@ def as_json(result: dict, problem: Problem | None = None) -> dict:
         "loss_after": float(result["loss_after"]),
         "rows": rows,
     })
+    if "optimizer" in result:
+        opt = result["optimizer"]
+        out["optimizer"] = {
+            "settings": opt["settings"], "t": opt["t"],
+            "steps": {key: {name: np.asarray(value).tolist() for name, value in steps}
+                      for key, steps in opt["steps"].items()},
+            "state": {k: ({n: np.asarray(a).tolist() for n, a in v.items()} if isinstance(v, dict) else v)
+                      for k, v in opt["state"].items()},
+        }
     if problem is not None:
         out["lr"] = problem.lr
         if problem.mean is not None:

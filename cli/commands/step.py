@@ -10,6 +10,12 @@ symbolic derivation, and a disagreement is reported on stderr.
 mean of the rows' gradients (the loss of a batch is the mean over its rows) and the update
 with that mean, exactly what the trainer's sgd_step does with those rows.
 
+With an optimiser in the spec (--spec adam.toml: [optimizer] name = "adam", ...) the update is
+that optimiser's step, every assignment of its rule shown for every parameter: the weight
+decay, the state (m, v: fresh zeros, or a --params model file's optimizer_state), the bias
+correction m̂, v̂ and the new w; η is the optimiser's lr unless --lr is given.  Plain SGD
+prints as it always did.
+
 --y takes the target values, or for a classifier a class: with loss cce a class name of the
 --params model file (or its index 0..n-1) becomes the one-hot target; with bce, 0/1 or one of
 the model's two labels.
@@ -29,21 +35,27 @@ examples:
   backprop step --params iris.json --x 5.1,3.5,1.4,0.2 --y setosa   # a model file, a class label
   backprop step --x 80,8 --y 5 --format latex --standalone > step.tex
   backprop step --spec net.toml --params p.json --x 0.05,0.10 --y 0.01,0.99 --lr 0.5 --json
+  backprop step --spec adam.toml --x 80,8 --y 5 --init ones    # one Adam step: m, v, m̂, v̂, w
 """
 from __future__ import annotations
 
 import math
 import sys
 
+import sympy
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.str import StrPrinter
+
 from backprop.codegen import load_trainer
 from backprop.core.errors import UserError
 from backprop.derive import derive
 from backprop.derive import notation as nt
+from backprop.derive import optimizers
 from backprop.derive.report import chain_text, loss_line
 from backprop.derive.teaching import A4_WIDTH, block_rows, chain_rows, standalone
 from backprop.train.onestep import (AGREE_RTOL, DEFAULT_LR, SCHEMES, Problem, as_json, batch_step,
                                     chain_values, evaluate, exact_values, factor, fmt, load_start,
-                                    read_problem, row_values, tex_factor, tex_number)
+                                    plain_sgd, read_problem, row_values, tex_factor, tex_number)
 
 from ..common import add_spec_arguments, network_given, nonnegative_int, print_json, spec_from_args
 
@@ -158,8 +170,12 @@ def as_text(problem: Problem, derivation, result: dict, values: list[dict]) -> t
             if not math.isclose(sum(each) / n, mean, rel_tol=AGREE_RTOL, abs_tol=1e-9 * (1 + abs(mean))):
                 problems.append(f"∂L/∂{g.name}: batch {mean!r}, mean of the rows {sum(each) / n!r}")
             lines.append(f"  ∂L/∂{g.name} = {_mean_text(each)} = {fmt(mean)}")
-    lines += ["", f"Update  w_new = w_old - η ∂L/∂w  (η = {fmt(problem.lr)})"]
-    for g in derivation.gradients:
+    if "optimizer" in result:
+        lines += [""] + _optimizer_text(derivation, result)
+        problems += _optimizer_problems(derivation, result)
+    else:
+        lines += ["", f"Update  w_new = w_old - η ∂L/∂w  (η = {fmt(problem.lr)})"]
+    for g in ([] if "optimizer" in result else derivation.gradients):
         name, index = g.key
         old, grad = float(result["params"][name][index]), float(result["grads"][name][index])
         new = float(result["updated"][name][index])
@@ -167,6 +183,108 @@ def as_text(problem: Problem, derivation, result: dict, values: list[dict]) -> t
     where = "Mean loss on these rows" if problem.batch else "Loss on this row"
     lines += ["", f"{where} after the update: {fmt(result['loss_after'])} (before: {fmt(result['loss'])})"]
     return lines, problems
+
+
+# -- an optimiser's step ---------------------------------------------------------------------------
+def _settings_text(settings: dict, tex: bool = False) -> str:
+    """'η = 0.001, β₁ = 0.9, ...' (the hyper-parameters by their display names)."""
+    which = 1 if tex else 0
+    return ", ".join(f"{optimizers.DISPLAY[k][which]} = {tex_number(v) if tex else fmt(v)}"
+                     for k, v in settings.items() if k in optimizers.DISPLAY)
+
+
+def _element_steps(result: dict, name: str, index) -> list[tuple[sympy.Symbol, sympy.Expr, dict, float]]:
+    """One entry's assignments: (target, expression, the values it reads, its value)."""
+    opt = result["optimizer"]
+    entry = optimizers.OPTIMIZERS[opt["settings"]["name"]]
+    known = {optimizers.SYMBOLS[k]: v for k, v in opt["settings"].items() if k in optimizers.SYMBOLS}
+    values = {**known, optimizers.t: opt["t"], optimizers.w: float(result["params"][name][index]),
+              optimizers.g: float(result["grads"][name][index]),
+              **{optimizers.SYMBOLS[s]: float(opt["before"][s][name][index]) for s in entry.state}}
+    out = []
+    for (target, expr), (_, value) in zip(entry.update(opt["settings"]), opt["steps"][name]):
+        out.append((target, expr, dict(values), float(value[index])))
+        values[target] = float(value[index])
+    return out
+
+
+def _rule(expr: sympy.Expr, values: dict | None, tex: bool) -> str:
+    """The rule's right side in display names, or (``values``) with the numbers in."""
+    def shown(sym):
+        if values is None:
+            return optimizers.DISPLAY[sym.name][1 if tex else 0]
+        value = values[sym]
+        return (tex_factor(value) if tex else factor(value)) if sym != optimizers.t else str(value)
+    names = {sym: shown(sym) for sym in expr.free_symbols}
+    printer = (_NamedLatex if tex else _NamedStr)({"order": "none"})
+    printer.names = names  # the same tree printed twice: names and numbers line up term by term
+    text = printer.doprint(expr)
+    return text if tex else text.replace("**", "^").replace("*", "·")
+
+
+class _NamedStr(StrPrinter):
+    """SymPy's str printer with each symbol printed as ``names[symbol]``."""
+
+    names: dict = {}
+
+    def _print_Symbol(self, expr):
+        return self.names[expr]
+
+
+class _NamedLatex(LatexPrinter):
+    """SymPy's LaTeX printer with each symbol printed as ``names[symbol]``."""
+
+    names: dict = {}
+
+    def _print_Symbol(self, expr, style="plain"):
+        return self.names[expr]
+
+
+def _optimizer_text(derivation, result: dict) -> list[str]:
+    """The optimiser's update: settings, step t, then per parameter every assignment with its
+    numbers."""
+    opt = result["optimizer"]
+    settings, entry = opt["settings"], optimizers.OPTIMIZERS[opt["settings"]["name"]]
+    fresh = "fresh state, zeros" if opt["before"]["t"] == 0 else f"state after step {opt['before']['t']}"
+    lines = [f"Update with {settings['name']} ({_settings_text(settings)}), step t = {opt['t']} ({fresh})",
+             f"  {entry.doc}"]
+    for g in derivation.gradients:
+        name, index = g.key
+        head = f"  {g.name}: "
+        for n, (target, expr, values, value) in enumerate(_element_steps(result, name, index)):
+            lhs = optimizers.DISPLAY[target.name][0]
+            lines.append((head if n == 0 else " " * len(head)) + f"{lhs} = {_rule(expr, None, False)} = "
+                         f"{_rule(expr, values, False)} = {fmt(value)}")
+    return lines
+
+
+def _optimizer_problems(derivation, result: dict) -> list[str]:
+    """Where the trainer's updated parameter and the table's rule, evaluated, disagree."""
+    out = []
+    for g in derivation.gradients:
+        name, index = g.key
+        by_rule = float(dict(result["optimizer"]["steps"][name])["w"][index])
+        trainer = float(result["updated"][name][index])
+        if not math.isclose(by_rule, trainer, rel_tol=AGREE_RTOL, abs_tol=1e-12 * (1 + abs(trainer))):
+            out.append(f"{g.name} after the update: trainer {trainer!r}, the optimizer's rule {by_rule!r}")
+    return out
+
+
+def _optimizer_latex(derivation, result: dict) -> list[str]:
+    """The optimiser's update as align* rows (one parameter's assignments per block)."""
+    opt = result["optimizer"]
+    p, settings = derivation.printer, opt["settings"]
+    rows = [f"% update with {settings['name']}: {_settings_text(settings, tex=True)}, t = {opt['t']}"]
+    for g in derivation.gradients:
+        name, index = g.key
+        rows.append(f"% {g.name}")
+        for target, expr, values, value in _element_steps(result, name, index):
+            lhs = optimizers.DISPLAY[target.name][1]
+            if target == optimizers.w:
+                lhs = p.latex(g.parameter)
+            rows.append(f"{lhs} &= {_rule(expr, None, True)} = {_rule(expr, values, True)} = {tex_number(value)} \\\\")
+    rows.append(rf"L_{{\text{{after}}}} &= {tex_number(float(result['loss_after']))} \\")
+    return rows
 
 
 def _pairs(equations: list[tuple[str, str]]) -> list[str]:
@@ -234,6 +352,8 @@ def _update_latex(problem: Problem, derivation, result: dict) -> list[str]:
             means.append((rf"\frac{{\partial L}}{{\partial {p.latex(g.parameter)}}}",
                           f"{_tex_mean(each)} = {tex_number(float(result['grads'][name][index]))}"))
         rows += block_rows(means, A4_WIDTH, _widest(p))
+    if "optimizer" in result:
+        return rows + _optimizer_latex(derivation, result)
     rows += [rf"% update: w \leftarrow w - \eta \, \partial L / \partial w, \eta = {fmt(problem.lr)}"]
     updates = []
     for g in derivation.gradients:
@@ -276,10 +396,12 @@ def run(args) -> int:
     if args.params and args.init:
         raise UserError("give either --params FILE or --init SCHEME, not both")
     spec, model = load_start(args.params, spec_from_args(args), network_given(args))
-    problem = read_problem(spec, model, args.x, args.y, args.lr, args.params)
+    lr = args.lr if args.lr is not None or plain_sgd(spec) else optimizers.full(spec.optimizer)["lr"]
+    problem = read_problem(spec, model, args.x, args.y, lr, args.params)
     params = model.params if model is not None else \
         load_trainer(spec).init_params(seed=args.seed, scheme=args.init or "ones")
-    result = batch_step(spec, [row.x for row in problem.rows], [row.y for row in problem.rows], problem.lr, params)
+    result = batch_step(spec, [row.x for row in problem.rows], [row.y for row in problem.rows], problem.lr, params,
+                        state=model.optimizer_state if model is not None else None)
     derivation = derive(spec)
     for warning in derivation.warnings:
         print(f"backprop step: warning: {warning}", file=sys.stderr)
