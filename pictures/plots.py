@@ -128,13 +128,16 @@ def draw_confusion(ax, matrix, classes, title: str) -> None:
 
 
 def plot_compare(runs: dict, path, title: str = "", force: bool = False):
-    """Loss against epochs and against wall time, one line per GD variant."""
+    """Loss against epochs and against wall time, one line per GD variant (or per optimiser:
+    runs keyed by optimiser name, each labelled with its η)."""
     fig, axes = new_figure(11, 4.2, 1, 2)
     by_epoch, by_time = axes[0]
     values = []
     for n, (name, hist) in enumerate(runs.items()):
         colour = COLOURS[n % len(COLOURS)]
         label = f"{name} ({plural(hist.updates_per_epoch, 'update')}/epoch)"
+        if hist.optimizer is not None and name == hist.optimizer["name"]:  # one run per optimiser
+            label = f"{name} (η = {hist.optimizer['lr']:g})"
         marker = "o" if len(hist.losses) <= 30 else None
         by_epoch.plot(range(len(hist.losses)), hist.losses, color=colour, lw=1.6, label=label,
                       marker=marker, ms=3)

@@ -305,3 +305,26 @@ def test_step_with_plain_sgd_is_unchanged(cli):
     status, out, _ = cli("step", "--layers", "2-2-1", "--activations", "linear", "--loss", "se",
                          "--x", "80,8", "--y", "5", "--init", "ones")
     assert status == 0 and "Update  w_new = w_old - η ∂L/∂w  (η = 0.1)" in out and "Update with" not in out
+
+
+# -- compare-gd --optimizers -----------------------------------------------------------------------
+def test_compare_optimizers_same_start(cli, tmp_path):
+    """One run per optimiser from the same weights: epoch 0's loss is the same for all."""
+    import json
+    names = "sgd,momentum,adam" if _has_optimizers() else "sgd"
+    status, out, err = cli("compare-gd", "--example", "notes-cgpa-resume", "--optimizers", names,
+                           "--epochs", "30", "--json", "-q")
+    assert status == 0, err
+    data = json.loads(out)
+    assert [o["name"] for o in data["optimizers"]] == names.split(",")
+    firsts = {name: losses[0] for name, losses in data["losses"].items()}
+    assert len(set(firsts.values())) == 1 and all(len(v) == 31 for v in data["losses"].values())
+    assert [r["optimizer"] for r in data["table"]] == names.split(",")
+    assert data["table"][0]["lr"] == 0.01  # sgd's table default
+
+
+@pytest.mark.parametrize("text, message", [("sgd,adagrad", "unknown optimizer 'adagrad'"),
+                                           ("sgd,sgd", "names an optimizer twice")])
+def test_compare_optimizers_bad_names(cli, text, message):
+    status, _, err = cli("compare-gd", "--example", "notes-cgpa-resume", "--optimizers", text, "-q")
+    assert status == 2 and message in err and err.count("\n") == 1

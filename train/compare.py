@@ -5,6 +5,10 @@ and "stochastic GD converges faster" (it updates n times per epoch).  Both are c
 different clocks: the first about time per epoch, the second about epochs.  :func:`verdicts`
 checks each against the measurement and against the other clock, so a student sees which
 way each claim holds on their data and machine.
+
+:func:`compare_optimizers` is the same measurement across optimisers (sgd, momentum, adam, ...:
+derive/optimizers.py) with one GD variant: the same network, data and initial weights, one
+loss curve each (:func:`optimizer_table` for the table).
 """
 from __future__ import annotations
 
@@ -161,3 +165,56 @@ def synthetic(n_rows: int, n_inputs: int, n_outputs: int, seed: int | None = 0):
     V = rng.standard_normal((n_inputs, n_outputs)) / np.sqrt(n_inputs)
     Y = X @ V + 0.1 * rng.standard_normal((n_rows, n_outputs))
     return X, Y
+
+
+# --------------------------------------------------------------------------- optimisers
+
+
+def compare_optimizers(trainer, params0: dict, X: np.ndarray, Y: np.ndarray, *, optimizers: list[dict],
+                       epochs: int, gd: str = "batch", batch_size: int | None = None,
+                       seed: int | None = None, progress_factory=None) -> dict:
+    """{optimizer name: History}: each optimiser (settings from ``runner.optimizer_for``)
+    trained from a copy of ``params0`` on the same rows with the same GD variant."""
+    runs = {}
+    for opt in optimizers:
+        bar = progress_factory(opt["name"]) if progress_factory else None
+        runs[opt["name"]] = runner.fit(trainer, runner.copy_params(params0), X, Y, epochs=epochs,
+                                       lr=opt["lr"], gd=gd, batch_size=batch_size, seed=seed,
+                                       progress=bar, on_diverge="stop", optimizer=opt)
+    return runs
+
+
+@dataclass
+class OptimizerRow:
+    """One line of the optimiser table."""
+
+    optimizer: str
+    lr: float
+    final_loss: float
+    epochs_to_target: int | None
+    ms_per_epoch: float
+    diverged_at: int | None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def optimizer_table(runs: dict) -> list[OptimizerRow]:
+    """Per optimiser: η, final loss, epochs to L* (the worst finite final loss), time/epoch."""
+    target = target_loss(runs)
+    return [OptimizerRow(name, h.optimizer["lr"], h.losses[-1],
+                         h.epoch_reaching(target) if h.diverged_at is None else None,
+                         h.time_per_epoch * 1e3, h.diverged_at) for name, h in runs.items()]
+
+
+def format_optimizer_table(rows: list[OptimizerRow], target: float) -> str:
+    """A fixed-width table, also valid Markdown."""
+    head = ["optimizer", "η", "final loss", f"epochs to L*={target:.3g}", "time/epoch"]
+    body = [[r.optimizer, f"{r.lr:g}",
+             f"{r.final_loss:.4g}" if r.diverged_at is None else f"diverged (epoch {r.diverged_at})",
+             "—" if r.epochs_to_target is None else str(r.epochs_to_target), _fmt_s(r.ms_per_epoch / 1e3)]
+            for r in rows]
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+    return "\n".join([line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+                      *(line(b) for b in body)])

@@ -7,6 +7,11 @@ which all three reached), then checks the notes' two claims against it: "batch G
 faster" (per epoch) and "SGD converges faster" (in epochs; and in wall time?).  --plot draws
 loss vs epochs and loss vs wall time side by side.
 
+--optimizers sgd,momentum,adam compares optimisers instead (the GD variant fixed: batch, or
+minibatch with --batch-size): one run each from the same weights, a table of η, final loss and
+epochs to L*, and --plot draws one loss curve per optimiser.  Each optimiser uses the spec's
+settings when it is the spec's, else its defaults (PyTorch's); --lr sets η for all.
+
 Data: --data/--target, --example NAME, or --rows N for a synthetic regression set of N
 rows (X ~ N(0,1), y linear in X plus noise) that fits the spec's widths.
 
@@ -14,11 +19,13 @@ examples:
   backprop compare-gd --example notes-cgpa-resume --epochs 200 --plot gd.png
   backprop compare-gd --spec net.toml --data students.csv --target salary --plot gd.png
   backprop compare-gd --layers 8-16-1 --activations tanh,linear --rows 20000 --epochs 20
+  backprop compare-gd --example notes-cgpa-resume --optimizers sgd,momentum,adam --plot opt.png
 """
 from __future__ import annotations
 
 from backprop.core import files
 from backprop.core.errors import UserError
+from backprop.derive.optimizers import OPTIMIZERS
 from backprop.train import compare, runner
 from backprop.train.data import from_arrays
 from backprop.train.prepare import network_and_data, settings
@@ -38,6 +45,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--rows", type=int, metavar="N",
                         help="instead of --data: a synthetic regression set of N rows")
     add_run_arguments(parser, gd=False)
+    parser.add_argument("--optimizers", metavar="A,B,...",
+                        help=f"compare these optimisers ({', '.join(OPTIMIZERS)}) instead of the GD "
+                        "variants, e.g. sgd,momentum,adam")
     o = parser.add_argument_group("output")
     o.add_argument("--plot", metavar="FILE", help="loss vs epochs and loss vs wall time "
                    "(.png, .svg or .pdf)")
@@ -73,6 +83,8 @@ def run(args) -> int:
     params0 = runner.init_params(trainer, cfg["init"], seed=args.seed)
 
     bar = lambda gd: Progress(cfg["epochs"], quiet=args.quiet or args.json, label=f"{gd:>9}")
+    if args.optimizers is not None:
+        return _optimizers(args, spec, ds, cfg, trainer, params0, bar)
     runs = compare.compare(trainer, params0, ds.X, ds.Y, epochs=cfg["epochs"], lr=cfg["lr"],
                            batch_size=args.batch_size, seed=args.seed, progress_factory=bar)
     target = compare.target_loss(runs)
@@ -101,6 +113,46 @@ def run(args) -> int:
           "epoch, so \"time to L*\" is a whole number of epochs; L* = the worst final loss)")
     for claim in claims:
         print(claim)
+    if written:
+        print(f"wrote {written}")
+    return 0
+
+
+def _names(text: str) -> list[str]:
+    """--optimizers 'sgd,momentum,adam' as names, each known and given once."""
+    names = [part.strip() for part in text.split(",")]
+    for name in names:
+        if name not in OPTIMIZERS:
+            raise UserError(f"--optimizers: unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
+    if len(set(names)) != len(names):
+        raise UserError(f"--optimizers names an optimizer twice: {text}")
+    return names
+
+
+def _optimizers(args, spec, ds, cfg, trainer, params0, bar) -> int:
+    """compare-gd --optimizers: one run per optimiser, the same weights, data and GD variant."""
+    opts = [runner.optimizer_for(spec, name, args.lr) for name in _names(args.optimizers)]
+    gd = "minibatch" if args.batch_size else "batch"
+    runs = compare.compare_optimizers(trainer, params0, ds.X, ds.Y, optimizers=opts, epochs=cfg["epochs"],
+                                      gd=gd, batch_size=args.batch_size, seed=args.seed, progress_factory=bar)
+    target = compare.target_loss(runs)
+    rows = compare.optimizer_table(runs)
+    written = None
+    if args.plot:
+        from backprop.pictures.plots import plot_compare
+        title = (f"{spec.describe()}\n{ds.source}, {ds.n_rows} rows, {gd} GD, "
+                 f"same initial weights ({cfg['init']})")
+        written = plot_compare(runs, args.plot, title=title, force=args.force)
+    if args.json:
+        print_json(files.json_safe({"network": spec.describe(), "data": ds.source, "rows": ds.n_rows,
+                    "epochs": cfg["epochs"], "gd": gd, "init": cfg["init"], "seed": args.seed,
+                    "optimizers": opts, "target_loss": target, "table": [r.as_dict() for r in rows],
+                    "losses": {name: h.losses for name, h in runs.items()},
+                    "written": [str(written)] if written else []}))
+        return 0
+    print(f"{spec.describe()}; {ds.source}, {ds.n_rows} rows; {cfg['epochs']} epochs of {gd} GD, "
+          f"init {cfg['init']}" + (f", seed {args.seed}" if args.seed is not None else ""))
+    print(compare.format_optimizer_table(rows, target))
     if written:
         print(f"wrote {written}")
     return 0
