@@ -3,7 +3,7 @@
     python bench/profile_generated.py                       # medium and large, float64 + float32
     python bench/profile_generated.py --configs medium --dtypes float32 --rows 2000
 
-Profiles ``_forward``, ``loss_and_gradients``, ``sgd_step``, the element-wise helpers and
+Profiles ``forward``, ``loss_and_gradients``, ``sgd_step``, the element-wise helpers and
 ``_batch_loss`` of ``load_trainer(spec, dtype)`` over one epoch (no shuffle), then prints each
 line's share of the epoch, largest first, with a label saying which product or pass it is.
 Run it with ``--threads 1`` on a loaded machine (as the timing run does); line_profiler adds
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
             params = mod.init_params(seed=INIT_SEED, dtype=dtype)
             mod.train(params, X[: 3 * cfg.batch], Y[: 3 * cfg.batch], 1, cfg.lr,
                       batch_size=cfg.batch, shuffle=False)                   # warm-up
-            funcs = [mod._forward, mod.loss_and_gradients, mod.sgd_step, mod._batch_loss, mod.train]
+            funcs = [mod.forward, mod.loss_and_gradients, mod.sgd_step, mod._batch_loss, mod.train]
             funcs += [mod._step] if hasattr(mod, "_step") else []  # the fused update step
             funcs += [getattr(mod, f) for f in dir(mod)
                       if f.endswith(("_derivative", "_backward")) or f in ("relu", "tanh", "sigmoid",
