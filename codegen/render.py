@@ -9,6 +9,12 @@ Jinja2 :data:`ENVIRONMENT`: ``StrictUndefined`` (a missing variable is an error,
 empty string), ``trim_blocks`` and ``lstrip_blocks`` (control tags leave no stray lines),
 ``keep_trailing_newline``.  ``trainer.py.j2`` extends ``base.py.j2`` and fills its blocks.
 
+The context also lays the text out: every printed statement, comment and docstring is
+broken to at most :data:`WIDTH` (99) characters where it is placed (:func:`wrap_code` breaks
+inside brackets, before an operator or after a comma), and the comments of the maths are the
+notes' equations from :func:`~backprop.derive.vectorise`'s notation printer, so the module
+docstring, ``loss_and_gradients`` and ``backprop derive --vectorised`` say the same thing.
+
 No user text reaches the generated source unchecked: activation and loss names are table
 keys (validated identifiers), widths are ints, the command line and docstrings go through
 :func:`comment_text` / :func:`docstring_text`.
