@@ -209,6 +209,27 @@ def _edge_cells(values: Values, k: int, i: int, j: int) -> list[str]:
     return [weight_name(k, i, j), w, g]
 
 
+#: A batch-normalised node's numbers: (label, params key, gradient key or None) in the order shown;
+#: μ and σ² are the running statistics the trainer keeps for eval mode (a one-row pass uses them).
+BATCH_NORM_CELLS = (("γ", "gamma{}", "gamma{}"), ("β", "beta{}", "beta{}"),
+                    ("μ", "running_mean{}", None), ("σ²", "running_var{}", None))
+
+
+def _batch_norm_cells(values: Values, k: int, j: int) -> list[tuple[str, list[str]]]:
+    """(label line, table row) for γ_kj, β_kj (with ∂L/∂γ, ∂L/∂β) and the running μ_kj, σ²_kj
+    of a batch-normalised node; a number the params do not hold is left out."""
+    out = []
+    for stem, key, grad_key in BATCH_NORM_CELLS:
+        held = values.params.get(key.format(k))
+        if held is None:
+            continue
+        name, value = f"{stem}{_sub(k, j)}", number(held[j - 1])
+        grad = values.grads.get(grad_key.format(k)) if grad_key and values.grads is not None else None
+        g = number(grad[j - 1]) if grad is not None else ""
+        out.append((f"{name} = {value}" + (f", ∂L/∂{stem} = {g}" if g else ""), [name, value, g]))
+    return out
+
+
 def _node_rows(spec, values: Values) -> list[tuple[tuple[int, int], list[str], list[list[str]]]]:
     """Per node with something to say: ((k, j), its label's lines, its table rows).
 
@@ -244,6 +265,10 @@ def _node_rows(spec, values: Values) -> list[tuple[tuple[int, int], list[str], l
                 db = number(values.grads[f"b{k}"][j - 1]) if values.grads is not None else ""
                 lines.append(f"{bias_name(k, j)} = {b}" + (f", ∂L/∂b = {db}" if db else ""))
                 rows.append([bias_name(k, j), b, db])
+            if k in spec.batch_norm_layers and values.params is not None:
+                for line, row in _batch_norm_cells(values, k, j):
+                    lines.append(line)
+                    rows.append(row)
             if k == last and values.y is not None:
                 y = number(values.y[j - 1])
                 lines.append(f"y = {y}")

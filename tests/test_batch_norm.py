@@ -202,3 +202,21 @@ def test_cli_derive_vectorised_and_the_refusals(cli, tmp_path):
     assert status == 0 and "δ^1 = γ^1 / √((σ^1)² + ε) ⊙ (G - mean_rows(G)" in out
     status, out, err = cli("derive", "--spec", str(spec))
     assert status == 2 and "--vectorised" in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_draw_shows_gamma_beta_and_the_running_statistics():
+    from backprop.pictures import draw
+    from backprop.train.row import Values
+
+    spec = _bn_spec()
+    params = {name: np.arange(1, np.prod(shape) + 1, dtype=float).reshape(shape) / 4
+              for name, shape in spec.shapes().items()}
+    params |= {"running_mean1": np.array([0.5, -0.25, 2.0]), "running_var1": np.array([1.5, 0.75, 3.0])}
+    grads = {name: -value for name, value in params.items() if not name.startswith("running")}
+    rows = dict((node, (lines, table)) for node, lines, table in
+                draw._node_rows(spec, Values(params=params, grads=grads)))
+    lines, table = rows[(1, 2)]
+    assert "γ₁₂ = 0.5, ∂L/∂γ = −0.5" in lines and "β₁₂ = 0.5, ∂L/∂β = −0.5" in lines
+    assert "μ₁₂ = −0.25" in lines and "σ²₁₂ = 0.75" in lines
+    assert ["σ²₁₂", "0.75", ""] in table
+    assert not any(line.startswith(("γ", "μ")) for line in rows[(2, 1)][0])  # layer 2 is plain
