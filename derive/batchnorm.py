@@ -143,7 +143,7 @@ class BatchNormGradients:
 
 def _rows_as_symbols(e: sympy.Expr, tex: bool) -> sympy.Expr:
     """g[m], x̂[m] as plain symbols g_m, x̂_m (LaTeX: g_{m}, \\hat{x}_{m}) for printing."""
-    spell = {g: ("g_{}", "g_{{{}}}"), _XHAT: ("x̂_{}", r"\hat{{x}}_{{{}}}")}
+    spell = {g: ("g_{}", "g_{{{}}}"), XHAT: ("x̂_{}", r"\hat{{x}}_{{{}}}")}
     return e.replace(lambda s: isinstance(s, sympy.Indexed),
                      lambda s: sympy.Symbol(spell[s.base][tex].format(s.indices[0]), real=True))
 
@@ -176,14 +176,14 @@ def derivation() -> BatchNormGradients:
     x = _solve_z(i)
     dz = sympy.simplify(dz.xreplace({z[i]: x, g[i]: g_i}))
     dgamma = _named_statistics(sympy.diff(through, gamma))
-    dgamma = dgamma.xreplace({z[m]: _solve_z(m).xreplace({xhat_i: _XHAT[m]})})
+    dgamma = dgamma.xreplace({z[m]: _solve_z(m).xreplace({xhat_i: XHAT[m]})})
     dgamma = sympy.Sum(sympy.simplify(dgamma.function), *dgamma.limits)
     dbeta = sympy.diff(through, beta)
     return BatchNormGradients(dz, dgamma, dbeta, direct)
 
 
 #: x̂ of row m as an Indexed (for the sums over the rows in ∂L/∂γ).
-_XHAT = sympy.IndexedBase("x̂", real=True)
+XHAT = sympy.IndexedBase("x̂", real=True)
 
 
 def _solve_z(row) -> sympy.Expr:

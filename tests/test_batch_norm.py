@@ -56,7 +56,7 @@ def test_derived_dgamma_dbeta_equal_direct_diff(rows):
     zs, gs, mean, variance, xh, L = _direct(rows)
     d = bn.derivation()
     concrete = lambda e: e.xreplace({bn.n: rows}).doit().xreplace(  # noqa: E731
-        {bn.g[r + 1]: gs[r] for r in range(rows)} | {bn._XHAT[r + 1]: xh[r] for r in range(rows)})
+        {bn.g[r + 1]: gs[r] for r in range(rows)} | {bn.XHAT[r + 1]: xh[r] for r in range(rows)})
     assert sympy.simplify(concrete(d.dgamma) - sympy.diff(L, bn.gamma)) == 0
     assert sympy.simplify(concrete(d.dbeta) - sympy.diff(L, bn.beta)) == 0
 
