@@ -49,6 +49,9 @@ ALLOWED = {
     ("derive/activations.py", "numpy_forward", "lambdify"),
     ("derive/activations.py", "numpy_derivative", "lambdify"),
     ("derive/derivation.py", "_compiled", "lambdify"),
+    # the batch-norm backward and the optimiser rules: SymPy expressions of the tables, no text
+    ("derive/batchnorm.py", "_compiled", "lambdify"),
+    ("derive/optimizers.py", "trace", "lambdify"),
     # slip candidates and a parsed claim: SymPy trees whose symbols are network names only (the
     # reader refuses any other name and any undefined function), never text
     ("verify/misconceptions.py", "values", "lambdify"),
