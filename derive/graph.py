@@ -7,6 +7,10 @@ The forward pass is built from the spec, one op per step of the notes' matrix fo
     Z^k = O^{k-1} W^k   (MatMul)      Z^k += b^k   (AddBias)      O^k = g_k(Z^k)   (Activate)
     L = loss(Y, Ŷ)      (Loss)
 
+A residual layer k adds its input to its activation: A^k = g_k(Z^k), O^k = A^k + O^{k-1}
+(AddSkip); its backward passes ∂L/∂O^k to A^k unchanged (∂L/∂A^k is ∂L/∂O^k itself, no
+copy) and to O^{k-1}, whose gradient then also receives δ^k W^kᵀ (accumulated).
+
 A batch-normalised layer k normalises Z^k over the rows before its activation (BatchNorm:
 Z̃^k = γ^k ⊙ X̂^k + β^k from the batch's μ^k and (σ^k)², which it keeps), and O^k = g_k(Z̃^k).
 
@@ -55,7 +59,7 @@ def O(k: int) -> Array:
 
 
 #: What the gradient of an array is called: ∂L/∂Z^k is the notes' δ^k.
-GRADIENT_OF = {"Z": "delta", "O": "dO", "W": "dW", "b": "db", "X": "dX",
+GRADIENT_OF = {"Z": "delta", "O": "dO", "W": "dW", "b": "db", "X": "dX", "A": "dA",
                "Zn": "dZn", "gamma": "dgamma", "beta": "dbeta"}
 
 
@@ -109,6 +113,19 @@ class Activate(Op):
     @property
     def reads(self):
         return (self.inp,)
+
+
+@dataclass(frozen=True)
+class AddSkip(Op):
+    """out (O^k) = inp (A^k = g_k(Z^k)) + skip (O^{k-1}): layer k's skip connection."""
+
+    inp: Array
+    skip: Array
+    layer: int
+
+    @property
+    def reads(self):
+        return (self.inp, self.skip)
 
 
 @dataclass(frozen=True)
@@ -193,6 +210,20 @@ class SumRows(Op):
     @property
     def reads(self):
         return (self.inp,)
+
+
+@dataclass(frozen=True)
+class SkipBackward(Op):
+    """out (∂L/∂O^{k-1}) = grad (∂L/∂O^k): what the skip of layer k sends back, unchanged;
+    ``accumulate``: out +=."""
+
+    grad: Array
+    layer: int
+    accumulate: bool = False
+
+    @property
+    def reads(self):
+        return (self.grad,)
 
 
 @dataclass(frozen=True)
@@ -286,6 +317,9 @@ def forward_ops(spec: Spec) -> list[Op]:
         if k in spec.batch_norm_layers:
             ops.append(BatchNorm(Array("Zn", k), z, Array("gamma", k), Array("beta", k), k))
             z = Array("Zn", k)
+        if k in spec.residual_layers:
+            ops += [Activate(Array("A", k), z, k), AddSkip(O(k), Array("A", k), O(k - 1), k)]
+            continue
         ops.append(Activate(O(k), z, k))
     L = spec.depth
     ops.append(Loss(Array("L"), Array("Y"), O(L), Array("Z", L)))
@@ -300,6 +334,12 @@ class _Backward:
         self.ops: list[Op] = []
         self.written: set[Array] = set()
         self.done: set[Op] = set()
+        #: gradients that are another array's, unchanged (∂L/∂A^k is ∂L/∂O^k past a skip)
+        self.same: dict[Array, Array] = {}
+
+    def gradient(self, x: Array) -> Array:
+        """The array holding x's gradient: grad(x), or the one it equals."""
+        return self.same.get(grad(x), grad(x))
 
     def needs(self, x: Array) -> bool:
         """Whether the gradient of x is wanted (not for the inputs X)."""
@@ -332,7 +372,15 @@ def _loss_backward(b: _Backward, op: Loss) -> None:
 
 def _activate_backward(b: _Backward, op: Activate) -> None:
     fresh = b.first(op.inp)
-    b.ops.append(ActivationBackward(grad(op.inp), grad(op.out), op.out, op.inp, op.layer, not fresh))
+    b.ops.append(ActivationBackward(grad(op.inp), b.gradient(op.out), op.out, op.inp, op.layer, not fresh))
+
+
+def _add_skip_backward(b: _Backward, op: AddSkip) -> None:
+    """O^k = A^k + O^{k-1}: ∂L/∂A^k is ∂L/∂O^k (no op), and ∂L/∂O^{k-1} receives it too."""
+    b.same[grad(op.inp)] = b.gradient(op.out)
+    if b.needs(op.skip):
+        fresh = b.first(op.skip)
+        b.ops.append(SkipBackward(grad(op.skip), b.gradient(op.out), op.layer, not fresh))
 
 
 def _add_bias_backward(b: _Backward, op: AddBias) -> None:
@@ -365,6 +413,7 @@ BACKWARD_RULES: dict[type, Callable[[_Backward, Op], None]] = {
     AddBias: _add_bias_backward,
     MatMul: _matmul_backward,
     BatchNorm: _batch_norm_backward,
+    AddSkip: _add_skip_backward,
 }
 
 
@@ -385,11 +434,6 @@ def _with_updates(backward: list[Op], params: list[Array]) -> list[Op]:
 
 def build(spec: Spec) -> Graph:
     """The graph of ``spec``: forward ops from the spec, backward ops derived from them."""
-    if spec.residual_layers:  # until the skip is an op: refused, never built as a plain chain
-        from backprop.core.errors import UserError
-
-        raise UserError(f"residual connections (layer {','.join(map(str, spec.residual_layers))}) have no "
-                        "matrix form yet; derive them per parameter (without --vectorised)")
     forward = forward_ops(spec)
     graph = Graph(spec, tuple(forward), ())
     backward = _with_updates(_Backward(spec, forward).run(), graph.params())

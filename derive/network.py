@@ -49,7 +49,7 @@ def _with_sum(expr: sympy.Expr, z: sympy.Expr) -> sympy.Expr:
 
 
 @lru_cache(maxsize=4096)
-def _slope(name: str, out: sympy.Expr, pre: sympy.Expr, residual: bool) -> sympy.Expr:
+def slope_through(name: str, out: sympy.Expr, pre: sympy.Expr, residual: bool) -> sympy.Expr:
     """g' of one node through ``out`` = g(z) (or in ``pre``), remembered: every chain through
     the node multiplies the same factor.  ``residual``: a sign test on g(z) reads the sign of
     z instead (a sign-keeping g), so relu's g' is 1[z_kj > 0], not 1[O_kj - O_{k-1,j} > 0]."""
@@ -165,7 +165,7 @@ class Network:
         (σ: O(1 - O); on a residual layer (O_kj - O_{k-1,j})(1 - O_kj + O_{k-1,j})), or in
         z_kj where the table has no inverse.  A residual layer's sign test (relu) reads
         z_kj > 0, not O_kj - O_{k-1,j} > 0."""
-        return _slope(self.activation(k).name, self.activated(k, j), nt.preactivation(k, j),
+        return slope_through(self.activation(k).name, self.activated(k, j), nt.preactivation(k, j),
                       self.skips(k))
 
     @cached_property

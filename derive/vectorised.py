@@ -5,6 +5,10 @@
     δ^k = (δ^{k+1} W^{k+1 T}) ⊙ g_k'(O^k)
     ∂L/∂W^k = O^{k-1 T} δ^k,     ∂L/∂b^k = Σ_rows δ^k
 
+A residual layer k adds the skip, O^k = g_k(Z^k) + O^{k-1}: ∂L/∂O^k is printed on its own
+and joins ∂L/∂O^{k-1} (δ^{k-1} = (∂L/∂O^k + δ^k W^{kT}) ⊙ g_{k-1}'), and g_k' is written
+through g_k(Z^k) = O^k - O^{k-1} (a sign test through Z^k), as the derivation writes it.
+
 A batch-normalised layer adds μ^k, (σ^k)², X̂^k and Z̃^k = γ^k ⊙ X̂^k + β^k before g_k, and its
 δ^k comes through the batch-norm Jacobian derived over the batch (:mod:`.batchnorm`).
 
@@ -25,9 +29,10 @@ from . import batchnorm
 from . import notation as nt
 from .activations import ACTIVATIONS, a, derivative, z
 from .derivation import Derivation
-from .graph import (ActivationBackward, Activate, AddBias, Array, BatchNorm, BatchNormBackward, Graph,
-                    LossBackward, MatMul, SumRows, SumRowsProduct, build)
+from .graph import (O, ActivationBackward, Activate, AddBias, AddSkip, Array, BatchNorm, BatchNormBackward,
+                    Graph, LossBackward, MatMul, SkipBackward, SumRows, SumRowsProduct, build)
 from .losses import LOSSES
+from .network import slope_through
 from .spec import Spec
 
 #: Scalar stand-ins for one element of Y and Ŷ in the element-wise expressions.
@@ -133,6 +138,8 @@ class _NotationWriter:
         self.delta = r"\delta" if tex else "δ"
         self.inv_n = r"\frac{1}{n}" if tex else "(1/n)"
         self.rhs: dict[Array, str] = {}
+        #: a gradient's contributions so far, joined with + into its right side
+        self.terms: dict[Array, list[str]] = {}
 
     def M(self, stem: str, k: int | None = None, t: bool = False) -> str:
         if self.tex:
@@ -165,6 +172,12 @@ class _NotationWriter:
         LaTeX, where a bracket is what verify reads element by element)."""
         return f"({text})" if self.tex or isinstance(expr, (sympy.Add, sympy.Mul, sympy.Pow)) else text
 
+    def joined(self, x: Array) -> str:
+        """The right side of a gradient built from several terms: (a + b), or its one term."""
+        terms = self.terms[x]
+        return terms[0] if len(terms) == 1 else "(" + " + ".join(t.strip("()") if t.startswith("(") and
+                                                                 t.endswith(")") else t for t in terms) + ")"
+
     def equations(self) -> list[tuple[str, str]]:
         graph = self.form.graph
         forward, deltas, grads = [], [], []
@@ -178,7 +191,12 @@ class _NotationWriter:
             elif isinstance(op, Activate):
                 act = self.spec.activations[op.layer - 1]
                 g = act if not self.tex else rf"\mathrm{{{act}}}".replace("_", r"\_")
-                forward += [(self.name(op.inp), self.rhs[op.inp]), (self.name(op.out), f"{g}({self.name(op.inp)})")]
+                self.rhs[op.out] = f"{g}({self.name(op.inp)})"
+                forward.append((self.name(op.inp), self.rhs[op.inp]))
+                if op.out.kind != "A":  # a residual layer's g(Z^k) is printed in O^k's line
+                    forward.append((self.name(op.out), self.rhs[op.out]))
+            elif isinstance(op, AddSkip):  # O^k = g(Z^k) + O^{k-1}
+                forward.append((self.name(op.out), f"{self.rhs[op.inp]} + {self.name(op.skip)}"))
         for op in graph.backward():
             if isinstance(op, LossBackward):
                 if op.fused:
@@ -190,8 +208,14 @@ class _NotationWriter:
             elif isinstance(op, MatMul) and op.transpose == "left":  # ∂L/∂W^k = O^{k-1 T} δ^k
                 grads.append((op.out, (self.gradient_name(op.out), f"{self.name(op.left, t=True)} {self.name(op.right)}")))
             elif isinstance(op, MatMul):  # ∂L/∂O^{k-1} = δ^k W^{k T}: printed inside δ^{k-1}
-                term = f"({self.name(op.left)} {self.name(op.right, t=True)})"
-                self.rhs[op.out] = f"{self.rhs[op.out]} + {term}" if op.accumulate else term
+                self.add_term(op.out, f"({self.name(op.left)} {self.name(op.right, t=True)})", op.accumulate)
+            elif isinstance(op, SkipBackward):  # ∂L/∂O^k, read twice: printed on its own, then by name
+                alone = self.rhs[op.grad]
+                deltas.append((self.gradient_name(op.grad), alone[1:-1] if len(self.terms[op.grad]) == 1
+                               and alone.startswith("(") and alone.endswith(")") else alone))
+                self.rhs[op.grad] = self.gradient_name(op.grad)
+                self.terms[op.grad] = [self.rhs[op.grad]]
+                self.add_term(op.out, self.rhs[op.grad], op.accumulate)
             elif isinstance(op, SumRows):
                 rows = r"\sum_{\text{rows}} " if self.tex else "Σ_rows "
                 grads.append((op.out, (self.gradient_name(op.out), f"{rows}{self.name(op.inp)}")))
@@ -206,6 +230,11 @@ class _NotationWriter:
         grads.sort(key=lambda pair: (-pair[0].layer, pair[0].kind != "dW"))
         return forward + deltas + [eq for _, eq in grads]
 
+    def add_term(self, x: Array, term: str, accumulate: bool) -> None:
+        """One more contribution to gradient x (the first one assigns)."""
+        self.terms[x] = self.terms[x] + [term] if accumulate else [term]
+        self.rhs[x] = self.joined(x)
+
     def through_activation(self, op: ActivationBackward) -> str:
         """δ^k from ∂L/∂O^k: the Jacobian product (softmax), ∂L/∂O^k itself (g' = 1), or ⊙ g'."""
         k, back = op.layer, self.rhs[op.grad]
@@ -213,12 +242,17 @@ class _NotationWriter:
         odot = self.odot
         if form.derivative is None:  # row-wise: O ⊙ (D - rowsum(D ⊙ O)), D = ∂L/∂O
             D, scale = ("G", f"{self.inv_n} ") if k == self.L else ("D", "")
-            out = self.name(op.output)
+            out = self.name(op.output) if op.output.kind != "A" else f"({self.name(O(k))} - {self.name(O(k - 1))})"
             if self.tex:
                 return rf"{scale}{out}{odot}({D} - \mathrm{{rowsum}}({D}{odot}{out})),\quad {D} = {back}"
             return f"{scale}{out} ⊙ ({D} - rowsum({D} ⊙ {out})),  {D} = {back}"
         if form.derivative == 1:  # linear: δ^k is ∂L/∂O^k itself, no ⊙ (1)
             return back[1:-1] if back.startswith("(") and back.endswith(")") and " + (" not in back else back
+        if op.output.kind == "A":  # residual: g' through g(Z^k) = O^k - O^{k-1}, a sign through Z^k
+            deriv = slope_through(form.activation, a, z, True)
+            gp = self.show(deriv.xreplace({a: sympy.Symbol(self.M("O", k)) - sympy.Symbol(self.name(O(k - 1))),
+                                           z: sympy.Symbol(self.name(op.inp))}), elementwise=True)
+            return f"{back}{odot}{self.grouped(deriv, gp)}"
         gp = self.elementwise(form.derivative, {a: self.M("O", k), z: self.name(op.inp)})
         return f"{back}{odot}{self.grouped(form.derivative, gp)}"
 

@@ -189,6 +189,8 @@ class Evaluator:
                 exps = [sympy.exp(zv - top) for zv in zs]
                 total = sympy.Add(*exps)
                 outs = [numeric(e / total) for e in exps]
+            if self.net.skips(k):  # a residual layer: O_kj = g(z_kj) + O_{k-1,j}
+                outs = [numeric(ov + values[self.net.O(k - 1, j)]) for j, ov in enumerate(outs, start=1)]
             for j, ov in enumerate(outs, start=1):
                 values[self.net.O(k, j)] = ov
         return values

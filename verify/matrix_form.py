@@ -775,7 +775,7 @@ def _slip_for(checker, claim_m, truth_m, seed: str, head_text: str, k: int | Non
     if k is not None and re.search(r"\\delta|dZ|Z\s*\^|W\s*\^|b\s*\^", head_text):
         act = checker.net.activation(k)
         if act.elementwise and isinstance(truth_m, sympy.MatrixBase):
-            gp = [derivative_at(act.name, checker.net.O(k, j), nt.preactivation(k, j))
+            gp = [checker.net.slope(k, j)
                   for j in range(1, checker.spec.layers[k] + 1)]
             if all(g != 0 for g in gp):
                 moved = truth_m.copy()
