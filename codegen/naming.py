@@ -126,6 +126,22 @@ def backward(name: str) -> str:
     return f"{identifier(name)}_backward"
 
 
+#: Batch norm's arrays of layer k (derive.graph's kinds): μ^k, (σ^k)², X̂^k, Z̃^k, γ^k, β^k and
+#: the gradients ∂L/∂Z̃^k, ∂L/∂γ^k, ∂L/∂β^k; eval mode's running statistics live in params.
+BATCH_NORM_STEMS = {"mu": "mu", "var": "var", "Xhat": "Xhat", "Zn": "Zn", "gamma": "gamma",
+                    "beta": "beta", "dZn": "dZn", "dgamma": "dgamma", "dbeta": "dbeta"}
+
+
+def batch_norm(kind: str, k: int) -> str:
+    """Layer k's batch-norm array ``kind``: mu1, var1, Xhat1, Zn1 (Z̃^1), gamma1, dgamma1, ..."""
+    return f"{BATCH_NORM_STEMS[kind]}{int(k)}"
+
+
+def running(stat: str, k: int) -> str:
+    """The params key of layer k's running statistic (eval mode): running_mean1, running_var1."""
+    return f"running_{identifier(stat)}{int(k)}"
+
+
 def params_key(kind: str, k: int) -> str:
     """The key of a parameter matrix in the params / gradients dicts: "W1", "b1"."""
     return W(k) if kind == "W" else b(k)

@@ -53,8 +53,9 @@ def weight_count(spec: Spec) -> int:
 
 
 def wanted(spec: Spec) -> bool:
-    """Whether ``spec``'s trainer gets a scalar path (small networks only)."""
-    return weight_count(spec) <= MAX_WEIGHTS
+    """Whether ``spec``'s trainer gets a scalar path (small networks only; never with batch
+    norm, whose rows couple: one row has no batch statistics to normalise by)."""
+    return weight_count(spec) <= MAX_WEIGHTS and not spec.batch_norm_layers
 
 
 class ScalarPrinter(PythonCodePrinter):
