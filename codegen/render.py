@@ -38,6 +38,7 @@ from backprop.derive.graph import (ActivationBackward, Activate, AddBias, Array,
 
 from . import forms, naming, scalar
 from .forms import a, d, n_rows, y, yhat, z
+from .optimizer import optimizer_context
 from .printer import BackpropPrinter
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -570,6 +571,7 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
         "scalar": step,
         "scalar_lines": [part for line in step.lines for part in wrap_code(line)] if step else [],
         "scalar_max_weights": scalar.MAX_WEIGHTS,
+        **optimizer_context(spec),
     }
 
 

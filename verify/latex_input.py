@@ -1271,7 +1271,8 @@ class Reader:
         that activation, written with its output (σ'(z_11) = O_11(1 - O_11)), as derive prints."""
         obj = aliases.table.get(arg.name) if isinstance(arg, sympy.Symbol) else None
         node = nt.parse(obj) if isinstance(obj, sympy.Symbol) else None
-        if node is not None and node.kind == "z" and self.net.activation(node.indices[0]).name == name:
+        if node is not None and node.kind == "z" and self.net.activation(node.indices[0]).name == name \
+                and not self.net.skips(node.indices[0]):  # a residual node's O is not g(z): g' stays at z
             k, j = node.indices
             out = sympy.Symbol(aliases.new(nt.output(k, j, self.spec.depth)))  # mapped back with the rest
             return derivative_at(name, out, arg)
@@ -1477,6 +1478,9 @@ _CONTINUES = re.compile(r"^\s*&?\s*(?:=|\\approx(?![a-zA-Z])|\\to(?![a-zA-Z])|\\
 #: ``&\quad + ...``: the rest of the row above (derive's LaTeX breaks long right-hand sides so);
 #: the \quad is dropped so that it does not read as ``A = B,\quad C = D``.
 _CONTINUES_TERM = re.compile(r"^\s*&\s*\\q?quad(?![a-zA-Z])")
+#: ``&\quad + A = B`` or ``&\quad \cdot A = B``: a chain broken mid-sum (or mid-product) whose
+#: row also holds the next relation is still the row above's continuation.
+_LEADS_WITH_OPERATOR = re.compile(r"\s*(?:[+\-]|\\cdot(?![a-zA-Z])|=)")
 
 
 def block_rows(lines: list[str], first_line: int) -> list[tuple[str, int]]:
@@ -1504,7 +1508,8 @@ def block_rows(lines: list[str], first_line: int) -> list[tuple[str, int]]:
                 continue
             if rows and _CONTINUES.match(piece):
                 rows[-1][0] += " " + piece
-            elif rows and (more := _CONTINUES_TERM.match(piece)) and not _REL.search(piece):
+            elif rows and (more := _CONTINUES_TERM.match(piece)) and (
+                    not _REL.search(piece) or _LEADS_WITH_OPERATOR.match(piece, more.end())):
                 rows[-1][0] += " " + piece[more.end():]  # a long right-hand side, broken
             elif rows and not rows[-1][2]:
                 rows[-1][0] += " " + piece  # the same row, broken over lines

@@ -16,7 +16,7 @@ import numpy as np
 import sympy
 
 from backprop.derive import notation as nt
-from backprop.derive.activations import ACTIVATIONS, a as _a, derivative, derivative_at, z as _z
+from backprop.derive.activations import ACTIVATIONS, a as _a, derivative, z as _z
 from backprop.derive.losses import LOSSES, is_canonical_pair, names_where
 
 
@@ -44,6 +44,10 @@ _ROWS = (
      "the weight of the layer being differentiated (or another layer)"),
     ("transposed_indices", "transposed weight indices",
      "w^k_{ij} goes from node i of layer k-1 to node j of layer k; the claim uses w^k_{ji}"),
+    ("missing_skip", "forgot the skip path",
+     "a residual layer adds its input to its output (O_k = g(z_k) + O_{k-1}), so O_{k-1} also "
+     "reaches the loss around the layer, through the skip, with the factor 1 (∂O_k/∂O_{k-1} = "
+     "g'(z_k) w + 1): the gradient sums the paths through the skip too, and the claim leaves them out"),
     ("missing_path", "a missing path of the sum",
      "the parameter reaches the loss along several paths (through every node of the next "
      "layer, or every output); the gradient is the sum over all of them and the claim drops some"),
@@ -100,7 +104,9 @@ REL_TOL = 1e-9
 class Truth:
     """∂L/∂P of one parameter as a sum over paths to the outputs, with every factor a hook
     a slip can replace: δ of the output (``dout``), g' of a hidden node (``gp``), the weight
-    on an edge (``weight``), and the input the parameter multiplies (``local``)."""
+    on an edge (``weight``), and the input the parameter multiplies (``local``).  A path
+    crossing a residual layer by its skip has the factor 1 there: no weight, and no g' of
+    the node it reaches (``skips``: per path, which of its edges are skips)."""
 
     def __init__(self, derivation, parameter: sympy.Symbol, points: "_Points | None" = None):
         """Symbolic candidates, or (with ``points``) their values there as NumPy arrays:
@@ -116,16 +122,20 @@ class Truth:
         self.formula = self.g.formula
         depth = self.net.depth
         self.elementwise = all(self.net.activation(l).elementwise for l in range(self.k, depth))
-        self.paths = list(self._paths()) if self.elementwise else []
+        walks = list(self._paths()) if self.elementwise else []
+        self.paths = [nodes for nodes, _ in walks]
+        self.skips = [skips for _, skips in walks]
         #: None: a slip is applied on every path; n: on path n only (see :func:`_one_path`)
         self.focus: int | None = None
 
-    def _paths(self) -> Iterator[tuple[int, ...]]:
-        """Node indices (m_k = j, m_{k+1}, ..., m_L) of every path to an output."""
+    def _paths(self) -> Iterator[tuple[tuple[int, ...], tuple[bool, ...]]]:
+        """Node indices (m_k = j, m_{k+1}, ..., m_L) of every path to an output, with which
+        of its edges are a residual layer's skip (m_{l+1} = m_l, around layer l+1)."""
         layers = self.spec.layers
-        out = [(self.j,)]
+        out = [((self.j,), ())]
         for l in range(self.k + 1, self.net.depth + 1):
-            out = [p + (m,) for p in out for m in range(1, layers[l] + 1)]
+            out = [(p + (m,), s + (False,)) for p, s in out for m in range(1, layers[l] + 1)] + \
+                  ([(p + (p[-1],), s + (True,)) for p, s in out] if self.net.skips(l) else [])
         return iter(out)
 
     def val(self, expr):
@@ -147,7 +157,7 @@ class Truth:
         return self.d.resolved_delta(self.net.depth, m)
 
     def gp(self, l: int, m: int) -> sympy.Expr:
-        return derivative_at(self.net.activation(l).name, self.net.O(l, m), nt.preactivation(l, m))
+        return self.net.slope(l, m)
 
     def weight(self, l: int, a: int, b: int) -> sympy.Expr:
         return nt.weight(l, a, b)
@@ -166,8 +176,13 @@ class Truth:
             # with a focus, the slip is on that one path; the others are written right
             dout, gp, weight = slipped if self.focus in (None, n) else (self.dout, self.gp, self.weight)
             term = val(dout(path[-1]))
+            through_z = True  # the parameter's node is reached through its z
             for pos, l in enumerate(range(self.k, self.net.depth)):
-                term = term * val(gp(l, path[pos])) * val(weight(l + 1, path[pos], path[pos + 1]))
+                if through_z:
+                    term = term * val(gp(l, path[pos]))
+                through_z = not self.skips[n][pos]
+                if through_z:
+                    term = term * val(weight(l + 1, path[pos], path[pos + 1]))
             total = total + term
         return total * val(self.local() if local is None else local)
 
@@ -289,6 +304,17 @@ def _transposed_indices(t: Truth) -> list[Candidate]:
     return out
 
 
+def _missing_skip(t: Truth) -> list[Candidate]:
+    """Every path through a skip left out (the claim differentiates the layers as if plain)."""
+    skipped = [n for n, skips in enumerate(t.skips) if any(skips)]
+    if not skipped:
+        return []
+    layers = sorted({l for skips in t.skips for l, s in zip(range(t.k + 1, t.net.depth + 1), skips) if s})
+    return [(t.build(keep=lambda n: n not in skipped),
+             f"the {len(skipped)} path(s) through the skip of layer {', '.join(map(str, layers))} "
+             f"(∂O_k/∂O_(k-1) = g' w + 1: the 1) are missing from the sum")]
+
+
 def _missing_path(t: Truth) -> list[Candidate]:
     n = len(t.paths)
     if n < 2:
@@ -355,6 +381,7 @@ APPLY: dict[str, Callable[[Truth], list[Candidate]]] = {
     "extra_gprime_fused": _extra_gprime_fused,
     "wrong_layer_weight": _wrong_layer_weight,
     "transposed_indices": _transposed_indices,
+    "missing_skip": _missing_skip,
     "missing_path": _missing_path,
     "bias_extra_input": _bias_extra_input,
     "sign_error": _sign_error,
