@@ -22,11 +22,12 @@ from .printer import BackpropPrinter
 
 @dataclass(frozen=True)
 class UpdateFunction:
-    """One printed update function: name, argument list, docstring, body lines."""
+    """One printed update function: name, argument list, docstring lines (quotes included),
+    body lines (each at most 95 characters: the template indents them by four)."""
 
     name: str
     args: str
-    doc: str
+    doc: tuple[str, ...]
     lines: tuple[str, ...]
 
 
@@ -52,20 +53,56 @@ def _decay_lines(entry: Optimizer, printer) -> list[str]:
 
 def update_function(entry: Optimizer) -> UpdateFunction:
     """``entry``'s update as a printed function of one parameter array."""
+    from .render import docstring_text, wrap_code, wrap_docstring  # render places this module's text
+
     printer = BackpropPrinter()
     hyper = list(entry.defaults)
     args = ", ".join([w.name, g.name, *entry.state, t.name, *hyper])
     lines = _decay_lines(entry, printer)
     lines += [_assignment(entry, target, expr, printer) for target, expr in entry.rule]
-    return UpdateFunction(f"_{entry.name}_update", args, f"{entry.name}: {entry.doc}.", tuple(lines))
+    doc = (f"{entry.name}: {entry.doc}.  Updates one parameter array w and its state in place; "
+           f"torch.optim's {entry.torch}.")
+    return UpdateFunction(f"_{entry.name}_update", args, tuple(wrap_docstring(docstring_text(doc))),
+                          tuple(part for line in lines for part in _indented(line, wrap_code)))
+
+
+def _indented(line: str, wrap) -> list[str]:
+    """One body line wrapped to fit the function's indent plus its own (an ``if`` branch's)."""
+    body = line.lstrip(" ")
+    pad = line[:len(line) - len(body)]
+    return [pad + part for part in wrap(body, 95 - len(pad))]
+
+
+def _literal(value) -> str:
+    """A setting as Python source: a table key or name in double quotes, else its repr."""
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def _mapping(table: dict) -> str:
+    """A dict of settings as Python source in double quotes: {"name": "adam", "lr": 0.001}."""
+    return "{" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in table.items()) + "}"
+
+
+def table_lines(width: int = 95) -> list[str]:
+    """The OPTIMIZERS dict of the trainer, one entry per line (continued where too long):
+    ``"adam": {"state": ("m", "v"), "defaults": {"lr": 0.001, ...}},``."""
+    from .render import wrap_code
+
+    lines = []
+    for name, e in OPTIMIZERS.items():
+        state = "(" + ", ".join(_literal(s) for s in e.state) + ("," if len(e.state) == 1 else "") + ")"
+        entry_ = f'"{name}": {{"state": {state}, "defaults": {_mapping(dict(e.defaults))}}},'
+        lines += wrap_code(entry_, width)
+    return lines
 
 
 def optimizer_context(spec: Spec) -> dict:
-    """What the template's optimiser section needs: the printed functions, each entry's state
-    names and defaults, and the spec's own optimiser (every key filled in)."""
+    """What the template's optimiser section needs: the printed functions, the table of
+    state names and defaults (finished lines), each entry's function, and the spec's own
+    optimiser (every key filled in) as Python source."""
     return {
         "optimizer_functions": [update_function(e) for e in OPTIMIZERS.values()],
-        "optimizer_table": {name: {"state": e.state, "defaults": dict(e.defaults),
-                                   "function": f"_{name}_update"} for name, e in OPTIMIZERS.items()},
-        "optimizer": full(spec.optimizer),
+        "optimizer_table_lines": table_lines(),
+        "optimizer_updates": {name: f"_{name}_update" for name in OPTIMIZERS},
+        "optimizer": _mapping(full(spec.optimizer)),
     }

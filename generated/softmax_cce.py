@@ -26,20 +26,23 @@ What it computes (n rows; ⊙ element-wise):
     ∂L/∂b^1 = Σ_rows δ^1
 
 The file in reading order: the maths (the activations, forward, the loss and
-loss_and_gradients in the notes' δ form, as the equations above); training (init_params,
-train); the fast paths (sgd_step: the same maths fused for speed, and checked against it by
-backprop's tests); predictions on raw rows; last the runtime (model files, the CSV
-reader and the command line).
+loss_and_gradients in the notes' δ form, as the equations above); training (init_params, the
+optimisers' updates, train); the fast paths (sgd_step: the same maths fused for speed, and
+checked against it by backprop's tests); predictions on raw rows; last the runtime
+(model files, the CSV reader and the command line).
 
 As a module:
     params = init_params(seed=0)                       # {"W1": ..., "b1": ..., ...}
     history = train(params, X, Y, epochs=100, lr=0.01)  # batch_size=1: SGD, k: mini-batch
+    state = optimizer_state(params, "adam")            # or momentum, nesterov, rmsprop
+    train(params, X, Y, epochs=100, optimizer="adam", state=state)  # η: adam's own
     L, grads = loss_and_gradients(params, X, Y)        # grads: same keys as params
     params["standardise"] = fit_standardise(X_raw)     # then train on standardise(X_raw, ...)
     predict(params, X_raw)                             # raw rows: the stored scaling applied
     save_model("model.json", params); params = load_model("model.json")
 As a script: python THIS_FILE.py --data table.csv --epochs 100 --lr 0.01 --out model.json
-    (--target species: a label column; --standardise; --test-split 0.3 --seed 0)
+    (--target species: a label column; --standardise; --test-split 0.3 --seed 0;
+    --optimizer adam: its state goes into the model file too)
 
 forward, loss, gradients, sgd_step and train take rows as the network sees them;
 predict, predict_proba and accuracy take raw rows and apply params["standardise"].
@@ -234,11 +237,140 @@ def _rows(params, X, Y=None):
     return X, Y
 
 
-def train(params, X, Y, epochs, lr, batch_size=None, shuffle=True, seed=None, callback=None):
+# -- optimisers: each update printed by SymPy from backprop's optimiser table -----------------
+# train() steps with one of these (sgd, the default, is the fused sgd_step below).  Weight decay
+# λ as PyTorch applies it: L2 (g ← g + λw) or, for adam with decoupled=True (AdamW),
+# w ← w(1 − ηλ) before the rule.  State arrays start at zero; t counts the steps from 1.
+
+#: This network's optimiser (its spec's [optimizer], every setting filled in): train()'s default.
+OPTIMIZER = {"name": "sgd", "lr": 0.01, "weight_decay": 0.0}
+#: Every optimiser: the state arrays it keeps per parameter and its default settings.
+OPTIMIZERS = {
+    "sgd": {"state": (), "defaults": {"lr": 0.01, "weight_decay": 0.0}},
+    "momentum": {"state": ("v",), "defaults": {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}},
+    "nesterov": {"state": ("v",), "defaults": {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}},
+    "rmsprop": {"state": ("s",), "defaults": {"lr": 0.01, "alpha": 0.99, "eps": 1e-08,
+        "weight_decay": 0.0}},
+    "adam": {"state": ("m", "v"), "defaults": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999,
+        "eps": 1e-08, "weight_decay": 0.0, "decoupled": False}},
+}
+
+
+def _sgd_update(w, g, t, lr, weight_decay):
+    """sgd: w ← w − η g.  Updates one parameter array w and its state in place; torch.optim's
+    SGD(lr, weight_decay)."""
+    if weight_decay:  # L2: λ w added to the gradient
+        g = g + w*weight_decay
+    w[...] = -g*lr + w
+
+
+def _momentum_update(w, g, v, t, lr, momentum, weight_decay):
+    """momentum: v ← μ v + g, w ← w − η v (PyTorch's SGD with momentum).  Updates one parameter
+    array w and its state in place; torch.optim's SGD(lr, momentum, weight_decay)."""
+    if weight_decay:  # L2: λ w added to the gradient
+        g = g + w*weight_decay
+    v[...] = g + momentum*v
+    w[...] = -lr*v + w
+
+
+def _nesterov_update(w, g, v, t, lr, momentum, weight_decay):
+    """nesterov: v ← μ v + g, w ← w − η (g + μ v) (PyTorch's SGD with nesterov=True).  Updates one
+    parameter array w and its state in place; torch.optim's SGD(lr, momentum, nesterov=True,
+    weight_decay)."""
+    if weight_decay:  # L2: λ w added to the gradient
+        g = g + w*weight_decay
+    v[...] = g + momentum*v
+    w[...] = -lr*(g + momentum*v) + w
+
+
+def _rmsprop_update(w, g, s, t, lr, alpha, eps, weight_decay):
+    """rmsprop: s ← α s + (1−α) g², w ← w − η g / (√s + ε).  Updates one parameter array w and its
+    state in place; torch.optim's RMSprop(lr, alpha, eps, weight_decay)."""
+    if weight_decay:  # L2: λ w added to the gradient
+        g = g + w*weight_decay
+    s[...] = alpha*s + g**2*(1 - alpha)
+    w[...] = -g*lr/(eps + np.sqrt(s)) + w
+
+
+def _adam_update(w, g, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled):
+    """adam: m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ), w ← w − η
+    m̂/(√v̂ + ε); decoupled = true is AdamW.  Updates one parameter array w and its state in place;
+    torch.optim's Adam(lr, betas=(beta1, beta2), eps, weight_decay); AdamW when decoupled."""
+    if weight_decay and decoupled:  # decoupled (AdamW): w shrinks before the rule
+        w[...] = w*(-lr*weight_decay + 1)
+    elif weight_decay:  # L2: λ w added to the gradient
+        g = g + w*weight_decay
+    m[...] = beta1*m + g*(1 - beta1)
+    v[...] = beta2*v + g**2*(1 - beta2)
+    m_hat = m/(1 - beta1**t)
+    v_hat = v/(1 - beta2**t)
+    w[...] = -lr*m_hat/(eps + np.sqrt(v_hat)) + w
+
+
+_UPDATES = {
+    "sgd": _sgd_update,
+    "momentum": _momentum_update,
+    "nesterov": _nesterov_update,
+    "rmsprop": _rmsprop_update,
+    "adam": _adam_update,
+}
+
+
+def optimizer_settings(optimizer=None, lr=None):
+    """``optimizer`` (a name, or a dict with "name"; None or OPTIMIZER's name: OPTIMIZER) with
+    every setting filled in from its defaults, and ``lr`` (if given) as its learning rate."""
+    if optimizer is None or optimizer == OPTIMIZER["name"]:
+        optimizer = OPTIMIZER
+    if isinstance(optimizer, str):
+        optimizer = {"name": optimizer}
+    name = optimizer.get("name", "sgd")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
+    defaults = OPTIMIZERS[name]["defaults"]
+    unknown = sorted(set(optimizer) - set(defaults) - {"name"})
+    if unknown:
+        raise ValueError(f"{name} takes {', '.join(defaults)}, not {', '.join(unknown)}")
+    settings = {"name": name, **defaults, **optimizer}
+    if lr is not None:
+        settings["lr"] = lr
+    if not 0 < settings["lr"] < float("inf"):  # NaN fails too
+        raise ValueError(f"the learning rate must be a finite number > 0, got {settings['lr']}")
+    return settings
+
+
+def optimizer_state(params, optimizer=None):
+    """A fresh state for ``optimizer`` (as optimizer_settings takes it): t = 0 and, per state
+    array, zeros shaped like each parameter: {"name": "adam", "t": 0, "m": {"W1": ...}, ...}."""
+    name = optimizer_settings(optimizer)["name"]
+    arrays = {key: value for key, value in params.items() if isinstance(value, np.ndarray)}
+    state = {"name": name, "t": 0}
+    for array in OPTIMIZERS[name]["state"]:
+        state[array] = {key: np.zeros_like(value) for key, value in arrays.items()}
+    return state
+
+
+def optimizer_step(params, grads, state, settings):
+    """One update of every parameter in grads, in place: t ← t + 1, then the optimiser's rule
+    (settings: optimizer_settings(...); state: optimizer_state(...), updated in place)."""
+    name = settings["name"]
+    if state["name"] != name:
+        raise ValueError(f"the state is {state['name']}'s, not {name}'s; start one with "
+                         "optimizer_state")
+    state["t"] += 1
+    update, arrays = _UPDATES[name], OPTIMIZERS[name]["state"]
+    hyper = {key: settings[key] for key in OPTIMIZERS[name]["defaults"]}
+    for key, grad in grads.items():
+        update(params[key], grad, *(state[array][key] for array in arrays), state["t"], **hyper)
+
+
+def train(params, X, Y, epochs, lr=None, batch_size=None, shuffle=True, seed=None,
+          callback=None, optimizer=None, state=None):
     """Gradient descent for ``epochs`` passes over (X, Y), updating ``params`` in place.
 
     Parameters
     ----------
+    lr : float or None
+        The learning rate η; None: the optimizer's own (OPTIMIZER's, or its table default).
     batch_size : int or None
         None (or n): batch GD, one update per epoch; 1: stochastic GD, n updates per epoch;
         k: mini-batch GD, ceil(n / k) updates per epoch (the last batch may be smaller).
@@ -249,12 +381,25 @@ def train(params, X, Y, epochs, lr, batch_size=None, shuffle=True, seed=None, ca
         Seed of the shuffling; the same seed and parameters give bit-identical results.
     callback : callable or None
         ``callback(epoch, loss, params)`` after each epoch, epoch counted from 1.
+    optimizer : str, dict or None
+        A name of OPTIMIZERS or a dict of settings ({"name": "adam", "beta1": 0.9, ...});
+        None: OPTIMIZER.  Plain sgd (no weight decay) takes the fused sgd_step.
+    state : dict or None
+        The optimiser's state to continue (optimizer_state(...) or a model file's), updated
+        in place: pass one to keep the step count t and the moments; None: a fresh one.
 
     Returns
     -------
     list of float
         Per epoch, the mean over its rows of each batch's loss just before its update.
     """
+    settings = optimizer_settings(optimizer, lr)
+    if state is None:
+        state = optimizer_state(params, settings)
+    if state["name"] != settings["name"]:
+        raise ValueError(f"the state is {state['name']}'s, not {settings['name']}'s; start one "
+                         "with optimizer_state")
+    fused = settings["name"] == "sgd" and not settings["weight_decay"]  # w ← w − η g: sgd_step
     X, Y = _rows(params, X, Y)
     X, Y = np.ascontiguousarray(X), np.ascontiguousarray(Y)
     n = X.shape[0]
@@ -273,7 +418,13 @@ def train(params, X, Y, epochs, lr, batch_size=None, shuffle=True, seed=None, ca
         total = 0.0
         for start in range(0, n, size):
             X_batch, Y_batch = X_order[start:start + size], Y_order[start:start + size]  # views
-            total += sgd_step(params, X_batch, Y_batch, lr) * X_batch.shape[0]
+            if fused:
+                loss_before = sgd_step(params, X_batch, Y_batch, settings["lr"])
+                state["t"] += 1
+            else:
+                loss_before, grads = loss_and_gradients(params, X_batch, Y_batch)
+                optimizer_step(params, grads, state, settings)
+            total += loss_before * X_batch.shape[0]
         history.append(total / n)
         if callback is not None:
             callback(epoch, history[-1], params)
@@ -680,30 +831,39 @@ def _shapes():
 
 
 def _spec():
-    """This network as a model file's "spec" object."""
+    """This network as a model file's "spec" object (the optimiser that trains it aside)."""
     return {"layers": list(LAYERS), "activations": list(ACTIVATIONS), "loss": LOSS, "bias": BIAS}
 
 
-def model_json(params):
+def model_json(params, optimizer=None, state=None):
     """params as a model file: {"format": "backprop-model", "version": 1, "spec": ..., "params":
-    ..., "standardise": ..., "features": ..., "targets": ..., "classes": ...}, ready for json."""
+    ..., "standardise": ..., "features": ..., "targets": ..., "classes": ...}, ready for json;
+    ``optimizer`` (settings) goes into the spec, ``state`` (optimizer_state's, after training)
+    under "optimizer_state": {"name": "adam", "t": 120, "m": {"W1": ...}, "v": {...}}."""
     scaling = params.get("standardise")
     names = {key: None if params.get(key) is None else [str(name) for name in params[key]]
              for key in EXTRAS[1:]}
-    return {
+    spec = _spec() if optimizer is None else {**_spec(), "optimizer": dict(optimizer)}
+    data = {
         "format": FORMAT,
         "version": VERSION,
-        "spec": _spec(),
+        "spec": spec,
         "params": {name: np.asarray(value).tolist() for name, value in _arrays(params).items()},
         "standardise": None if scaling is None else {
             key: np.asarray(scaling[key], dtype=np.float64).tolist() for key in ("mean", "std")},
         **names,
     }
+    if state is not None:
+        data["optimizer_state"] = {
+            key: {name: np.asarray(a).tolist() for name, a in value.items()}
+            if isinstance(value, dict) else value for key, value in state.items()}
+    return data
 
 
-def save_model(path, params):
-    """Write params as a model file (model_json), atomically: never half a file."""
-    _write_json(path, model_json(params))
+def save_model(path, params, optimizer=None, state=None):
+    """Write params (and the optimiser's settings and state) as a model file (model_json),
+    atomically: never half a file."""
+    _write_json(path, model_json(params, optimizer, state))
 
 
 def load_model(path):
@@ -727,7 +887,9 @@ def load_model(path):
         raise ValueError(f"model file {path} is format version {version!r}; this trainer reads "
                          f"up to version {VERSION}")
     spec = data.get("spec")
-    if not isinstance(spec, dict) or {**spec, "bias": spec.get("bias", True)} != _spec():
+    network = spec if not isinstance(spec, dict) else {  # the optimiser that trained it aside
+        key: value for key, value in spec.items() if key != "optimizer"}
+    if not isinstance(spec, dict) or {**network, "bias": network.get("bias", True)} != _spec():
         mine = "-".join(map(str, LAYERS))
         raise ValueError(f"model file {path} is for another network ({spec!r}); this trainer "
                          "is the "
@@ -1154,7 +1316,11 @@ def main(argv=None):
                         "last columns)")
     parser.add_argument("--epochs", type=int, default=100,
                         help="passes over the data (default 100)")
-    parser.add_argument("--lr", type=float, default=0.01, help="learning rate η (default 0.01)")
+    parser.add_argument("--optimizer", choices=list(OPTIMIZERS), default=None,
+                        help=f"the optimiser (default {OPTIMIZER['name']}, this network's)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help=f"learning rate η (default: the optimiser's, {OPTIMIZER['lr']:g} "
+                        f"for {OPTIMIZER['name']})")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="rows per update: omit for batch GD, 1 for SGD, k for mini-batch")
     parser.add_argument("--seed", type=int, default=None,
@@ -1175,8 +1341,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.epochs < 1 or (args.batch_size is not None and args.batch_size < 1):
         parser.error("--epochs and --batch-size must be at least 1")
-    if not 0 < args.lr < float("inf"):  # NaN fails too
+    if args.lr is not None and not 0 < args.lr < float("inf"):  # NaN fails too
         parser.error(f"--lr must be a finite number > 0, got {args.lr}")
+    settings = optimizer_settings(args.optimizer, args.lr)
+    plain = {"name": "sgd", **OPTIMIZERS["sgd"]["defaults"]}
+    named = args.optimizer is not None or OPTIMIZER != plain  # the model file's spec says so
     if args.seed is not None and args.seed < 0:
         parser.error(f"--seed must be 0 or more, got {args.seed}")
     if args.test_split is not None and not 0 < args.test_split < 1:  # NaN fails too
@@ -1197,6 +1366,7 @@ def main(argv=None):
     X_train, Y_train = X[train_rows], Y[train_rows]
     dtype = np.float32 if args.float32 else None
     params = init_params(seed=args.seed, scheme=args.init, dtype=dtype)
+    state = optimizer_state(params, settings)
     scaling = fit_standardise(X_train) if args.standardise else None
     X_seen = standardise(X_train, scaling)
     every = max(1, args.epochs // 10)
@@ -1209,17 +1379,17 @@ def main(argv=None):
 
     try:
         with np.errstate(all="ignore"):  # overflow is reported once, below, not as warnings
-            history = train(params, X_seen, Y_train, args.epochs, args.lr,
-                            batch_size=args.batch_size,
-                            seed=args.seed, callback=report)
+            history = train(params, X_seen, Y_train, args.epochs, settings["lr"],
+                            batch_size=args.batch_size, seed=args.seed, callback=report,
+                            optimizer=settings, state=state)
             final = loss(params, X_seen, Y_train)
             if not (np.isfinite(final) and all(np.isfinite(p).all() for p in params.values())):
                 raise _Diverged(args.epochs, final)
     except _Diverged as exc:
         epoch, value = exc.args
         _fail(parser, f"training diverged (the loss became {value} in epoch {epoch}); try a "
-                      "smaller "
-                      f"--lr than {args.lr:g} or --standardise the inputs; parameters not written")
+                      f"smaller --lr than {settings['lr']:g} or --standardise the inputs; "
+                      "parameters not written")
     print(f"final loss {final:.6g} (first epoch {history[0]:.6g})")
     params.update(names, standardise=scaling)
     if KIND != "values":
@@ -1227,7 +1397,7 @@ def main(argv=None):
     if test_rows is not None:
         print(_report(params, X[test_rows], Y[test_rows], "test"))
     if args.out:
-        save_model(args.out, params)
+        save_model(args.out, params, settings if named else None, state)
         print(f"model written to {args.out}")
     return 0
 
