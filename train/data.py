@@ -25,9 +25,9 @@ import numpy as np
 from backprop.core.csv_contract import (BINARY_LABELS, fraction_problem, held_out_rows, label_problem,
                                         number_problem, ragged_row, row_place, sort_labels)
 from backprop.core.errors import UserError
+from backprop.derive.losses import LOSSES
 
-#: Losses whose targets are class labels rather than numbers to regress.
-CLASSIFICATION_LOSSES = ("bce", "cce")
+from .metrics import classifiers, is_classifier
 
 #: Bytes read per block when checking the file's shape (whole lines are carried over): 4 MB,
 #: so the check's memory is a few times this, whatever the size of the file.
@@ -37,7 +37,7 @@ CHUNK = 1 << 22
 MAX_HEADER_BYTES = 64 << 20
 
 #: How a cell of text in a numeric column can be mended: a target column, a feature column.
-TARGET_FIX = "for class labels use --loss bce or cce"
+TARGET_FIX = f"for class labels use --loss {' or '.join(classifiers())}"
 FEATURE_FIX = "or leave the column out with --features"
 
 
@@ -215,7 +215,7 @@ def _load_csv(path: Path, targets: list[str], features, loss: str, dtype: str, c
     if len(set(feats)) != len(feats) or len(set(targets)) != len(targets):
         raise UserError(f"{name}: a column is named twice in --features or --target")
 
-    labels = loss in CLASSIFICATION_LOSSES and len(targets) == 1
+    labels = is_classifier(loss) and len(targets) == 1
     numeric = feats + ([] if labels else targets)
     n_data = _check_shape(path, header, [columns[c] for c in numeric])
     if n_data == 0:
@@ -228,13 +228,14 @@ def _load_csv(path: Path, targets: list[str], features, loss: str, dtype: str, c
     ds = Dataset(X=X, Y=Y, features=feats, targets=targets, source=name)
     if labels:
         _read_labels(ds, path, header, columns[targets[0]], loss, dtype, classes)
-    else:
-        if loss == "bce" and not np.isin(ds.Y, (0.0, 1.0)).all():
-            raise UserError(f"{name}: bce needs targets 0 or 1 in {', '.join(targets)}; "
+    elif is_classifier(loss):  # numeric targets: inside the loss's domain (0/1, one-hot rows)
+        one_hot = LOSSES[loss].one_hot
+        if not one_hot and not np.isin(ds.Y, (0.0, 1.0)).all():
+            raise UserError(f"{name}: {loss} needs targets 0 or 1 in {', '.join(targets)}; "
                             "give one label column instead, or use --loss se")
-        if loss == "cce":
+        if one_hot:
             if not (np.isin(ds.Y, (0.0, 1.0)).all() and (ds.Y.sum(axis=1) == 1).all()):
-                raise UserError(f"{name}: cce with several target columns needs them one-hot "
+                raise UserError(f"{name}: {loss} with several target columns needs them one-hot "
                                 "(one 1 per row); or give one label column as --target")
             ds.classes = list(targets)
             if classes is not None and list(classes) != ds.classes:
@@ -444,7 +445,8 @@ def _read_labels(ds: Dataset, path: Path, header, col: int, loss: str, dtype: st
                         "fill it in or drop the row")
     name = header[col]
     classes = list(known) if known is not None else sort_labels(sorted(set(labels)))
-    if loss == "bce" and set(classes) <= set(BINARY_LABELS) and set(labels) <= set(BINARY_LABELS):
+    one_hot = LOSSES[loss].one_hot  # one output per class; else one 0/1 output (two classes)
+    if not one_hot and set(classes) <= set(BINARY_LABELS) and set(labels) <= set(BINARY_LABELS):
         classes = ["0", "1"]
         order = BINARY_LABELS
     else:
@@ -455,10 +457,11 @@ def _read_labels(ds: Dataset, path: Path, header, col: int, loss: str, dtype: st
             raise UserError(f"{path} data row {row}, column {name!r}: label {label!r} is not one of "
                             f"the training classes ({', '.join(classes)})")
     index = np.array([order[label] for label in labels])[index.reshape(-1)]
-    if loss == "bce":
+    if not one_hot:
         if len(classes) != 2:
-            raise UserError(f"{path}: bce needs two classes in column {name!r}, found "
-                            f"{len(classes)} ({', '.join(classes[:6])}); use --loss cce")
+            wide = next(n for n in classifiers() if LOSSES[n].one_hot)
+            raise UserError(f"{path}: {loss} needs two classes in column {name!r}, found "
+                            f"{len(classes)} ({', '.join(classes[:6])}); use --loss {wide}")
         ds.Y = index.reshape(-1, 1).astype(dtype)
         ds.targets = [name]
     else:
@@ -469,12 +472,13 @@ def _read_labels(ds: Dataset, path: Path, header, col: int, loss: str, dtype: st
 
 
 def accuracy(loss: str, Y: np.ndarray, P: np.ndarray) -> float | None:
-    """Fraction of rows classified right (bce: ŷ ≥ ½; cce: arg max), or None for regression."""
-    if loss == "bce":
-        return float(((P >= 0.5) == (Y >= 0.5)).all(axis=1).mean())
-    if loss == "cce":
+    """Fraction of rows classified right (cce: arg max; bce: every output ŷ ≥ ½ on the side of
+    its 0/1 target), or None for a loss training does not treat as a classifier."""
+    if not is_classifier(loss):
+        return None
+    if LOSSES[loss].one_hot:
         return float((P.argmax(axis=1) == Y.argmax(axis=1)).mean())
-    return None
+    return float(((P >= 0.5) == (Y >= 0.5)).all(axis=1).mean())
 
 
 def from_arrays(X, Y, features=None, targets=None, source="arrays") -> Dataset:

@@ -1,7 +1,8 @@
 """Classifier metrics as pure functions: confusion matrix, accuracy, per-class precision/recall/F1.
 
 Everything here works on class indices (0..k-1), so it is the same for cce (one output per
-class, the prediction is the arg max) and bce (one output, class 1 when ŷ ≥ ½).  The values
+class, the prediction is the arg max) and bce (one output, class 1 when ŷ ≥ ½): the loss
+table's entry decides (:meth:`backprop.derive.losses.Loss.decide`).  The values
 follow scikit-learn's definitions (rows of the confusion matrix are the true classes, columns
 the predicted ones; a precision or recall whose denominator is 0 is 0, sklearn's
 ``zero_division=0``), so they can be checked against ``sklearn.metrics``.
@@ -10,23 +11,34 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Losses whose outputs are class scores; every other loss is a regression.
-CLASSIFIER_LOSSES = ("bce", "cce")
+from backprop.derive.losses import LOSSES
+
+
+def is_classifier(loss: str | None) -> bool:
+    """Whether training treats ``loss`` as a classifier (class labels in the data, accuracy and
+    a confusion matrix reported): a classification loss of the table whose targets are 0/1
+    class indicators, bce's 0/1 column or cce's one-hot rows, so the outputs are probabilities.
+    hinge's ±1 targets are read and reported as numbers, as the generated trainer does."""
+    entry = LOSSES.get(loss)
+    return entry is not None and entry.classification and entry.targets.labels == (0, 1)
+
+
+def classifiers() -> tuple[str, ...]:
+    """The losses :func:`is_classifier` accepts, in table order (for help and error text)."""
+    return tuple(name for name in LOSSES if is_classifier(name))
 
 
 def class_indices(loss: str, Y: np.ndarray) -> np.ndarray:
-    """The class of every row of a target or prediction matrix: arg max for cce, ≥ ½ for bce."""
-    Y = np.asarray(Y)
-    if loss == "cce":
-        return Y.argmax(axis=1)
-    if loss == "bce":
-        return (Y[:, 0] >= 0.5).astype(int)
-    raise ValueError(f"{loss} is not a classifier loss")
+    """The class of every row of a target or prediction matrix, as the loss's table entry
+    reads it: arg max of one-hot rows (cce), ŷ ≥ ½ of the first output (bce)."""
+    if not is_classifier(loss):
+        raise ValueError(f"{loss} is not a classifier loss")
+    return LOSSES[loss].decide(Y)
 
 
 def n_classes(loss: str, n_outputs: int) -> int:
     """Classes a network with ``n_outputs`` outputs tells apart (bce: 2 from one output)."""
-    return 2 if loss == "bce" else n_outputs
+    return LOSSES[loss].n_classes(n_outputs)
 
 
 def confusion_matrix(true: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
@@ -65,7 +77,7 @@ def evaluate(loss: str, Y: np.ndarray, P: np.ndarray, loss_value: float,
     """One set's metrics as JSON: rows and loss for every network; for classifiers also
     accuracy, the confusion matrix and per-class precision/recall/F1 with the class names."""
     out = {"rows": int(len(Y)), "loss": float(loss_value)}
-    if loss not in CLASSIFIER_LOSSES:
+    if not is_classifier(loss):
         return out
     k = n_classes(loss, Y.shape[1])
     names = list(classes) if classes and len(classes) == k else [str(i) for i in range(k)]

@@ -10,22 +10,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from backprop.core.errors import UserError
+from backprop.derive.losses import LOSSES
 from backprop.derive.spec import NOTES_2_2_1, Spec
 
 from . import examples
 from .data import Dataset, load_csv, split
+from .metrics import is_classifier
 from .model import Model, load_model
 
 #: Run settings when neither a flag nor the example gives one.
 DEFAULTS = dict(epochs=100, lr=0.01, gd="batch", init="glorot")
-#: A classifier's (bce, cce): 100 full-batch updates at η = 0.01 left a 4-8-3 iris network at
-#: 49-93 % test accuracy (mean 72 % over 10 seeds); mini-batches (see
-#: runner.default_batch_size) at η = 0.1 for 200 epochs reach 87-100 % (mean 95 % over 30
-#: seeds, the spread being the 45-row test set's split).  η = 0.1 is safe there because
-#: ∂L/∂z = ŷ - y of a sigmoid/softmax output lies in [-1, 1]; a regression's ∂L/∂ŷ grows with
-#: the targets (y = 5 already diverges with sgd at η = 0.1), so regression keeps DEFAULTS.
+#: A classifier's (bce, cce: :func:`~backprop.train.metrics.is_classifier`): 100 full-batch
+#: updates at η = 0.01 left a 4-8-3 iris network at 49-93 % test accuracy (mean 72 % over 10
+#: seeds); mini-batches (see runner.default_batch_size) at η = 0.1 for 200 epochs reach
+#: 87-100 % (mean 95 % over 30 seeds, the spread being the 45-row test set's split).  η = 0.1
+#: is safe there because ∂L/∂z = ŷ - y of a sigmoid/softmax output lies in [-1, 1]; a
+#: regression's ∂L/∂ŷ grows with the targets (y = 5 already diverges with sgd at η = 0.1), so
+#: regression keeps DEFAULTS.
 CLASSIFIER_DEFAULTS = dict(epochs=200, lr=0.1, gd="minibatch", init="glorot")
-DEFAULTS_BY_LOSS = {"bce": CLASSIFIER_DEFAULTS, "cce": CLASSIFIER_DEFAULTS}
 
 
 @dataclass
@@ -121,16 +123,16 @@ def check_fits(spec, ds: Dataset) -> None:
                         f"but the {'-'.join(map(str, spec.layers))} network takes {spec.n_inputs} "
                         f"input(s); pick columns with --features or set --layers {n_in}-...")
     if n_out != spec.n_outputs:
-        what = (f"{n_out} classes ({', '.join(ds.classes or [])})" if ds.classes and spec.loss == "cce"
-                else f"{n_out} target column(s)")
+        by_class = ds.classes and LOSSES[spec.loss].one_hot  # one output per class
+        what = f"{n_out} classes ({', '.join(ds.classes)})" if by_class else f"{n_out} target column(s)"
         raise UserError(f"{ds.source} gives {what} but the {'-'.join(map(str, spec.layers))} "
                         f"network has {spec.n_outputs} output(s); set --layers ...-{n_out}")
 
 
 def settings(args, ex, loss: str | None = None) -> dict:
     """Run settings: flags first, then the example's (its documented run), then the defaults
-    for ``loss`` (:data:`DEFAULTS_BY_LOSS`, else :data:`DEFAULTS`)."""
-    defaults = DEFAULTS_BY_LOSS.get(loss, DEFAULTS)
+    for ``loss`` (a classifier's :data:`CLASSIFIER_DEFAULTS`, else :data:`DEFAULTS`)."""
+    defaults = CLASSIFIER_DEFAULTS if is_classifier(loss) else DEFAULTS
     out = {}
     gd = getattr(args, "gd", None)
     if getattr(args, "batch_size", None) is not None:

@@ -27,6 +27,7 @@ import numpy as np
 
 from backprop.core import files
 from backprop.core.errors import UserError
+from backprop.derive.losses import LOSSES
 from backprop.train import metrics, runner
 from backprop.train.data import load_csv, load_features, read_header, split_names
 from backprop.train.model import Model, load_model
@@ -116,7 +117,7 @@ def run(args) -> int:
         print_json(files.json_safe({
             "model": args.params, "network": spec.describe(), "data": args.data,
             "rows": ds.n_rows, "features": features, "standardised": model.standardised,
-            "classes": classes if spec.loss in metrics.CLASSIFIER_LOSSES else None,
+            "classes": classes if metrics.is_classifier(spec.loss) else None,
             "columns": columns, "predictions": [dict(zip(columns, r)) for r in rows],
             "metrics": scores, "written": [str(p) for p in written]}))
         return 0
@@ -135,7 +136,7 @@ def run(args) -> int:
 
 def _default_classes(spec) -> list[str] | None:
     """Class names when nothing names them: the output index (cce) or 0 and 1 (bce)."""
-    if spec.loss not in metrics.CLASSIFIER_LOSSES:
+    if not metrics.is_classifier(spec.loss):
         return None
     return [str(k) for k in range(metrics.n_classes(spec.loss, spec.n_outputs))]
 
@@ -146,10 +147,10 @@ def prediction_table(loss: str, P: np.ndarray, classes: list[str] | None,
     probability (classifiers; bce: the positive class's only) or the predicted values."""
     n = len(P)
     numbers = list(range(1, n + 1))
-    if loss in metrics.CLASSIFIER_LOSSES:
+    if metrics.is_classifier(loss):
         name = targets[0] if len(targets) == 1 else "class"
         labels = [classes[k] for k in metrics.class_indices(loss, P)]
-        shown = classes[1:] if loss == "bce" else classes
+        shown = classes if LOSSES[loss].one_hot else classes[1:]  # one output: the positive class
         columns = ["row", f"predicted_{name}"] + [f"p_{c}" for c in shown]
         return columns, [[i, label, *map(float, p)] for i, label, p in zip(numbers, labels, P)]
     names = targets if len(targets) == P.shape[1] else [f"y{j + 1}" for j in range(P.shape[1])]
