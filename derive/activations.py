@@ -20,6 +20,8 @@ from typing import Callable
 
 import numpy as np
 import sympy
+from mpmath.libmp import libmpf as mlib
+from sympy.core.singleton import Singleton
 from sympy.codegen.cfunctions import expm1
 from sympy.codegen.numpy_nodes import logaddexp
 
@@ -28,14 +30,88 @@ z = sympy.Symbol("z", real=True)
 a = sympy.Symbol("a", real=True)
 
 LEAKY_SLOPE = sympy.Rational(1, 100)
-#: elu's α (PyTorch's default) and selu's α and λ (torch.nn.SELU's constants, to float64).
+
+
+class TableConstant(sympy.NumberSymbol):
+    """An exact constant of the table, kept as one named number (selu's λ and α, gelu's
+    0.044715): SymPy's arithmetic cancels it exactly (λα · a/(λα) is a, not 1.0·a, so the
+    derivation and a reader's g' agree to any precision), the notation printers spell it as
+    the notes do (``text``, ``tex``), the code printers as a float literal (float32 arrays
+    stay float32), and evaluation uses ``decimal`` exactly, at any precision.  ``reads`` is
+    the LaTeX command (without the backslash) a claim writes it with, None for a decimal."""
+
+    __slots__ = ()
+    is_real = True
+    is_positive = True
+    decimal: str = ""
+    text: str = ""
+    tex: str = ""
+    reads: str | None = None
+    #: Where it sorts in a product (λ before α: the notes' λα), among the table's constants.
+    rank: int = 0
+
+    @classmethod
+    def class_key(cls):
+        return 2, 0, f"TableConstant{cls.rank}"
+
+    def _as_mpf_val(self, prec):
+        return mlib.from_str(self.decimal, prec, mlib.round_nearest)
+
+    def approximation_interval(self, number_cls):
+        exact = sympy.Rational(self.decimal)
+        if issubclass(number_cls, sympy.Integer):
+            return sympy.floor(exact), sympy.ceiling(exact)
+        if issubclass(number_cls, sympy.Rational):
+            return exact, exact
+        return None
+
+    def _sympystr(self, printer) -> str:
+        return self.text
+
+    def _latex(self, printer) -> str:
+        return self.tex
+
+    def _mpmathcode(self, printer) -> str:
+        return f"{printer._module_format('mpmath.mpf')}('{self.decimal}')"
+
+
+class SeluScale(TableConstant, metaclass=Singleton):
+    """selu's λ (torch.nn.SELU's scale)."""
+
+    decimal, text, tex, reads = "1.0507009873554804934193349852946", "λ", r"\lambda", "lambda"
+
+
+class SeluAlpha(TableConstant, metaclass=Singleton):
+    """selu's α (torch.nn.SELU's alpha)."""
+
+    decimal, text, tex, reads = "1.6732632423543772848170429916717", "α", r"\alpha", "alpha"
+    rank = 1
+
+
+class GeluCubic(TableConstant, metaclass=Singleton):
+    """The 0.044715 of gelu's tanh approximation, printed as that decimal: a named number,
+    not the Rational 8943/200000, so the printers do not pull 1/200000 out of z + 0.044715z³."""
+
+    decimal, text, tex = "0.044715", "0.044715", "0.044715"
+    rank = 2
+
+
+class GeluHalf(TableConstant, metaclass=Singleton):
+    """gelu's leading 0.5, printed as that decimal: a Rational ½ would be pulled out of g' and
+    printed after the node's input (``(…) x_i1/2``), which the per-node templates cannot reuse."""
+
+    decimal, text, tex = "0.5", "0.5", "0.5"
+    rank = 3
+
+
+#: elu's α (PyTorch's default) and selu's α and λ (torch.nn.SELU's constants).
 ELU_ALPHA = sympy.Integer(1)
-SELU_ALPHA = sympy.Float("1.6732632423543772848170429916717", 17)
-SELU_SCALE = sympy.Float("1.0507009873554804934193349852946", 17)
+SELU_ALPHA = SeluAlpha()
+SELU_SCALE = SeluScale()
 #: gelu's tanh approximation (torch.nn.functional.gelu(approximate="tanh")): √(2/π), 0.044715.
 GELU_C = sympy.sqrt(2 / sympy.pi)
-GELU_K = sympy.Float("0.044715", 17)
-GELU_HALF = sympy.Float("0.5", 17)
+GELU_K = GeluCubic()
+GELU_HALF = GeluHalf()
 
 
 @dataclass(frozen=True)
@@ -63,7 +139,7 @@ def by_branch(g: Callable[[sympy.Expr], sympy.Expr], *inverses: Callable[[sympy.
     def through_output(d: sympy.Expr) -> sympy.Expr:
         if not isinstance(d, sympy.Piecewise) or len(d.args) != len(inverses):
             raise ValueError(f"by_branch needs a Piecewise of {len(inverses)} branches, got {d}")
-        return sympy.Piecewise(*[(_whole_floats(simplest(value.subs(z, inverse(a)))), condition(cond))
+        return sympy.Piecewise(*[(simplest(value.subs(z, inverse(a))), condition(cond))
                                  for (value, cond), inverse in zip(d.args, inverses)])
 
     return through_output
@@ -80,7 +156,8 @@ class Activation:
     ``z > 0``); ``flat_beyond`` is a |z| past which g' (in z) is constant to float64, so the
     NumPy g' reads z clipped there and never forms e^1000 or z³ of 1e308; ``latex`` is the
     command a reader writes g with (σ: ``\\sigma``; others ``\\mathrm{name}``) and
-    ``aliases`` other names readers use (lrelu, silu)."""
+    ``aliases`` other names readers use (lrelu, silu); ``constants`` the named numbers in g
+    (selu's λ, α), which a claim about a network with this activation may write."""
 
     name: str
     sym: Callable[[sympy.Expr], sympy.Expr] | None
@@ -94,6 +171,7 @@ class Activation:
     flat_beyond: float | None = None
     latex: str | None = None
     aliases: tuple[str, ...] = ()
+    constants: tuple[TableConstant, ...] = ()
 
     def __repr__(self) -> str:
         return f"Activation({self.name!r})"
@@ -121,9 +199,7 @@ def _elu_like(alpha: sympy.Expr, scale: sympy.Expr):
 
 
 def _gelu(t: sympy.Expr, inner: sympy.Expr | None = None) -> sympy.Expr:
-    """0.5 z (1 + tanh(√(2/π)(u + 0.044715 u³))) with u = z, or ``inner`` (the clipped z).
-    PyTorch's 0.5, a Float: a Rational ½ would be pulled out of g' and printed after the
-    node's input (``(…) x_i1/2``), which the printers' per-node templates cannot reuse."""
+    """0.5 z (1 + tanh(√(2/π)(u + 0.044715 u³))) with u = z, or ``inner`` (the clipped z)."""
     u = t if inner is None else inner
     return t * (1 + sympy.tanh(GELU_C * (u + GELU_K * u**3))) * GELU_HALF
 
@@ -199,6 +275,7 @@ ACTIVATIONS: dict[str, Activation] = {
                                        lambda o: sympy.log(o / (SELU_SCALE * SELU_ALPHA) + 1)),
             kink=Kink(_AT_ZERO, SELU_SCALE * SELU_ALPHA, "the left branch's λα·e^0, as PyTorch"),
             keeps_sign=True,
+            constants=(SELU_SCALE, SELU_ALPHA),
             doc="λz for z > 0, λα(e^z - 1) otherwise (λ ≈ 1.0507, α ≈ 1.6733, PyTorch's)",
         ),
         Activation(
@@ -230,17 +307,15 @@ def by_spelling(word: str) -> str | None:
     return None
 
 
+def reader_constants(names) -> dict[str, TableConstant]:
+    """{LaTeX command without its backslash: constant} a claim may use in a network with the
+    activations ``names`` (selu: ``\\lambda`` and ``\\alpha``, as the derivation prints them)."""
+    return {c.reads: c for name in names for c in ACTIVATIONS[name].constants if c.reads}
+
+
 def latex_commands() -> dict[str, str]:
     """{LaTeX command: table key} for the entries readers write as a command (``\\sigma``)."""
     return {act.latex: name for name, act in ACTIVATIONS.items() if act.latex}
-
-
-def _whole_floats(expr: sympy.Expr) -> sympy.Expr:
-    """1.0·a -> a: a Float within rounding (1e-15) of a whole number, as selu's λα·a/(λα)
-    leaves, becomes that Integer."""
-    def whole(f):
-        return f != 0 and abs(f - round(f)) <= 1e-15 * abs(f)
-    return expr.xreplace({f: sympy.Integer(round(f)) for f in expr.atoms(sympy.Float) if whole(f)})
 
 
 def _tidy(expr: sympy.Expr) -> sympy.Expr:

@@ -19,6 +19,7 @@ from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from . import notation as nt
+from .activations import TableConstant
 from .spelling import NotationError, rule_for
 
 
@@ -193,6 +194,53 @@ def _plain(expr, depth: int, single_output: bool, tex: bool) -> str | None:
     return " + ".join(text for _, text in keyed)
 
 
+def _decimal(r: sympy.Rational) -> str | None:
+    """An exact rational as its decimal (26829/200000 -> 0.134145); None where it never ends."""
+    q, twos, fives = int(r.q), 0, 0
+    while q % 2 == 0:
+        q, twos = q // 2, twos + 1
+    while q % 5 == 0:
+        q, fives = q // 5, fives + 1
+    if q != 1:
+        return None
+    places = max(twos, fives)
+    digits = str(abs(int(r.p)) * 10 ** places // int(r.q)).rjust(places + 1, "0")
+    text = digits if not places else f"{digits[:-places]}.{digits[-places:]}".rstrip("0").rstrip(".")
+    return "-" + text if r < 0 else text
+
+
+def _constants(p, expr: sympy.Expr) -> str | None:
+    """A table constant (selu's λ, α; gelu's 0.044715, 0.5), or a number that is a product with
+    such constants, as the notes write it: decimals multiplied out exactly (3 · 0.044715 ->
+    0.134145), named ones by name in the table's order (λ α), both before other numbers
+    (0.5 √2/√π); None for anything else (SymPy's printer then puts them after √2)."""
+    if isinstance(expr, TableConstant):
+        return expr.tex if p._tex else expr.text
+    if not any(isinstance(f, TableConstant) for f in expr.args):
+        return None
+    value, decimals, named, others = sympy.S.One, False, [], []
+    for f in expr.args:
+        if isinstance(f, TableConstant) and f.reads:
+            named.append(f)
+        elif isinstance(f, TableConstant):
+            value, decimals = value * sympy.Rational(f.decimal), True
+        elif f.is_Rational:
+            value *= f
+        elif f.is_number:
+            others.append(f)
+        else:
+            return None
+    lead = _decimal(value) if decimals else (str(value) if value.is_Integer else None)
+    if lead is None:
+        return None
+    if lead in ("1", "-1") and (named or others):
+        lead = lead[:-1]
+    words = [f.tex if p._tex else f.text for f in sorted(named, key=lambda f: f.rank)]
+    if others:
+        words.append(p._print(sympy.Mul(*others)))
+    return (lead + " ".join(words)) if lead in ("", "-") else " ".join([lead, *words])
+
+
 class _NotationMixin:
     """Symbol spelling and the strict rule lookup shared by the text and LaTeX printers.
 
@@ -206,6 +254,8 @@ class _NotationMixin:
     _odot = " ⊙ "
 
     def _print(self, expr, **kwargs):
+        if isinstance(expr, (TableConstant, sympy.Mul)) and (spelled := _constants(self, expr)):
+            return spelled
         if isinstance(expr, sympy.Basic):
             rule = rule_for(expr)  # NotationError: a class with no spelling never leaks
             if rule is not None:
@@ -221,6 +271,15 @@ class _NotationMixin:
         if name is None:
             return super()._print_Symbol(expr, **kwargs)
         return self._spell(name, self._single_output)
+
+    def parenthesize(self, item, level, strict=False):
+        # a product of rationals and table constants is one number (0.134145, λ α): no brackets
+        if isinstance(item, sympy.Mul) and item.is_Rational is False and all(
+                f.is_Rational or isinstance(f, TableConstant) for f in item.args):
+            spelled = _constants(self, item)
+            if spelled and not spelled.startswith("-"):
+                return spelled
+        return super().parenthesize(item, level, strict)
 
     # -- the vectorised form: element-wise products of matrices ------------------------------
     def _factor(self, f) -> str:

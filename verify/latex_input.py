@@ -56,7 +56,7 @@ from sympy.parsing.latex.errors import LaTeXParsingError
 
 from backprop.derive import UserError, make_spec
 from backprop.derive import notation as nt
-from backprop.derive.activations import ACTIVATIONS, derivative_at
+from backprop.derive.activations import ACTIVATIONS, derivative_at, reader_constants
 from backprop.derive.network import Network
 from backprop.derive.spec import Spec
 
@@ -1305,8 +1305,9 @@ class Reader:
         for f in list(expr.atoms(sympy.Function)):
             if type(f).__name__ in ("Max", "Min", "max", "min") and not isinstance(f, (sympy.Max, sympy.Min)):
                 expr = expr.xreplace({f: sympy.Max(*f.args)})
+        constants = {**_CONSTANTS, **reader_constants(self.spec.activations)}  # selu's \lambda, \alpha
         for sym in sorted(expr.free_symbols, key=str):
-            if sym.name in aliases.table or sym.name in _CONSTANTS:
+            if sym.name in aliases.table or sym.name in constants:
                 continue
             pos = _find_letter(t.s, sym.name)
             col = t.col(pos) if pos is not None else t.col(0)
@@ -1317,8 +1318,8 @@ class Reader:
                              difflib.get_close_matches(sym.name, list(NameSpace(self.spec).names), n=3, cutoff=0.3))
         mapping = {}
         for sym in expr.free_symbols:
-            if sym.name in _CONSTANTS:
-                mapping[sym] = _CONSTANTS[sym.name]
+            if sym.name in constants:
+                mapping[sym] = constants[sym.name]
             else:
                 obj = aliases.table[sym.name]
                 if isinstance(obj, sympy.Symbol) and nt.parse(obj) and nt.parse(obj).kind == "z":
