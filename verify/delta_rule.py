@@ -33,7 +33,6 @@ from sympy.parsing.latex import parse_latex
 from sympy.parsing.latex.errors import LaTeXParsingError
 
 from backprop.derive import notation as nt
-from backprop.derive.activations import derivative_at
 
 from .latex_input import InputError, alias_name, Text, check_balanced, clean_layout, split_relations
 from .verdict import Verdict
@@ -166,7 +165,7 @@ class _Rule:
             act = self.net.activation(k)
             if not act.elementwise:
                 raise InputError("g'(in) of a softmax layer is a Jacobian, not a number")
-            return derivative_at(act.name, self.net.O(k, n), nt.preactivation(k, n)).xreplace(
+            return self.net.slope(k, n).xreplace(
                 {nt.preactivation(k, n): self.net.z(k, n)})
         if kind == "Err":
             if k != self.depth:

@@ -310,9 +310,10 @@ def _missing_skip(t: Truth) -> list[Candidate]:
     if not skipped:
         return []
     layers = sorted({l for skips in t.skips for l, s in zip(range(t.k + 1, t.net.depth + 1), skips) if s})
+    paths = "the path" if len(skipped) == 1 else f"the {len(skipped)} paths"
     return [(t.build(keep=lambda n: n not in skipped),
-             f"the {len(skipped)} path(s) through the skip of layer {', '.join(map(str, layers))} "
-             f"(∂O_k/∂O_(k-1) = g' w + 1: the 1) are missing from the sum")]
+             f"{paths} around layer {', '.join(map(str, layers))} through its skip (the 1 of "
+             f"∂O_k/∂O_(k-1) = g' w + 1) {'is' if len(skipped) == 1 else 'are'} missing from the sum")]
 
 
 def _missing_path(t: Truth) -> list[Candidate]:

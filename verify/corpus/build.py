@@ -76,12 +76,13 @@ def entry_problems(e: dict) -> list[str]:
 
 def spec_of(e: dict):
     s = e["spec"]
-    return _spec(s["layers"], s["activations"], s["loss"], bool(s.get("bias", True)))
+    return _spec(s["layers"], s["activations"], s["loss"], bool(s.get("bias", True)),
+                 tuple(s.get("residual", ())))
 
 
 @lru_cache(maxsize=None)
-def _spec(layers, activations, loss, bias):
-    return make_spec(layers, activations, loss, bias)
+def _spec(layers, activations, loss, bias, residual=()):
+    return make_spec(layers, activations, loss, bias, residual=residual)
 
 
 def load_hand() -> list[dict]:
