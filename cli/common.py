@@ -7,7 +7,9 @@ import sys
 
 from backprop.core.errors import UserError
 from backprop.derive.spec import NOTES_2_2_1, Spec, load_toml, make_spec
-from backprop.train import examples, runner
+from backprop.derive.activations import ACTIVATIONS
+from backprop.derive.losses import LOSSES
+from backprop.train import examples, metrics, runner
 from backprop.train.prepare import CLASSIFIER_DEFAULTS, DEFAULTS
 
 
@@ -18,8 +20,11 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
                    '["linear", "linear"], loss = "se", bias = true')
     g.add_argument("--layers", metavar="W-W-...", help="layer widths, input first, e.g. 5-4-3-2-1")
     g.add_argument("--activations", metavar="NAME[,NAME...]",
-                   help="one activation per non-input layer, or one name for all (default linear)")
-    g.add_argument("--loss", metavar="NAME", help="se (default), half_se, mse, bce, cce, hinge")
+                   help="one activation per non-input layer, or one name for all (default "
+                   f"{NOTES_2_2_1['activations'][0]}): {', '.join(ACTIVATIONS)}")
+    g.add_argument("--loss", metavar="NAME",
+                   help=", ".join(f"{name} (default)" if name == NOTES_2_2_1["loss"] else name
+                                  for name in LOSSES))
     g.add_argument("--no-bias", action="store_true", help="no bias terms")
 
 
@@ -67,7 +72,8 @@ def add_run_arguments(parser, gd: bool = True, classifiers: bool = False) -> Non
     """--epochs/--lr/--gd/--batch-size/--seed/--init; ``classifiers``: the help names the
     classifier defaults too (train applies them, compare-gd does not)."""
     c = CLASSIFIER_DEFAULTS
-    also = lambda key, fmt="": (f"; {c[key]:{fmt}} for bce/cce classifiers" if classifiers else "")
+    also = lambda key, fmt="": (f"; {c[key]:{fmt}} for {'/'.join(metrics.classifiers())} classifiers"
+                                if classifiers else "")
     g = parser.add_argument_group("training")
     g.add_argument("--epochs", type=int, metavar="N",
                    help=f"passes over the data (default {DEFAULTS['epochs']}{also('epochs')})")

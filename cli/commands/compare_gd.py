@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from backprop.core import files
 from backprop.core.errors import UserError
+from backprop.derive.losses import is_classification, names_where
 from backprop.derive.optimizers import OPTIMIZERS
 from backprop.train import compare, runner
 from backprop.train.data import from_arrays
@@ -69,8 +70,9 @@ def run(args) -> int:
         if args.rows < 2:
             raise UserError(f"--rows must be at least 2, got {args.rows}")
         spec = spec_from_args(args)
-        if spec.loss not in ("se", "half_se", "mse"):
-            raise UserError("--rows makes regression data; use --loss se/mse or give --data")
+        if is_classification(spec.loss):
+            raise UserError(f"--rows makes regression data; use --loss "
+                            f"{'/'.join(names_where(task='regression'))} or give --data")
         X, Y = compare.synthetic(args.rows, spec.n_inputs, spec.n_outputs, seed=args.seed or 0)
         ds = from_arrays(X.astype(args.dtype), Y.astype(args.dtype),
                          source="synthetic regression data")

@@ -27,6 +27,9 @@ from ..common import nonnegative_int, print_json
 NAME = "vanishing"
 HELP = "per-layer gradient norms of a deep net: sigmoid/tanh vs relu, two initialisations"
 ORDER = 44
+#: The activation every comparison includes: relu (with He initialisation) keeps the layers'
+#: gradients of one size, the remedy the others are measured against.
+REFERENCE = "relu"
 
 
 def add_arguments(parser) -> None:
@@ -34,7 +37,7 @@ def add_arguments(parser) -> None:
                         help="layer widths, input first (default 2-8-8-8-8-8-1)")
     parser.add_argument("--activations", metavar="NAME[,NAME...]",
                         help="hidden activations to compare (default "
-                        f"{','.join(vanishing.DEFAULT_ACTIVATIONS)}); relu is always added as the reference")
+                        f"{','.join(vanishing.DEFAULT_ACTIVATIONS)}); {REFERENCE} is always added as the reference")
     parser.add_argument("--init", metavar="NAME[,NAME...]", default=",".join(vanishing.DEFAULT_INITS),
                         help=f"initialisations to compare: {', '.join(runner.INIT_SCHEMES)} (small is "
                         f"N(0, 0.01²); default {','.join(vanishing.DEFAULT_INITS)})")
@@ -56,8 +59,8 @@ def run(args) -> int:
         from backprop.pictures.plots import require_matplotlib
         require_matplotlib()
     acts = split_names(args.activations) or list(vanishing.DEFAULT_ACTIVATIONS)
-    if "relu" not in acts:
-        acts.append("relu")
+    if REFERENCE not in acts:
+        acts.append(REFERENCE)
     inits = split_names(args.init)
     if not inits:
         raise UserError("--init needs at least one initialisation, e.g. --init glorot,he")
