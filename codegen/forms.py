@@ -151,11 +151,6 @@ def _float_constants(expr: sympy.Expr) -> sympy.Expr:
 
 def layer_pieces(spec: Spec) -> list[LayerPieces]:
     """Each layer's pieces, from the vectorised derivation."""
-    if spec.batch_norm_layers:  # until the trainer prints the BatchNorm ops: refused, never printed as plain
-        from backprop.core.errors import UserError
-
-        raise UserError(f"batch normalisation (layer {','.join(map(str, spec.batch_norm_layers))}) is not in the "
-                        "generated trainer yet; backprop derive --vectorised derives it")
     if spec.residual_layers:  # until the trainer prints the skip: refused, never printed as plain
         from backprop.core.errors import UserError
 

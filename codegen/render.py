@@ -29,12 +29,13 @@ from pathlib import Path
 import jinja2
 import sympy
 
-from backprop.derive import ACTIVATIONS, LOSSES, Spec, vectorise
+from backprop.derive import ACTIVATIONS, LOSSES, Spec, batchnorm, vectorise
 from backprop.derive import notation as nt
 from backprop.derive.printing import NotationPrinter
 from backprop.derive.spelling import NotationError
-from backprop.derive.graph import (ActivationBackward, Activate, AddBias, Array, Loss, LossBackward,
-                                  MatMul, SumRows, Update)
+from backprop.derive.graph import (ActivationBackward, Activate, AddBias, Array, BatchNorm,
+                                  BatchNormBackward, Loss, LossBackward, MatMul, SumRows,
+                                  SumRowsProduct, Update)
 
 from . import forms, naming, scalar
 from .forms import a, d, n_rows, y, yhat, z
@@ -315,6 +316,8 @@ def _loss_function(w: _Writer, spec: Spec, out: forms.OutputPieces) -> Function:
 
 def _array(x: Array) -> str:
     """A graph array's name in the generated code: X, Z2, O2, W2, b2, delta2, dO1, dW2, db2."""
+    if x.kind in naming.BATCH_NORM_STEMS:
+        return naming.batch_norm(x.kind, x.layer)
     return {"X": lambda k: naming.X, "Y": lambda k: naming.Y, "Z": naming.Z, "O": naming.O,
             "W": naming.W, "b": naming.b, "delta": naming.delta, "dO": naming.dO,
             "dW": naming.dW, "db": naming.db}[x.kind](x.layer)
@@ -322,7 +325,21 @@ def _array(x: Array) -> str:
 
 #: How the notes write each array kind in a comment (layer k): Z^k, δ^k, ∂L/∂W^k, ...
 _NOTES = {"X": "X", "Y": "Y", "Z": "Z^{k}", "O": "O^{k}", "W": "W^{k}", "b": "b^{k}",
-          "delta": "δ^{k}", "dO": "∂L/∂O^{k}", "dW": "∂L/∂W^{k}", "db": "∂L/∂b^{k}"}
+          "delta": "δ^{k}", "dO": "∂L/∂O^{k}", "dW": "∂L/∂W^{k}", "db": "∂L/∂b^{k}",
+          "mu": "μ^{k}", "var": "(σ^{k})²", "Xhat": "X̂^{k}", "Zn": "Z̃^{k}", "gamma": "γ^{k}",
+          "beta": "β^{k}", "dZn": "∂L/∂Z̃^{k}", "dgamma": "∂L/∂γ^{k}", "dbeta": "∂L/∂β^{k}"}
+
+#: Batch norm's constants in the trainer (PyTorch's nn.BatchNorm1d defaults), by the
+#: derivation's symbol: ε under the square root, and the running statistics' momentum.
+BN_EPS, BN_MOMENTUM = "BN_EPS", "BN_MOMENTUM"
+
+#: The batch means the derived ∂L/∂z_i is written with, as NumPy computes them over the rows
+#: of G = ∂L/∂Z̃^k and X̂^k: their definitions, mean(g) = (1/n) Σ_m g_m and mean(g x̂).
+_BATCH_MEANS = {batchnorm.mean_g: ("mean_g", "{G}.mean(axis=0)"),
+                batchnorm.mean_gx: ("mean_gxhat", "({G} * {Xhat}).mean(axis=0)")}
+
+#: The running statistics' update in the trainer (a helper of the template).
+UPDATE_RUNNING = "_update_running"
 
 
 def _notes(x: Array, L: int) -> str:
@@ -400,15 +417,50 @@ class _NumpyStatements:
     def fw_activate(self, op: Activate) -> None:
         p = self.pieces[op.layer - 1]
         z = _array(op.inp)
-        if not self.buffered:
+        summed = op.inp in self.sum  # Z^k's sum is still to be written (not after a batch norm)
+        if summed:
             self.pending.append(f"{z} = {self.sum.pop(op.inp)}")
         act = z if p.identity else f"{naming.activation(p.activation)}({z})"
         where = ", the output layer" if op.layer == self.L else ""
         comment = f"layer {op.layer} ({p.activation}{where})"
         if not self.buffered:
-            comment += f": {self.equation(op.inp)}, {self.equation(op.out)}"
+            comment += f": {self.equation(op.inp) + ', ' if op.inp.kind == 'Z' else ''}{self.equation(op.out)}"
         self.blocks.append(Block(comment, self.pending + [f"{_array(op.out)} = {act}"]))
         self.pending = []
+
+    def fw_batch_norm(self, op: BatchNorm) -> None:
+        """Z^k's block, then μ^k, (σ^k)² (the batch's in training, the running ones in eval
+        mode), X̂^k and Z̃^k printed from the definitions in :mod:`~backprop.derive.batchnorm`;
+        the fused step (always training) updates the running statistics as PyTorch does."""
+        k, zk = op.layer, _array(op.inp)
+        if not self.buffered:
+            self.pending.append(f"{zk} = {self.sum.pop(op.inp)}")
+        comment = f"layer {k}: {self.equation(op.inp)}" if not self.buffered else f"layer {k}"
+        self.blocks.append(Block(comment, self.pending))
+        self.pending = []
+        mu, var, xhat, zn = (_array(x) for x in (op.mean, op.var, op.xhat, op.out))
+        stats = f"{mu}, {var} = {zk}.mean(axis=0), {zk}.var(axis=0)"
+        if self.buffered:
+            lines = [stats, _running_update(k)]
+        else:
+            running = ", ".join(f"params[{_q(naming.running(s, k))}]" for s in ("mean", "var"))
+            lines = ["if training:  # the batch's own statistics over the rows",
+                     f"    {stats}", "else:  # eval mode: the running statistics kept in params",
+                     f"    {mu}, {var} = {running}"]
+        z_k = sympy.Symbol("z_k", real=True)
+        names = {z_k: zk, batchnorm.mu: mu, batchnorm.var: var, batchnorm.eps: BN_EPS,
+                 batchnorm.xhat_i: xhat, batchnorm.gamma: _array(op.gamma), batchnorm.beta: _array(op.beta)}
+        for target, expr in ((xhat, (z_k - batchnorm.mu) / batchnorm.std),
+                             (zn, batchnorm.gamma * batchnorm.xhat_i + batchnorm.beta)):
+            temporaries, text = self.w.expression(expr, names, zk)
+            lines += temporaries + [f"{target} = {text}"]
+        if self.buffered:
+            comment = (f"batch norm, layer {k}: the batch's {self.notes(op.mean)}, {self.notes(op.var)} "
+                       f"(the running ones updated), {self.notes(op.xhat)}, {self.notes(op.out)}")
+        else:
+            comment = (f"batch norm, layer {k}: {self.equation(op.mean)}, {self.equation(op.var)} in "
+                       f"training, else the running ones; {self.equation(op.xhat)}, {self.equation(op.out)}")
+        self.blocks.append(Block(comment, lines))
 
     # -- backward --------------------------------------------------------------------------
     def bw_loss(self, op: LossBackward) -> None:
@@ -443,6 +495,26 @@ class _NumpyStatements:
         self.blocks.append(Block(self.equation(op.out),
                                  [f"{_array(op.out)} {'+=' if op.accumulate else '='} {_array(op.inp)}.sum(axis=0)"]))
 
+    def bw_sum_rows_product(self, op: SumRowsProduct) -> None:
+        rhs = f"({_array(op.left)} * {_array(op.right)}).sum(axis=0)"
+        self.blocks.append(Block(self.equation(op.out), [f"{_array(op.out)} {'+=' if op.accumulate else '='} {rhs}"]))
+
+    def bw_batch_norm(self, op: BatchNormBackward) -> None:
+        """δ^k from G = ∂L/∂Z̃^k: the derived ∂L/∂z_i (:func:`batchnorm.derivation`) printed
+        with layer k's arrays for one node's symbols, its batch means computed first."""
+        k, G, xhat = op.layer, _array(op.grad), _array(op.xhat)
+        names = {batchnorm.g_i: G, batchnorm.xhat_i: xhat, batchnorm.gamma: _array(op.gamma),
+                 batchnorm.var: _array(op.var), batchnorm.eps: BN_EPS}
+        lines = []
+        for symbol, (stem, definition) in _BATCH_MEANS.items():
+            names[symbol] = f"{stem}{k}"
+            lines.append(f"{stem}{k} = {definition.format(G=G, Xhat=xhat)}")
+        temporaries, text = self.w.expression(batchnorm.derivation().dz, names, G)
+        lines += temporaries + [f"{_array(op.out)} {'+=' if op.accumulate else '='} {text}"]
+        comment = (f"{self.equation(op.out)}: layer {k}'s batch norm, derived over the batch "
+                   "(every row's δ reads the whole batch)")
+        self.blocks.append(Block(comment, lines))
+
     def bw_activation(self, op: ActivationBackward) -> None:
         k = op.layer
         p = self.pieces[k - 1]
@@ -462,7 +534,8 @@ class _NumpyStatements:
             else:
                 lines = [f"{delta} {assign} {d_o} * {g}"]
                 how = f"{p.activation}: g' written with {'O' if arg == o else 'Z'}^{k}"
-        comment = f"{self.equation(op.out, '∂L/∂' + self.notes(op.inp))}: layer {k}, {how}"
+        lhs = None if op.out.kind == "dZn" else "∂L/∂" + self.notes(op.inp)  # ∂L/∂Z̃^k names itself
+        comment = f"{self.equation(op.out, lhs)}: layer {k}, {how}"
         self.blocks.append(Block(comment, lines))
 
     def bw_update(self, op: Update) -> None:
@@ -477,15 +550,33 @@ class _NumpyStatements:
 
 #: Which method prints each op kind: one entry per kind (a new op is one method and one entry).
 _FORWARD = {MatMul: _NumpyStatements.fw_matmul, AddBias: _NumpyStatements.fw_add_bias,
-            Activate: _NumpyStatements.fw_activate, Loss: lambda self, op: None}
+            Activate: _NumpyStatements.fw_activate, BatchNorm: _NumpyStatements.fw_batch_norm,
+            Loss: lambda self, op: None}
 _BACKWARD = {LossBackward: _NumpyStatements.bw_loss, MatMul: _NumpyStatements.bw_matmul,
              SumRows: _NumpyStatements.bw_sum_rows, ActivationBackward: _NumpyStatements.bw_activation,
-             Update: _NumpyStatements.bw_update}
+             SumRowsProduct: _NumpyStatements.bw_sum_rows_product,
+             BatchNormBackward: _NumpyStatements.bw_batch_norm, Update: _NumpyStatements.bw_update}
 
 
 def _q(name: str) -> str:
     """A validated identifier as a double-quoted string literal: "W1"."""
     return f'"{naming.identifier(name)}"'
+
+
+def _unpack(names: list[str]) -> str:
+    """``gamma1, beta1 = params["gamma1"], params["beta1"]``."""
+    return f"{', '.join(names)} = {', '.join(f'params[{_q(n)}]' for n in names)}"
+
+
+def _running_update(k: int) -> str:
+    """The statement that moves layer k's running statistics toward the batch's μ^k, (σ^k)²."""
+    mu, var = naming.batch_norm("mu", k), naming.batch_norm("var", k)
+    return f"{UPDATE_RUNNING}(params, {int(k)}, {mu}, {var}, {naming.N_ROWS})"
+
+
+def _batch_norm_nodes(k: int, normed: list[int]) -> tuple[str, ...]:
+    """What a batch-normalised layer k computes between Z^k and O^k: μ, σ², X̂, Z̃ (none if plain)."""
+    return tuple(naming.batch_norm(kind, k) for kind in ("mu", "var", "Xhat", "Zn")) if k in normed else ()
 
 
 def _pairs(names: list[str]) -> str:
@@ -524,13 +615,17 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
     graph = vectorise(spec).graph
     backward = _NumpyStatements(w, spec, pieces, out).backward(graph.backward())
     layers = range(1, L + 1)
-    param_names = [n for k in layers for n in ([naming.W(k), naming.b(k)] if spec.bias else [naming.W(k)])]
-    node_names = [n for k in layers for n in (naming.Z(k), naming.O(k))]
+    normed = spec.batch_norm_layers
+    param_names = list(spec.shapes())
+    node_names = [n for k in layers for n in (naming.Z(k), *_batch_norm_nodes(k, normed), naming.O(k))]
+    row_names = [n for n in node_names if not n.startswith(("mu", "var"))]  # one value per row
     if command is None:
         command = "backprop.codegen.render_trainer()"
     equations = [line for eq in vectorise(spec).text().splitlines() for line in _docstring_lines(eq, "    ")]
     unpack = [f"{naming.W(k)}, {naming.b(k)} = params[{_q(naming.W(k))}], params[{_q(naming.b(k))}]"
               if spec.bias else f"{naming.W(k)} = params[{_q(naming.W(k))}]" for k in layers]
+    unpack += [_unpack([naming.batch_norm("gamma", k), naming.batch_norm("beta", k)]) for k in normed]
+    mode = ", training=training" if normed else ""  # nodes() and loss() pass their mode on
     step = scalar.scalar_step(spec) if scalar.wanted(spec) else None
     return {
         "backprop_version": backprop_version(),
@@ -555,11 +650,19 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
         "output": naming.O(L),
         "functions": functions,
         "param_unpack": unpack,
-        "backward_unpack": [f"{naming.W(k)} = params[{_q(naming.W(k))}]" for k in range(2, L + 1)],
+        "backward_unpack": [f"{naming.W(k)} = params[{_q(naming.W(k))}]" for k in range(2, L + 1)]
+        + [_unpack([naming.batch_norm("gamma", k)]) for k in normed],
         "forward_blocks": _NumpyStatements(w, spec, pieces, out).forward(graph.forward),
         "forward_return": wrap_code(f"return ({', '.join(node_names)}) if every_node else {naming.O(L)}"),
-        "node_unpack": _assign(node_names, "forward(params, X, every_node=True)"),
-        "nodes_return": wrap_code("return {" + _pairs([f"{_q(n)}: {n}" for n in node_names]) + "}"),
+        "node_unpack": _assign(node_names, f"forward(params, X, every_node=True{mode})"),
+        "grads_node_unpack": _assign(node_names, "forward(params, X, every_node=True"
+                                     + (", training=True)" if normed else ")")),
+        "nodes_return": wrap_code("return {" + _pairs([f"{_q(n)}: {n}" for n in row_names]) + "}"),
+        "batch_norm": repr(tuple(normed)) if normed else "",
+        "bn_eps": f"{BN_EPS} = {batchnorm.EPS!r}",
+        "bn_momentum": f"{BN_MOMENTUM} = {batchnorm.MOMENTUM!r}",
+        "mode_arg": ", training=False" if normed else "",
+        "running_updates": [_running_update(k) for k in normed],
         "loss_function": loss_fn,
         "loss_args": f"{naming.Y}, {naming.Z(L)}, {naming.O(L)}",
         "backward_blocks": backward,
