@@ -12,6 +12,9 @@ target names and the class labels, under a format name and version::
      "optimizer_state": {"name": "adam", "t": 120, "m": {"W1": [[...]], ...}, "v": {...}}}
 
 The spec also carries residual, batch_norm and [optimizer] where they are not the defaults.
+A batch-normalised layer k's params hold, besides γ and β, the running statistics eval mode
+normalises with, ``running_mean{k}`` and ``running_var{k}`` (kept by training, not learnt; a
+file without them reads as a fresh network's, mean 0 and variance 1).
 ``optimizer_state`` (present after a run with an optimiser that keeps state, or any run of
 ``backprop train``) is the trainer's ``optimizer_state``: the step count and, per state array
 of the optimiser, one array per parameter, so ``--resume`` continues the run exactly.
@@ -216,14 +219,47 @@ def check_state(path, data, spec: Spec, dtype: str = "float64") -> dict | None:
     for key in names:
         if not isinstance(data.get(key), dict):
             raise UserError(f"{where} has no {key!r} arrays; {name} keeps {', '.join(names)}")
-        state[key] = check_params(f"{path} (optimizer state {key!r})", data[key], spec, dtype)
+        state[key] = check_params(f"{path} (optimizer state {key!r})", data[key], spec, dtype, running=False)
     return state
 
 
-def check_params(path, data: dict, spec: Spec, dtype: str = "float64") -> dict[str, np.ndarray]:
-    """{"W1": array, ...} from a JSON object, each matrix checked against the spec's shapes."""
+#: A batch-normalised layer's running statistics: (params key stem, fresh value, what may hold).
+RUNNING = (("running_mean", 0.0, "finite"), ("running_var", 1.0, "at least 0"))
+
+
+def running_shapes(spec: Spec) -> dict[str, tuple[int]]:
+    """{"running_mean1": (n1,), "running_var1": (n1,), ...}: what eval mode normalises with."""
+    return {f"{stem}{k}": (spec.layers[k],) for k in spec.batch_norm_layers for stem, _, _ in RUNNING}
+
+
+def _running(path, data: dict, spec: Spec, dtype: str) -> dict[str, np.ndarray]:
+    """The running statistics of ``data``, checked (the variances >= 0), fresh where absent."""
+    out = {}
+    for k in spec.batch_norm_layers:
+        for stem, fresh, rule in RUNNING:
+            name, shape = f"{stem}{k}", (spec.layers[k],)
+            if name not in data:
+                out[name] = np.full(shape, fresh, dtype=dtype)
+                continue
+            try:
+                value = np.array(data[name], dtype=dtype)
+            except (TypeError, ValueError):
+                value = None
+            if value is None or value.shape != shape:
+                raise UserError(f"params file {path}: {name} must be a list of {shape[0]} numbers "
+                                f"(layer {k}'s running {stem[8:]}, one per node)")
+            if not np.all(np.isfinite(value)) or (stem == "running_var" and np.any(value < 0)):
+                raise UserError(f"params file {path}: {name} holds a value that is not {rule}")
+            out[name] = value
+    return out
+
+
+def check_params(path, data: dict, spec: Spec, dtype: str = "float64",
+                 running: bool = True) -> dict[str, np.ndarray]:
+    """{"W1": array, ...} from a JSON object, each matrix checked against the spec's shapes;
+    ``running``: a batch-normalised layer's running statistics too (:func:`running_shapes`)."""
     shapes = spec.shapes()
-    unknown = sorted(set(data) - set(shapes))
+    unknown = sorted(set(data) - set(shapes) - (set(running_shapes(spec)) if running else set()))
     if unknown:
         raise UserError(f"params file {path}: {unknown[0]} is not a parameter of the {spec.describe()}; "
                         f"expected {', '.join(shapes)}")
@@ -243,4 +279,4 @@ def check_params(path, data: dict, spec: Spec, dtype: str = "float64") -> dict[s
         if not np.all(np.isfinite(value)):
             raise UserError(f"params file {path}: {name} holds a value that is not finite")
         params[name] = value
-    return params
+    return params | (_running(path, data, spec, dtype) if running else {})
