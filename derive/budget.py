@@ -3,9 +3,11 @@ the numbers instead of thrashing.  The vectorised form costs O(layers) and is ne
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 from backprop.core.errors import UserError
 
+from .activations import ACTIVATIONS, z
 from .spec import Spec
 
 #: Most printed terms we agree to build for the per-parameter forms (about 100 MB of text).
@@ -65,6 +67,13 @@ def _node_terms(spec: Spec, expanded: bool) -> list[int]:
     return sizes
 
 
+@lru_cache(maxsize=None)
+def _identity(name: str) -> bool:
+    """g(z) = z (linear): its g' is 1, so a formula spells no derivative for it."""
+    act = ACTIVATIONS[name]
+    return act.sym is not None and act.sym(z) == z
+
+
 def _spelled(spec: Spec, k: int, expanded: bool) -> int:
     """Terms of one layer-k parameter's resolved gradient: the loss factor, one product of
     weights and activation derivatives per path to the loss, the node's own derivative and
@@ -72,7 +81,7 @@ def _spelled(spec: Spec, k: int, expanded: bool) -> int:
     on a residual layer, through O_kj - O_{k-1,j})."""
     size = _node_terms(spec, expanded)
     L = spec.depth
-    slope = [0] + [0 if a == "linear" else 2 * (1 + (k in spec.residual_layers))
+    slope = [0] + [0 if _identity(a) else 2 * (1 + (k in spec.residual_layers))
                    for k, a in enumerate(spec.activations, start=1)]
     loss = (1 + size[L]) * (1 + slope[L])
     path = sum(slope[m] * size[m] + 1 for m in range(k + 1, L)) + (k < L)  # + w^L
