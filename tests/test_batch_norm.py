@@ -220,3 +220,248 @@ def test_draw_shows_gamma_beta_and_the_running_statistics():
     assert "μ₁₂ = −0.25" in lines and "σ²₁₂ = 0.75" in lines
     assert ["σ²₁₂", "0.75", ""] in table
     assert not any(line.startswith(("γ", "μ")) for line in rows[(2, 1)][0])  # layer 2 is plain
+
+
+# -- the generated trainer ---------------------------------------------------------------------
+def _trainer_spec():
+    from backprop.derive import make_spec
+
+    return make_spec("3-4-5-2", "tanh,relu,linear", "half_se", batch_norm=[True, True])
+
+
+def _trained_params(t, seed=RNG_SEED):
+    """init_params with γ, β and the biases moved off their start (so none of them is trivial)."""
+    rng = np.random.default_rng(seed)
+    params = t.init_params(seed=seed)
+    for k in t.BATCH_NORM:
+        for name, shift in (("gamma", 1.0), ("beta", 0.0), ("b", 0.0)):
+            params[f"{name}{k}"] = rng.normal(size=params[f"{name}{k}"].shape) + shift
+    return params
+
+
+def _torch_model(torch, spec, params):
+    """nn.Linear + nn.BatchNorm1d + the activation per hidden layer, float64, the same numbers."""
+    acts = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid}
+    linears, norms, layers = [], [], []
+    for k in range(1, spec.depth + 1):
+        linear = torch.nn.Linear(spec.layers[k - 1], spec.layers[k], dtype=torch.float64)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(params[f"W{k}"].T.copy()))
+            linear.bias.copy_(torch.from_numpy(params[f"b{k}"]))
+        linears.append(linear)
+        layers.append(linear)
+        if k in spec.batch_norm_layers:
+            norm = torch.nn.BatchNorm1d(spec.layers[k], dtype=torch.float64)
+            with torch.no_grad():
+                norm.weight.copy_(torch.from_numpy(params[f"gamma{k}"]))
+                norm.bias.copy_(torch.from_numpy(params[f"beta{k}"]))
+            norms.append(norm)
+            layers.append(norm)
+        if k < spec.depth:
+            layers.append(acts[spec.activations[k - 1]]())
+    return torch.nn.Sequential(*layers), linears, norms
+
+
+def test_generated_trainer_against_torch_training_and_eval_mode():
+    torch = pytest.importorskip("torch")
+    from backprop.codegen import load_trainer
+
+    spec = _trainer_spec()
+    t = load_trainer(spec)
+    params = _trained_params(t)
+    rng = np.random.default_rng(RNG_SEED + 7)
+    X, Y = rng.normal(size=(7, 3)) * 2 + 1, rng.normal(size=(7, 2))
+    model, linears, norms = _torch_model(torch, spec, params)
+    model.train()
+    out = model(torch.from_numpy(X))
+    loss = 0.5 * ((out - torch.from_numpy(Y)) ** 2).sum() / len(X)
+    loss.backward()
+    L, grads = t.loss_and_gradients(params, X, Y)
+    assert L == pytest.approx(loss.item(), rel=1e-12)
+    assert t.forward(params, X, training=True) == pytest.approx(out.detach().numpy(), abs=1e-12)
+    assert set(grads) == set(spec.shapes())  # every learnt parameter, never the running statistics
+    for k, linear in enumerate(linears, start=1):
+        np.testing.assert_allclose(grads[f"W{k}"], linear.weight.grad.numpy().T, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(grads[f"b{k}"], linear.bias.grad.numpy(), rtol=0, atol=1e-10)
+    for k, norm in zip(spec.batch_norm_layers, norms):
+        np.testing.assert_allclose(grads[f"gamma{k}"], norm.weight.grad.numpy(), rtol=0, atol=1e-10)
+        np.testing.assert_allclose(grads[f"beta{k}"], norm.bias.grad.numpy(), rtol=0, atol=1e-10)
+        assert np.abs(grads[f"gamma{k}"]).max() > 1e-3  # compared values that are not all zero
+    # one step: the running statistics move as torch's did in its training forward
+    stepped = {name: value.copy() for name, value in params.items()}
+    t.sgd_step(stepped, X, Y, 0.1)
+    for k, norm in zip(spec.batch_norm_layers, norms):
+        np.testing.assert_allclose(stepped[f"running_mean{k}"], norm.running_mean.numpy(), rtol=0, atol=1e-14)
+        np.testing.assert_allclose(stepped[f"running_var{k}"], norm.running_var.numpy(), rtol=0, atol=1e-14)
+        assert not np.allclose(stepped[f"running_var{k}"], 1.0)
+    # eval mode: the running statistics, each row on its own
+    model.eval()
+    evaluated = {**params, **{k: v for k, v in stepped.items() if k.startswith("running")}}
+    with torch.no_grad():
+        expected = model(torch.from_numpy(X[:3])).numpy()
+    np.testing.assert_allclose(t.forward(evaluated, X[:3]), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(t.forward(evaluated, X[:1]), expected[:1], rtol=0, atol=1e-12)
+
+
+def test_the_fused_step_is_loss_and_gradients_then_the_update():
+    from backprop.codegen import load_trainer
+
+    t = load_trainer(_trainer_spec())
+    params = _trained_params(t)
+    rng = np.random.default_rng(RNG_SEED + 8)
+    X, Y = rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    fused = {name: value.copy() for name, value in params.items()}
+    before = t.sgd_step(fused, X, Y, 0.05)
+    plain = {name: value.copy() for name, value in params.items()}
+    untouched = {name: value.copy() for name, value in params.items()}
+    L, grads = t.loss_and_gradients(untouched, X, Y)  # no update_running: the running stats stay
+    assert all(np.array_equal(untouched[k], params[k]) for k in params)
+    L, grads = t.loss_and_gradients(plain, X, Y, update_running=True)
+    for name, g in grads.items():
+        plain[name] -= 0.05 * g
+    assert before == L
+    for name in params:
+        np.testing.assert_allclose(fused[name], plain[name], rtol=1e-13, atol=1e-15, err_msg=name)
+    assert not hasattr(t, "_sgd_step_scalar")  # rows couple: no one-row float path
+
+
+def test_an_optimiser_step_moves_the_running_statistics_too():
+    from backprop.codegen import load_trainer
+
+    t = load_trainer(_trainer_spec())
+    params = _trained_params(t)
+    rng = np.random.default_rng(RNG_SEED + 9)
+    X, Y = rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    state = t.optimizer_state(params, "adam")
+    assert not any(key.startswith("running") for key in state["m"])
+    trained = {name: value.copy() for name, value in params.items()}
+    t.train(trained, X, Y, epochs=1, lr=0.01, optimizer="adam", state=state)
+    expected = {name: value.copy() for name, value in params.items()}
+    t.loss_and_gradients(expected, X, Y, update_running=True)
+    for k in t.BATCH_NORM:
+        for stat in ("running_mean", "running_var"):
+            np.testing.assert_array_equal(trained[f"{stat}{k}"], expected[f"{stat}{k}"])
+            assert not np.array_equal(trained[f"{stat}{k}"], params[f"{stat}{k}"])
+
+
+def test_generated_gradients_against_finite_differences():
+    from backprop.codegen import load_trainer
+    from backprop.derive import make_spec
+
+    spec = make_spec("2-3-3-1", "sigmoid,tanh,sigmoid", "bce", batch_norm=[True, True])
+    t = load_trainer(spec)
+    params = _trained_params(t, seed=RNG_SEED + 3)
+    rng = np.random.default_rng(RNG_SEED + 4)
+    X, Y = rng.normal(size=(5, 2)), rng.integers(0, 2, size=(5, 1)).astype(float)
+    _, grads = t.loss_and_gradients(params, X, Y)
+    h = 1e-6
+    for name in spec.shapes():
+        fd = np.zeros_like(params[name])
+        for idx in np.ndindex(fd.shape):
+            old = params[name][idx]
+            params[name][idx] = old + h
+            up = t.loss(params, X, Y, training=True)
+            params[name][idx] = old - h
+            down = t.loss(params, X, Y, training=True)
+            params[name][idx] = old
+            fd[idx] = (up - down) / (2 * h)
+        np.testing.assert_allclose(grads[name], fd, rtol=1e-6, atol=1e-9, err_msg=name)
+    assert np.abs(grads["gamma1"]).max() > 1e-4
+
+
+def test_init_eval_mode_and_the_plain_layer_in_between():
+    from backprop.codegen import load_trainer, render_trainer
+    from backprop.derive import make_spec
+
+    spec = make_spec("2-3-3-1", "relu,tanh,linear", "se", batch_norm=[False, True])
+    t = load_trainer(spec)
+    params = t.init_params(seed=0)
+    assert t.BATCH_NORM == (2,)
+    assert set(params) == set(spec.shapes()) | {"running_mean2", "running_var2"}
+    np.testing.assert_array_equal(params["gamma2"], np.ones(3))
+    np.testing.assert_array_equal(params["beta2"], np.zeros(3))
+    np.testing.assert_array_equal(params["running_mean2"], np.zeros(3))
+    np.testing.assert_array_equal(params["running_var2"], np.ones(3))
+    X = np.random.default_rng(1).normal(size=(4, 2))
+    nodes = t.nodes(params, X)
+    assert list(nodes) == ["Z1", "O1", "Z2", "Xhat2", "Zn2", "O2", "Z3", "O3"]
+    # eval mode at the start: running mean 0, variance 1, γ = 1, β = 0: Z̃ = Z / √(1 + ε)
+    np.testing.assert_allclose(nodes["Zn2"], nodes["Z2"] / np.sqrt(1 + bn.EPS), rtol=1e-15)
+    trained = t.nodes(params, X, training=True)
+    np.testing.assert_allclose(trained["Xhat2"].mean(axis=0), 0, atol=1e-15)
+    np.testing.assert_allclose(trained["Xhat2"].var(axis=0), 1 / (1 + bn.EPS / trained["Z2"].var(axis=0)), rtol=1e-12)
+    source = render_trainer(spec)
+    assert max(len(line) for line in source.splitlines()) <= 99
+    assert "mean_g2 = dZn2.mean(axis=0)" in source and "mean_gxhat2 = (dZn2 * Xhat2).mean(axis=0)" in source
+    assert "# δ^2 = γ^2 / √((σ^2)² + ε) ⊙ (G - mean_rows(G) - X̂^2 ⊙ mean_rows(G ⊙ X̂^2))" in source
+    assert "Xhat1" not in source  # layer 1 is plain
+
+
+def test_float32_trainer_keeps_its_dtype():
+    from backprop.codegen import load_trainer
+
+    t = load_trainer(_trainer_spec(), dtype="float32")
+    params = t.init_params(seed=0)
+    X = np.random.default_rng(2).normal(size=(5, 3))
+    Y = np.random.default_rng(3).normal(size=(5, 2))
+    t.sgd_step(params, X, Y, 0.1)
+    assert {value.dtype for value in params.values()} == {np.dtype(np.float32)}
+    assert t.forward(params, X).dtype == np.float32
+
+
+def test_backprop_train_on_a_batch_norm_spec_and_the_model_file_round_trip(cli, tmp_path):
+    from backprop.codegen import load_trainer
+    from backprop.train.model import load_model
+
+    spec_file = tmp_path / "bn.toml"
+    spec_file.write_text('layers = [4, 6, 3]\nactivations = ["relu", "softmax"]\nloss = "cce"\n'
+                         'batch_norm = [true]\n')
+    out = tmp_path / "model.json"
+    status, _, err = cli("train", "--spec", str(spec_file), "--example", "iris", "--epochs", "20",
+                         "--seed", "0", "--params-out", str(out), "--quiet")
+    assert status == 0, err
+    model = load_model(out)
+    assert model.spec.batch_norm_layers == [1]
+    assert set(model.params) == {"W1", "b1", "gamma1", "beta1", "running_mean1", "running_var1", "W2", "b2"}
+    assert not np.allclose(model.params["running_var1"], 1.0)  # training moved them
+    assert np.all(model.params["running_var1"] > 0)
+    t = load_trainer(model.spec)
+    again = t.load_model(str(out))  # the trainer's own reader takes backprop's file
+    for name, value in model.params.items():
+        np.testing.assert_array_equal(again[name], value)
+    from pathlib import Path
+
+    iris = Path(__file__).parents[1] / "train" / "examples" / "iris.csv"
+    status, out_text, err = cli("predict", "--params", str(out), "--data", str(iris))
+    assert status == 0, err
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(out_text)))
+    P = np.array([[float(r[f"p_{name}"]) for name in model.classes] for r in rows])
+    raw = np.array([[float(v) for k, v in r.items() if k != "species"]
+                    for r in csv.DictReader(iris.open(encoding="utf-8"))])
+    np.testing.assert_allclose(P, t.forward(model.params, model.scale(raw)), rtol=1e-12)  # eval mode
+
+
+def test_model_file_running_statistics_checked_and_filled(tmp_path):
+    import json
+
+    from backprop.core.errors import UserError
+    from backprop.train.model import check_params
+
+    spec = _bn_spec()
+    data = {name: np.ones(shape).tolist() for name, shape in spec.shapes().items()}
+    params = check_params("p.json", data, spec)
+    np.testing.assert_array_equal(params["running_mean1"], np.zeros(3))  # none in the file: fresh
+    np.testing.assert_array_equal(params["running_var1"], np.ones(3))
+    with pytest.raises(UserError, match="running_var1 holds a value that is not at least 0"):
+        check_params("p.json", {**data, "running_var1": [1, -1, 1]}, spec)
+    with pytest.raises(UserError, match="running_mean1 must be a list of 3 numbers"):
+        check_params("p.json", {**data, "running_mean1": [0, 0]}, spec)
+    with pytest.raises(UserError, match="running_mean2 is not a parameter"):
+        check_params("p.json", {**data, "running_mean2": [0]}, spec)
+    kept = check_params("p.json", {**data, "running_mean1": [1, 2, 3]}, spec)
+    np.testing.assert_array_equal(kept["running_mean1"], [1, 2, 3])
+    assert "running_mean1" not in check_params("p.json", data, spec, running=False)
+    json.dumps({k: v.tolist() for k, v in kept.items()})
