@@ -4,8 +4,7 @@ One and ten steps of SGD with momentum, SGD with nesterov, RMSprop, Adam and Ada
 decay 0 and 0.01) on a random 3-5-4-2 network (tanh, sigmoid, linear; loss se), starting from
 the same weights and data: torch computes its gradients by autograd and steps with
 torch.optim; backprop takes the generated trainer's gradients and the table's update rule,
-evaluated (:func:`optimizers.trace`) and, once the trainer prints it, the trainer's own
-``optimizer_step``/``train``.  Parameters must agree to 1e-12 relative (per array, max
+evaluated (:func:`optimizers.trace`), and the trainer's own ``optimizer_step``/``train``.  Parameters must agree to 1e-12 relative (per array, max
 |difference| / max |torch|).
 """
 import numpy as np
@@ -96,18 +95,11 @@ def test_table_rule_matches_torch(name, table, cls, kwargs, steps):
     assert moved > 1e-4
 
 
-def _trainer_with_optimizers(spec):
-    trainer = load_trainer(spec)
-    if not hasattr(trainer, "optimizer_step"):
-        pytest.skip("the generated trainer does not print optimizer_step yet")
-    return trainer
-
-
 @pytest.mark.parametrize("steps", [1, 10])
 @pytest.mark.parametrize("name, table, cls, kwargs", DECAYED, ids=[c[0] for c in DECAYED])
 def test_trainer_matches_torch(name, table, cls, kwargs, steps):
     spec, params, X, Y = _problem()
-    trainer = _trainer_with_optimizers(spec)
+    trainer = load_trainer(spec)
     theirs = _torch_run(params, X, Y, cls, kwargs, steps)
     ours = {k: v.copy() for k, v in params.items()}
     settings_ = full(settings(table))
@@ -119,6 +111,119 @@ def test_trainer_matches_torch(name, table, cls, kwargs, steps):
     again = {k: v.copy() for k, v in params.items()}  # train() with the same optimizer: same numbers
     trainer.train(again, X, Y, steps, settings_["lr"], optimizer=settings_)
     assert all(np.array_equal(again[k], ours[k]) for k in ours)
+
+
+def test_train_defaults_to_the_specs_optimizer():
+    """A spec's [optimizer] is the trainer's OPTIMIZER: train() without optimizer (or naming
+    it) steps with its settings; another name takes that entry's table defaults."""
+    table = {"name": "adam", "lr": 0.05, "beta1": 0.8}
+    spec = make_spec(LAYERS, ACTS, "se", optimizer=table)
+    _, start, X, Y = _problem()
+    trainer = load_trainer(spec)
+    assert trainer.OPTIMIZER == full(settings(table))
+    runs = []
+    for kwargs in [{}, {"optimizer": "adam"}, {"optimizer": table}, {"optimizer": {"name": "adam"}}]:
+        params = {k: v.copy() for k, v in start.items()}
+        trainer.train(params, X, Y, 3, **kwargs)
+        runs.append(params)
+    assert all(np.array_equal(runs[0][k], runs[i][k]) for i in (1, 2) for k in start)
+    assert not np.array_equal(runs[0]["W1"], runs[3]["W1"])  # η = 0.001, β₁ = 0.9: adam's defaults
+    assert trainer.optimizer_settings("momentum") == {"name": "momentum", "lr": 0.01, "momentum": 0.9,
+                                                      "weight_decay": 0.0}
+    assert trainer.optimizer_settings(None, lr=0.5)["lr"] == 0.5
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", {"name": "sgd", "weight_decay": 0.1}])
+def test_train_counts_every_update_and_replays_with_its_seed(optimizer):
+    """7 rows in batches of 3: 3 updates an epoch, fused sgd_step or optimizer_step alike."""
+    spec, start, X, Y = _problem()
+    trainer = load_trainer(spec)
+    ends = []
+    for _ in range(2):
+        params = {k: v.copy() for k, v in start.items()}
+        state = trainer.optimizer_state(params, optimizer)
+        history = trainer.train(params, X, Y, 4, 0.01, batch_size=3, seed=5, optimizer=optimizer, state=state)
+        assert state["t"] == 12 and len(history) == 4 and np.isfinite(history).all()
+        ends.append((params, state))
+    (a, sa), (b, sb) = ends
+    assert all(np.array_equal(a[k], b[k]) for k in start) and not np.array_equal(a["W1"], start["W1"])
+    for name in OPTIMIZERS[sa["name"]].state:
+        assert all(np.array_equal(sa[name][k], sb[name][k]) for k in start)
+
+
+def test_a_float32_trainer_keeps_float32_state():
+    spec, start, X, Y = _problem()
+    trainer = load_trainer(spec, dtype="float32")
+    params = {k: v.astype(np.float32) for k, v in start.items()}
+    state = trainer.optimizer_state(params, "adam")
+    trainer.train(params, X, Y, 3, optimizer="adam", state=state)
+    assert state["t"] == 3
+    assert {a.dtype for a in params.values()} == {np.dtype(np.float32)}
+    assert {a.dtype for key in ("m", "v") for a in state[key].values()} == {np.dtype(np.float32)}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"optimizer": "adagrad"}, "unknown optimizer 'adagrad'; known: sgd, momentum"),
+    ({"optimizer": {"name": "adam", "momentum": 0.9}}, "adam takes lr, beta1"),
+    ({"optimizer": "adam", "lr": 0.0}, "the learning rate must be a finite number > 0, got 0.0"),
+    ({"optimizer": "sgd", "lr": float("nan")}, "the learning rate must be a finite number > 0"),
+    ({"optimizer": "adam", "state": {"name": "momentum", "t": 0, "v": {}}}, "the state is momentum's, not adam's"),
+])
+def test_bad_train_arguments_are_one_line_errors(kwargs, message):
+    spec, params, X, Y = _problem()
+    trainer = load_trainer(spec)
+    before = {k: v.copy() for k, v in params.items()}
+    with pytest.raises(ValueError) as err:
+        trainer.train(params, X, Y, 2, **kwargs)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert all(np.array_equal(before[k], params[k]) for k in params)  # refused before any step
+
+
+def test_the_printed_updates_are_the_tables():
+    """Each entry's rule, printed by SymPy into the trainer: one function per table entry."""
+    import inspect
+    trainer = load_trainer(make_spec("2-2-1", "linear", "se"))
+    assert list(trainer.OPTIMIZERS) == list(OPTIMIZERS) and list(trainer._UPDATES) == list(OPTIMIZERS)
+    for name, entry in OPTIMIZERS.items():
+        assert trainer.OPTIMIZERS[name] == {"state": entry.state, "defaults": dict(entry.defaults)}
+    adam = inspect.getsource(trainer._adam_update)
+    for line in ["m_hat = m/(1 - beta1**t)", "v_hat = v/(1 - beta2**t)",
+                 "w[...] = -lr*m_hat/(eps + np.sqrt(v_hat)) + w",
+                 "if weight_decay and decoupled:  # decoupled (AdamW): w shrinks before the rule"]:
+        assert line in adam
+
+
+def test_the_scripts_model_file_resumes_in_backprop_train(cli, tmp_path):
+    """The generated script's --optimizer adam --out keeps the settings and the state in
+    backprop's model-file format: 20 epochs there, then 5 of backprop train --resume, equal
+    25 epochs of the script bit for bit; the script's load_model reads backprop's file back."""
+    import json
+    import subprocess
+    import sys
+    from backprop.cli.commands.generate import generated_folder
+    script = generated_folder() / "notes_2_2_1.py"
+    table = tmp_path / "notes.csv"
+    table.write_text("iq,cgpa,package\n80,8,5\n60,5,3\n110,7,8\n")
+    run = [sys.executable, str(script), "--data", str(table), "--target", "package", "--optimizer", "adam",
+           "--lr", "0.05", "--seed", "0", "--standardise"]
+    for epochs, out in [(20, "a20.json"), (25, "a25.json")]:
+        done = subprocess.run([*run, "--epochs", str(epochs), "--out", str(tmp_path / out)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    a20 = json.loads((tmp_path / "a20.json").read_text())
+    assert a20["spec"]["optimizer"] == full(settings({"name": "adam", "lr": 0.05}))
+    assert a20["optimizer_state"]["name"] == "adam" and a20["optimizer_state"]["t"] == 20
+    status, _, err = cli("train", "--data", str(table), "--target", "package", "--resume", str(tmp_path / "a20.json"),
+                         "--optimizer", "adam", "--lr", "0.05", "--gd", "batch", "--epochs", "5", "-q",
+                         "--params-out", str(tmp_path / "b25.json"))
+    assert status == 0, err
+    a25, b25 = (json.loads((tmp_path / f).read_text()) for f in ("a25.json", "b25.json"))
+    assert b25["optimizer_state"]["t"] == 25
+    assert a25["params"] == b25["params"] and a25["optimizer_state"] == b25["optimizer_state"]
+    from backprop.codegen import load_trainer as load
+    module = load(make_spec("2-2-1", "linear", "se"))
+    back = module.load_model(str(tmp_path / "b25.json"))  # its spec names adam: the same network
+    assert all(np.array_equal(back[k], np.array(b25["params"][k])) for k in ("W1", "b1", "W2", "b2"))
 
 
 # -- settings -----------------------------------------------------------------------------------
@@ -183,10 +288,6 @@ def test_adam_first_step_by_hand():
 
 
 # -- the model file and --resume -------------------------------------------------------------------
-def _has_optimizers() -> bool:
-    return hasattr(load_trainer(make_spec("2-2-1", "linear", "se")), "optimizer_step")
-
-
 RESUMED = [[], ["--optimizer", "momentum"], ["--optimizer", "nesterov"], ["--optimizer", "rmsprop"],
            ["--optimizer", "adam", "--lr", "0.05"]]
 
@@ -195,8 +296,6 @@ RESUMED = [[], ["--optimizer", "momentum"], ["--optimizer", "nesterov"], ["--opt
 def test_resume_continues_exactly(cli, tmp_path, flags):
     """10 epochs == 5 epochs, model file, --resume, 5 epochs: parameters and optimiser state
     bit for bit (batch GD: no shuffling to replay)."""
-    if flags and not _has_optimizers():
-        pytest.skip("the generated trainer does not print optimizer_step yet")
     import json
     run = ["train", "--example", "notes-iq-gpa", "--gd", "batch", "-q", "--json", *flags]
     whole, half, rest = (str(tmp_path / f) for f in ("whole.json", "half.json", "rest.json"))
@@ -301,6 +400,26 @@ def test_step_continues_a_model_files_state(cli, tmp_path):
     assert data["optimizer"]["t"] == 5 and data["optimizer"]["steps"]["b2"]["m"][0] == pytest.approx(m, rel=1e-14)
 
 
+def test_step_numbers_come_from_the_trainer():
+    """batch_step's updated parameters and state are the trainer's optimizer_step's, and the
+    table's rule, evaluated beside it, agrees with them."""
+    from backprop.train.onestep import batch_step
+    spec = make_spec("2-3-1", "tanh,linear", "se", optimizer={"name": "rmsprop", "weight_decay": 0.01})
+    trainer = load_trainer(spec)
+    params = trainer.init_params(seed=2)
+    X, Y = [[0.5, -1.0], [2.0, 0.25]], [[1.0], [-0.5]]
+    result = batch_step(spec, X, Y, 0.05, params)
+    own = {k: v.copy() for k, v in params.items()}
+    state = trainer.optimizer_state(own, "rmsprop")
+    trainer.optimizer_step(own, trainer.gradients(own, np.array(X), np.array(Y)), state,
+                           trainer.optimizer_settings("rmsprop", lr=0.05))
+    assert all(np.array_equal(result["updated"][k], own[k]) for k in own)
+    assert result["optimizer"]["state"]["t"] == 1
+    assert all(np.array_equal(result["optimizer"]["state"]["s"][k], state["s"][k]) for k in own)
+    by_rule = {k: np.asarray(dict(steps)["w"]) for k, steps in result["optimizer"]["steps"].items()}
+    assert _relative(by_rule, own) < RTOL
+
+
 def test_step_with_plain_sgd_is_unchanged(cli):
     status, out, _ = cli("step", "--layers", "2-2-1", "--activations", "linear", "--loss", "se",
                          "--x", "80,8", "--y", "5", "--init", "ones")
@@ -311,7 +430,7 @@ def test_step_with_plain_sgd_is_unchanged(cli):
 def test_compare_optimizers_same_start(cli, tmp_path):
     """One run per optimiser from the same weights: epoch 0's loss is the same for all."""
     import json
-    names = "sgd,momentum,adam" if _has_optimizers() else "sgd"
+    names = "sgd,momentum,adam"
     status, out, err = cli("compare-gd", "--example", "notes-cgpa-resume", "--optimizers", names,
                            "--epochs", "30", "--json", "-q")
     assert status == 0, err

@@ -261,7 +261,8 @@ def batch_step(spec: Spec, X, Y, lr: float, params: dict[str, np.ndarray],
     """One gradient-descent step on the rows X, Y: each row's nodes, loss and gradients, the
     batch's (the mean over rows) loss and gradients, and the parameters after sgd_step (or,
     for the spec's optimiser, after the trainer's optimizer_step with η = ``lr`` from
-    ``state``; then "optimizer" holds :func:`optimizer_update`)."""
+    ``state``; then "optimizer" holds :func:`optimizer_update`, the table's rule evaluated,
+    which ``step`` checks against the trainer's numbers)."""
     trainer = load_trainer(spec)
     params = {name: np.array(value, dtype=trainer.DTYPE) for name, value in params.items()}
     X, Y = np.array(X, dtype=trainer.DTYPE), np.array(Y, dtype=trainer.DTYPE)
@@ -279,12 +280,10 @@ def batch_step(spec: Spec, X, Y, lr: float, params: dict[str, np.ndarray],
     else:
         settings = optimizers.full(optimizers.settings({**dict(spec.optimizer), "lr": lr}, "--lr"))
         extra["optimizer"] = optimizer_update(settings, params, grads, state)
-        if hasattr(trainer, "optimizer_step"):
-            before = extra["optimizer"]["before"]
-            own = {k: ({n: a.copy() for n, a in v.items()} if isinstance(v, dict) else v) for k, v in before.items()}
-            trainer.optimizer_step(updated, grads, own, settings)
-        else:  # a trainer printed before the optimisers: the table's rule, evaluated
-            updated = {key: np.asarray(dict(steps)["w"]) for key, steps in extra["optimizer"]["steps"].items()}
+        before = extra["optimizer"]["before"]  # the trainer steps from a copy of it
+        own = {k: ({n: a.copy() for n, a in v.items()} if isinstance(v, dict) else v) for k, v in before.items()}
+        trainer.optimizer_step(updated, grads, own, settings)
+        extra["optimizer"]["state"] = own  # the trainer's state after its step (t, m, v, ...)
     return {"trainer": trainer, "params": params, "rows": rows, "loss": loss, "grads": grads,
             "updated": updated, "loss_after": trainer.loss(updated, X, Y), **extra}
 
