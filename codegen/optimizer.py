@@ -99,10 +99,12 @@ def table_lines(width: int = 95) -> list[str]:
 def optimizer_context(spec: Spec) -> dict:
     """What the template's optimiser section needs: the printed functions, the table of
     state names and defaults (finished lines), each entry's function, and the spec's own
-    optimiser (every key filled in) as Python source."""
+    optimiser (every key filled in) as Python source, at most 99 characters a line."""
+    from .render import wrap_code
+
     return {
         "optimizer_functions": [update_function(e) for e in OPTIMIZERS.values()],
         "optimizer_table_lines": table_lines(),
         "optimizer_updates": {name: f"_{name}_update" for name in OPTIMIZERS},
-        "optimizer": _mapping(full(spec.optimizer)),
+        "optimizer_lines": wrap_code(f"OPTIMIZER = {_mapping(full(spec.optimizer))}", 99),
     }

@@ -193,6 +193,16 @@ def test_the_printed_updates_are_the_tables():
         assert line in adam
 
 
+@pytest.mark.parametrize("table", [{"name": name, "weight_decay": 0.01} for name in OPTIMIZERS]
+                         + [{"name": "adam", "weight_decay": 0.01, "decoupled": True}])
+def test_a_spec_with_an_optimizer_prints_within_99_columns(table):
+    from backprop.codegen import render_trainer
+    spec = make_spec("3-4-2", "tanh,linear", "se", optimizer=table)
+    source = render_trainer(spec)
+    assert [line for line in source.splitlines() if len(line) > 99] == []
+    assert load_trainer(spec).OPTIMIZER == full(settings(table))
+
+
 def test_the_scripts_model_file_resumes_in_backprop_train(cli, tmp_path):
     """The generated script's --optimizer adam --out keeps the settings and the state in
     backprop's model-file format: 20 epochs there, then 5 of backprop train --resume, equal
