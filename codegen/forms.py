@@ -151,11 +151,6 @@ def _float_constants(expr: sympy.Expr) -> sympy.Expr:
 
 def layer_pieces(spec: Spec) -> list[LayerPieces]:
     """Each layer's pieces, from the vectorised derivation."""
-    if spec.residual_layers:  # until the trainer prints the skip: refused, never printed as plain
-        from backprop.core.errors import UserError
-
-        raise UserError(f"residual connections (layer {','.join(map(str, spec.residual_layers))}) are not in "
-                        "the generated trainer yet; backprop derive derives them")
     out = []
     for form in vectorise(spec).layers:
         act = ACTIVATIONS[form.activation]

@@ -58,6 +58,11 @@ def O(k: int) -> str:
     return X if int(k) == 0 else f"O{int(k)}"
 
 
+def A(k: int) -> str:
+    """A residual layer's activation g(Z^k), kept for g' (its output is O^k = A^k + O^{k-1})."""
+    return f"A{int(k)}"
+
+
 def delta(k: int) -> str:
     """δ^k = ∂L/∂Z^k."""
     return f"delta{int(k)}"
@@ -78,7 +83,7 @@ def db(k: int) -> str:
 
 #: The scalar step's stem for an element of each array kind (the notes' z_kj, O_kj, δ_kj,
 #: ∂L/∂O_kj, b_kj): node j of layer k is ``z1_1``, ``o1_1``, ``delta1_1``, ``dO1_1``, ``b1_1``.
-ELEMENT_STEMS = {"Z": "z", "O": "o", "delta": "delta", "dO": "dO", "b": "b"}
+ELEMENT_STEMS = {"Z": "z", "O": "o", "A": "a", "delta": "delta", "dO": "dO", "b": "b"}
 
 
 def element(kind: str, k: int, j: int) -> str:

@@ -33,8 +33,8 @@ from backprop.derive import ACTIVATIONS, LOSSES, Spec, batchnorm, vectorise
 from backprop.derive import notation as nt
 from backprop.derive.printing import NotationPrinter
 from backprop.derive.spelling import NotationError
-from backprop.derive.graph import (ActivationBackward, Activate, AddBias, Array, BatchNorm,
-                                  BatchNormBackward, Loss, LossBackward, MatMul, SumRows,
+from backprop.derive.graph import (ActivationBackward, Activate, AddBias, AddSkip, Array, BatchNorm,
+                                  BatchNormBackward, Loss, LossBackward, MatMul, SkipBackward, SumRows,
                                   SumRowsProduct, Update)
 
 from . import forms, naming, scalar
@@ -318,13 +318,13 @@ def _array(x: Array) -> str:
     """A graph array's name in the generated code: X, Z2, O2, W2, b2, delta2, dO1, dW2, db2."""
     if x.kind in naming.BATCH_NORM_STEMS:
         return naming.batch_norm(x.kind, x.layer)
-    return {"X": lambda k: naming.X, "Y": lambda k: naming.Y, "Z": naming.Z, "O": naming.O,
+    return {"X": lambda k: naming.X, "Y": lambda k: naming.Y, "Z": naming.Z, "O": naming.O, "A": naming.A,
             "W": naming.W, "b": naming.b, "delta": naming.delta, "dO": naming.dO,
             "dW": naming.dW, "db": naming.db}[x.kind](x.layer)
 
 
 #: How the notes write each array kind in a comment (layer k): Z^k, δ^k, ∂L/∂W^k, ...
-_NOTES = {"X": "X", "Y": "Y", "Z": "Z^{k}", "O": "O^{k}", "W": "W^{k}", "b": "b^{k}",
+_NOTES = {"X": "X", "Y": "Y", "Z": "Z^{k}", "O": "O^{k}", "A": "g(Z^{k})", "W": "W^{k}", "b": "b^{k}",
           "delta": "δ^{k}", "dO": "∂L/∂O^{k}", "dW": "∂L/∂W^{k}", "db": "∂L/∂b^{k}",
           "mu": "μ^{k}", "var": "(σ^{k})²", "Xhat": "X̂^{k}", "Zn": "Z̃^{k}", "gamma": "γ^{k}",
           "beta": "β^{k}", "dZn": "∂L/∂Z̃^{k}", "dgamma": "∂L/∂γ^{k}", "dbeta": "∂L/∂β^{k}"}
@@ -422,10 +422,23 @@ class _NumpyStatements:
             self.pending.append(f"{z} = {self.sum.pop(op.inp)}")
         act = z if p.identity else f"{naming.activation(p.activation)}({z})"
         where = ", the output layer" if op.layer == self.L else ""
+        if op.out.kind == "A":  # a residual layer: its block ends with the skip (fw_add_skip)
+            self.pending.append(f"{_array(op.out)} = {act}")
+            return
         comment = f"layer {op.layer} ({p.activation}{where})"
         if not self.buffered:
             comment += f": {self.equation(op.inp) + ', ' if op.inp.kind == 'Z' else ''}{self.equation(op.out)}"
         self.blocks.append(Block(comment, self.pending + [f"{_array(op.out)} = {act}"]))
+        self.pending = []
+
+    def fw_add_skip(self, op: AddSkip) -> None:
+        """O^k = A^k + O^{k-1}: the skip of a residual layer (A^k = g(Z^k) kept for g')."""
+        k = op.layer
+        comment = f"layer {k} ({self.pieces[k - 1].activation}, residual)"
+        if not self.buffered:
+            comment += f": {self.equation(Array('Z', k)) + ', ' if k not in self.spec.batch_norm_layers else ''}" \
+                       f"{self.equation(op.out)}"
+        self.blocks.append(Block(comment, self.pending + [f"{_array(op.out)} = {_array(op.inp)} + {_array(op.skip)}"]))
         self.pending = []
 
     def fw_batch_norm(self, op: BatchNorm) -> None:
@@ -484,12 +497,27 @@ class _NumpyStatements:
         else:  # ∂L/∂O^{k-1} = δ^k W^kᵀ: what layer k sends back
             rhs = self.matmul(_array(op.left), f"{_array(op.right)}.T", target)
             sender = op.right.layer
-            comment = (f"{self.notes(op.out)} = {self.notes(op.left)} {self.notes(op.right)}ᵀ: "
+            comment = (f"{self.notes(op.out)} {'+' if op.accumulate else ''}= {self.notes(op.left)} "
+                       f"{self.notes(op.right)}ᵀ: "
                        f"what layer {sender} sends back"
                        + (f" (before {self.notes(op.right)} changes)" if self.buffered else ""))
         if op.accumulate:
             rhs = rhs.replace(f", out={_buffer(target)}", "")
         self.blocks.append(Block(comment, [f"{target} {'+=' if op.accumulate else '='} {rhs}"]))
+
+    def bw_skip(self, op: SkipBackward) -> None:
+        """∂L/∂O^{k-1} receives ∂L/∂O^k unchanged through layer k's skip: a copy (its
+        buffer in the step), since ∂L/∂O^k is multiplied by g' in place afterwards."""
+        target, source = _array(op.out), _array(op.grad)
+        comment = (f"{self.notes(op.out)} {'+' if op.accumulate else ''}= {self.notes(op.grad)}: "
+                   f"what layer {op.layer}'s skip sends back, unchanged")
+        if op.accumulate:
+            lines = [f"{target} += {source}"]
+        elif self.buffered:
+            lines = [f"{target} = {_buffer(target)}", f"{target}[...] = {source}"]
+        else:
+            lines = [f"{target} = {source}.copy()"]
+        self.blocks.append(Block(comment, lines))
 
     def bw_sum_rows(self, op: SumRows) -> None:
         self.blocks.append(Block(self.equation(op.out),
@@ -533,7 +561,7 @@ class _NumpyStatements:
                 how = f"{p.activation}: {d_o} times g'({arg}) in place"
             else:
                 lines = [f"{delta} {assign} {d_o} * {g}"]
-                how = f"{p.activation}: g' written with {'O' if arg == o else 'Z'}^{k}"
+                how = f"{p.activation}: g' written with {op.output.kind if arg == o else 'Z'}^{k}"
         lhs = None if op.out.kind == "dZn" else "∂L/∂" + self.notes(op.inp)  # ∂L/∂Z̃^k names itself
         comment = f"{self.equation(op.out, lhs)}: layer {k}, {how}"
         self.blocks.append(Block(comment, lines))
@@ -551,11 +579,13 @@ class _NumpyStatements:
 #: Which method prints each op kind: one entry per kind (a new op is one method and one entry).
 _FORWARD = {MatMul: _NumpyStatements.fw_matmul, AddBias: _NumpyStatements.fw_add_bias,
             Activate: _NumpyStatements.fw_activate, BatchNorm: _NumpyStatements.fw_batch_norm,
+            AddSkip: _NumpyStatements.fw_add_skip,
             Loss: lambda self, op: None}
 _BACKWARD = {LossBackward: _NumpyStatements.bw_loss, MatMul: _NumpyStatements.bw_matmul,
              SumRows: _NumpyStatements.bw_sum_rows, ActivationBackward: _NumpyStatements.bw_activation,
              SumRowsProduct: _NumpyStatements.bw_sum_rows_product,
-             BatchNormBackward: _NumpyStatements.bw_batch_norm, Update: _NumpyStatements.bw_update}
+             BatchNormBackward: _NumpyStatements.bw_batch_norm, Update: _NumpyStatements.bw_update,
+             SkipBackward: _NumpyStatements.bw_skip}
 
 
 def _q(name: str) -> str:
@@ -617,7 +647,8 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
     layers = range(1, L + 1)
     normed = spec.batch_norm_layers
     param_names = list(spec.shapes())
-    node_names = [n for k in layers for n in (naming.Z(k), *_batch_norm_nodes(k, normed), naming.O(k))]
+    node_names = [n for k in layers for n in (naming.Z(k), *_batch_norm_nodes(k, normed),
+                                              *((naming.A(k),) if k in spec.residual_layers else ()), naming.O(k))]
     row_names = [n for n in node_names if not n.startswith(("mu", "var"))]  # one value per row
     if command is None:
         command = "backprop.codegen.render_trainer()"

@@ -31,8 +31,8 @@ import sympy
 from sympy.printing.pycode import PythonCodePrinter, _known_functions_math, _print_known_func
 
 from backprop.derive import Spec, vectorise
-from backprop.derive.graph import (ActivationBackward, Activate, AddBias, Array, Loss, LossBackward,
-                                  MatMul, SumRows, Update)
+from backprop.derive.graph import (ActivationBackward, Activate, AddBias, AddSkip, Array, Loss, LossBackward,
+                                  MatMul, SkipBackward, SumRows, Update)
 
 from . import forms, naming
 from .forms import a, d, n_rows, y, yhat, z
@@ -211,8 +211,9 @@ class _ScalarStatements:
     def fw_activate(self, op: Activate) -> None:
         p, k = self.pieces[op.layer - 1], op.layer
         bias = f" + b_{k}j" if self.spec.bias else ""
+        skip = f" + {_node(k - 1, 'j')}" if op.out.kind == "A" else ""  # residual: the skip follows
         self.body.comment(f"layer {k}: z_{k}j = Σ_i {_node(k - 1, 'i')} w^{k}_ij{bias}, "
-                          f"O_{k}j = {p.activation}(z_{k}j)")
+                          f"O_{k}j = {p.activation}(z_{k}j){skip}")
         zs = self.elements(op.inp)
         for name, terms in zip(zs, self.terms.pop(op.inp)):
             self.body.line(f"{name} = {terms}")
@@ -225,6 +226,11 @@ class _ScalarStatements:
         else:
             exprs = [p.forward.xreplace(s) for s in nodes]
         self.body.assign(self.elements(op.out), exprs)
+
+    def fw_add_skip(self, op: AddSkip) -> None:
+        """O_kj = a_kj + O_{k-1,j}: a residual layer's skip (a_kj = g(z_kj) kept for g')."""
+        for name, act, prev in zip(self.elements(op.out), self.elements(op.inp), self.elements(op.skip)):
+            self.body.line(f"{name} = {act} + {prev}")
 
     def fw_loss(self, op: Loss) -> None:
         nodes = self.out_nodes()
@@ -253,6 +259,13 @@ class _ScalarStatements:
         for i, name in enumerate(self.elements(op.out)):
             terms = " + ".join(f"{self.w(k, i, j)}*{delta[j]}" for j in range(len(delta)))
             self.body.line(f"{name} {'+=' if op.accumulate else '='} {terms}")
+
+    def bw_skip(self, op: SkipBackward) -> None:
+        k = op.layer
+        self.body.comment(f"∂L/∂{_node(k - 1, 'j')} {'+' if op.accumulate else ''}= ∂L/∂O_{k}j: "
+                          f"what layer {k}'s skip sends back, unchanged")
+        for target, source in zip(self.elements(op.out), self.elements(op.grad)):
+            self.body.line(f"{target} {'+=' if op.accumulate else '='} {source}")
 
     def bw_sum_rows(self, op: SumRows) -> None:
         self.grads[op.out] = self.elements(op.inp)  # one row: the sum is δ itself
@@ -287,10 +300,11 @@ class _ScalarStatements:
 
 #: Which method prints each op kind: one entry per kind.
 _FORWARD = {MatMul: _ScalarStatements.fw_matmul, AddBias: _ScalarStatements.fw_add_bias,
-            Activate: _ScalarStatements.fw_activate, Loss: _ScalarStatements.fw_loss}
+            Activate: _ScalarStatements.fw_activate, Loss: _ScalarStatements.fw_loss,
+            AddSkip: _ScalarStatements.fw_add_skip}
 _BACKWARD = {LossBackward: _ScalarStatements.bw_loss, MatMul: _ScalarStatements.bw_matmul,
              SumRows: _ScalarStatements.bw_sum_rows, ActivationBackward: _ScalarStatements.bw_activation,
-             Update: _ScalarStatements.bw_update}
+             Update: _ScalarStatements.bw_update, SkipBackward: _ScalarStatements.bw_skip}
 
 
 def _node(k: int, index: str) -> str:

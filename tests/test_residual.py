@@ -301,9 +301,78 @@ def test_verify_skip_claims(claim, verdict, label):
         assert v.misconception["id"] == label and "skip" in v.misconception["label"]
 
 
-def test_generated_trainer_refuses_residual_until_it_prints_the_skip(tmp_path):
-    from backprop.codegen import render_trainer
-    from backprop.core.errors import UserError
+# -- the generated trainer -----------------------------------------------------------------------
+TRAINER_NETWORKS = [
+    ("2-3-3-1", "sigmoid,relu,linear", "se", (False, True), True),
+    ("3-4-4-4-2", "sigmoid,tanh,relu,sigmoid", "bce", (False, True, True), False),
+    ("3-3-3-3", "tanh,softmax,softmax", "cce", (True, True), True),
+]
 
-    with pytest.raises(UserError, match="residual connections .layer 2. are not in the generated trainer"):
-        render_trainer(_spec("1-1-1-1", "sigmoid,relu,linear", "half_se", (False, True)))
+
+def _batch(spec, rng, rows=5):
+    X = rng.normal(size=(rows, spec.layers[0]))
+    if spec.loss == "cce":
+        return X, np.eye(spec.layers[-1])[rng.integers(0, spec.layers[-1], rows)]
+    if spec.loss == "bce":
+        return X, rng.integers(0, 2, (rows, spec.layers[-1])).astype(float)
+    return X, rng.normal(size=(rows, spec.layers[-1]))
+
+
+@pytest.mark.parametrize("net", TRAINER_NETWORKS, ids=lambda n: f"{n[0]}-{n[1]}")
+def test_trainer_gradients_match_finite_differences_and_the_derivation(net):
+    from fd import finite_differences
+
+    from backprop.codegen import load_trainer
+
+    *shape, bias = net
+    spec = _spec(*shape, bias=bias)
+    trainer = load_trainer(spec)
+    rng = np.random.default_rng(SEED + 4)
+    params = trainer.init_params(seed=3)
+    X, Y = _batch(spec, rng)
+    _, grads = trainer.loss_and_gradients(params, X, Y)
+    fd = finite_differences(trainer, {k: v.copy() for k, v in params.items()}, X, Y)
+    for name in grads:
+        np.testing.assert_allclose(grads[name], fd[name], rtol=1e-6, atol=1e-8, err_msg=name)
+    # one row (one-hot for cce, as the derivation of softmax + cce assumes): the trainer's gradient is the derivation's, number for number
+    d = derive(spec)
+    values = {s: float(v) for s, v in zip(d.net.inputs, X[0])} | {s: float(v) for s, v in zip(d.net.targets, Y[0])}
+    for g in d.gradients:
+        name, idx = g.key
+        values[g.parameter] = float(params[name][idx])
+    _, row = trainer.loss_and_gradients(params, X[:1], Y[:1])
+    derived = numeric_gradients(d, values)
+    for g in d.gradients:
+        name, idx = g.key
+        assert row[name][idx] == pytest.approx(derived[g.parameter], rel=1e-9, abs=1e-12), g.name
+
+
+@pytest.mark.parametrize("net", TRAINER_NETWORKS, ids=lambda n: f"{n[0]}-{n[1]}")
+def test_trainer_steps_equal_gradients_then_update(net):
+    """The fused step (buffers, g' in place after the skip's copy) and the scalar one-row step
+    move every parameter by exactly -η ∂L/∂P of loss_and_gradients."""
+    from backprop.codegen import load_trainer
+
+    *shape, bias = net
+    spec = _spec(*shape, bias=bias)
+    trainer = load_trainer(spec)
+    rng = np.random.default_rng(SEED + 5)
+    params = trainer.init_params(seed=4)
+    X, Y = _batch(spec, rng)
+    for rows in (len(X), 1):  # the NumPy step, then the scalar path of one row
+        _, grads = trainer.loss_and_gradients(params, X[:rows], Y[:rows])
+        stepped = {k: v.copy() for k, v in params.items()}
+        trainer.sgd_step(stepped, X[:rows], Y[:rows], 0.1)
+        for name in grads:
+            np.testing.assert_allclose(stepped[name], params[name] - 0.1 * grads[name], rtol=0, atol=1e-15,
+                                       err_msg=f"{name}, {rows} rows")
+
+
+def test_trainer_prints_the_skip():
+    from backprop.codegen import render_trainer
+
+    source = render_trainer(_spec("2-2-2-1", "sigmoid,relu,linear", "se", (True, True)))
+    for line in ("A1 = sigmoid(Z1)", "O1 = A1 + X", "O2 = A2 + O1", "dO1 = dO2.copy()",
+                 "delta2 = dO2 * relu_derivative(A2)", "dO1 += delta2 @ W2.T", "o2_1 = a2_1 + o1_1",
+                 "dO1_1 = dO2_1"):
+        assert line in source, line
