@@ -465,3 +465,80 @@ def test_model_file_running_statistics_checked_and_filled(tmp_path):
     np.testing.assert_array_equal(kept["running_mean1"], [1, 2, 3])
     assert "running_mean1" not in check_params("p.json", data, spec, running=False)
     json.dumps({k: v.tolist() for k, v in kept.items()})
+
+
+# -- backprop step on a batch-normalised network ----------------------------------------------
+_STEP_ROWS = ("--x", "1,2", "--y", "1", "--x", "0,1", "--y", "0", "--x", "2,0.5", "--y", "1")
+
+
+def _step_spec(tmp_path, optimizer=""):
+    path = tmp_path / "bn.toml"
+    path.write_text('layers = [2, 2, 1]\nactivations = ["sigmoid", "linear"]\nloss = "half_se"\n'
+                    f'batch_norm = [true]\n{optimizer}')
+    return path
+
+
+def test_step_shows_gamma_beta_mu_sigma_and_the_running_statistics(cli, tmp_path):
+    import json
+
+    from backprop.codegen import load_trainer
+    from backprop.derive import load_toml
+
+    spec_file = _step_spec(tmp_path)
+    status, out, err = cli("step", "--spec", str(spec_file), *_STEP_ROWS, "--init", "glorot", "--seed", "3")
+    assert status == 0, err
+    status, text, err = cli("step", "--spec", str(spec_file), *_STEP_ROWS, "--init", "glorot", "--seed", "3",
+                            "--json")
+    assert status == 0, err
+    data = json.loads(text)
+    t = load_trainer(load_toml(spec_file))
+    params = t.init_params(seed=3, scheme="glorot")
+    X, Y = np.array([[1, 2], [0, 1], [2, 0.5]]), np.array([[1.0], [0.0], [1.0]])
+    L, grads = t.loss_and_gradients(params, X, Y)
+    Z1 = X @ params["W1"] + params["b1"]
+    assert data["loss"] == L
+    np.testing.assert_allclose(data["nodes"]["mu1"], Z1.mean(axis=0), rtol=1e-15)
+    np.testing.assert_allclose(data["nodes"]["var1"], Z1.var(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(data["grads"]["gamma1"], grads["gamma1"], rtol=1e-15)
+    stepped = {k: v.copy() for k, v in params.items()}
+    t.sgd_step(stepped, X, Y, 0.1)
+    for name, value in stepped.items():  # the update and the running statistics are sgd_step's
+        np.testing.assert_allclose(data["params"][name], value, rtol=1e-15, err_msg=name)
+    assert data["params"]["running_mean1"] == pytest.approx(0.1 * Z1.mean(axis=0), rel=1e-12)
+    assert data["loss_after"] == pytest.approx(t.loss(stepped, X, Y), rel=1e-15)
+    assert "Batch norm couples the rows" in out
+    assert f"μ_11 = {_fmt(Z1.mean(axis=0)[0])}, σ²_11 = {_fmt(Z1.var(axis=0)[0])}" in out
+    assert f"∂L/∂γ_12 = {_fmt(grads['gamma1'][1])}" in out
+    assert f"γ_11 = 1 - 0.1 × {_factor(grads['gamma1'][0])} = {_fmt(stepped['gamma1'][0])}" in out
+    assert (f"node 11: μ = 0 -> {_fmt(stepped['running_mean1'][0])}, σ² = 1 -> "
+            f"{_fmt(stepped['running_var1'][0])}") in out
+    assert "∂L/∂z_i = γ/√(σ² + ε) (g_i - mean(g) - mean(g x̂) x̂_i)" in out
+
+
+def _fmt(value):
+    from backprop.train.onestep import fmt
+
+    return fmt(float(value))
+
+
+def _factor(value):
+    from backprop.train.onestep import factor
+
+    return factor(float(value))
+
+
+def test_step_with_adam_moves_the_running_statistics_and_refusals(cli, tmp_path):
+    import json
+
+    spec_file = _step_spec(tmp_path, '[optimizer]\nname = "adam"\n')
+    status, text, err = cli("step", "--spec", str(spec_file), *_STEP_ROWS, "--json")
+    assert status == 0, err
+    data = json.loads(text)
+    assert data["optimizer"]["settings"]["name"] == "adam" and data["optimizer"]["t"] == 1
+    Z1 = np.array([[1, 2], [0, 1], [2, 0.5]]) @ np.ones((2, 2))  # --init ones: w = 1, b = 0
+    assert data["params"]["running_mean1"] == pytest.approx(0.1 * Z1.mean(axis=0), rel=1e-12)
+    assert data["params"]["running_var1"] == pytest.approx(0.9 + 0.1 * Z1.var(axis=0, ddof=1), rel=1e-12)
+    status, out, err = cli("step", "--spec", str(spec_file), "--x", "1,2", "--y", "1")
+    assert status == 2 and "give two --x rows or more" in err and err.count("\n") == 1
+    status, out, err = cli("step", "--spec", str(spec_file), *_STEP_ROWS, "--format", "latex")
+    assert status == 2 and "no batch-norm form yet" in err and err.count("\n") == 1

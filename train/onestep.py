@@ -6,7 +6,10 @@ evaluated from the symbolic derivation (:func:`chain_values`), so a printer can 
 say where they disagree.  With an optimiser other than plain SGD (the spec's [optimizer])
 :func:`optimizer_update` gives every assignment of its rule (g with weight decay, m, v, the bias
 correction, w) for every parameter, evaluated from the table's SymPy expressions beside the
-trainer's ``optimizer_step``.  :func:`read_problem` turns the typed rows and targets (a class name
+trainer's ``optimizer_step``.  A batch-normalised network's step is the batch's
+(:func:`batch_norm_text`, :func:`batch_norm_json`): its rows couple, so there is no per-row
+chain; every node's z, μ, σ², x̂, z̃ and O, γ and β with their gradients, the update and the
+running statistics are shown instead.  :func:`read_problem` turns the typed rows and targets (a class name
 of a model file, or numbers) into a :class:`Problem`; :func:`as_json` is the strict JSON form.
 """
 from __future__ import annotations
@@ -23,7 +26,9 @@ from backprop.core.errors import UserError
 from backprop.derive import Spec
 from backprop.derive import notation as nt
 from backprop.derive import optimizers
+from backprop.derive import batchnorm
 from backprop.derive.budget import MAX_TERMS, approx, check_per_parameter, formula_terms
+from backprop.derive.printing import NotationPrinter
 from backprop.train.model import Model, load_model
 
 #: Starting parameters by scheme (ones: the notes' every weight 1, every bias 0).
@@ -243,16 +248,17 @@ def plain_sgd(spec: Spec) -> bool:
 def optimizer_update(settings: dict, params: dict, grads: dict, state: dict | None) -> dict:
     """One optimiser step number by number: t, the settings, and per parameter the table's
     assignments evaluated in order ([("g", ...), ("m", ...), ..., ("w", ...)]) from ``state``
-    (a model file's, of the same optimiser; None: fresh, zeros at t = 0)."""
+    (a model file's, of the same optimiser; None: fresh, zeros at t = 0).  The parameters are
+    those with a gradient (a batch norm's running statistics are kept, not learnt)."""
     entry = optimizers.OPTIMIZERS[settings["name"]]
     if state is None or state.get("name") != settings["name"]:
         state = {"name": settings["name"], "t": 0,
-                 **{s: {k: np.zeros_like(v) for k, v in params.items()} for s in entry.state}}
+                 **{s: {k: np.zeros_like(params[k]) for k in grads} for s in entry.state}}
     t = state["t"] + 1
     steps = {key: optimizers.trace(settings, params[key], grads[key],
-                                   {s: state[s][key] for s in entry.state}, t) for key in params}
+                                   {s: state[s][key] for s in entry.state}, t) for key in grads}
     after = {"name": settings["name"], "t": t,
-             **{s: {key: dict(steps[key])[s] for key in params} for s in entry.state}}
+             **{s: {key: dict(steps[key])[s] for key in grads} for s in entry.state}}
     return {"settings": settings, "t": t, "before": state, "steps": steps, "state": after}
 
 
@@ -266,8 +272,12 @@ def batch_step(spec: Spec, X, Y, lr: float, params: dict[str, np.ndarray],
     trainer = load_trainer(spec)
     params = {name: np.array(value, dtype=trainer.DTYPE) for name, value in params.items()}
     X, Y = np.array(X, dtype=trainer.DTYPE), np.array(Y, dtype=trainer.DTYPE)
+    normed = bool(spec.batch_norm_layers)
+    if normed and X.shape[0] < 2:
+        raise UserError(f"batch norm (layer {','.join(map(str, spec.batch_norm_layers))}) normalises over "
+                        "the rows of a batch, and one row has no variance; give two --x rows or more")
     rows = []
-    for n in range(X.shape[0]):
+    for n in range(0 if normed else X.shape[0]):  # batch norm couples the rows: no per-row step
         x, y = X[n:n + 1], Y[n:n + 1]
         nodes = trainer.nodes(params, x)
         loss, grads = trainer.loss_and_gradients(params, x, y)
@@ -282,10 +292,123 @@ def batch_step(spec: Spec, X, Y, lr: float, params: dict[str, np.ndarray],
         extra["optimizer"] = optimizer_update(settings, params, grads, state)
         before = extra["optimizer"]["before"]  # the trainer steps from a copy of it
         own = {k: ({n: a.copy() for n, a in v.items()} if isinstance(v, dict) else v) for k, v in before.items()}
+        if normed:  # the training forward moves the running statistics (sgd_step's does too)
+            trainer.loss_and_gradients(updated, X, Y, update_running=True)
         trainer.optimizer_step(updated, grads, own, settings)
         extra["optimizer"]["state"] = own  # the trainer's state after its step (t, m, v, ...)
+    if normed:
+        extra["batch"] = batch_norm_nodes(trainer, spec, params, X)
+        extra["loss_after_training"] = trainer.loss(updated, X, Y, training=True)
     return {"trainer": trainer, "params": params, "rows": rows, "loss": loss, "grads": grads,
             "updated": updated, "loss_after": trainer.loss(updated, X, Y), **extra}
+
+
+# -- batch norm: the batch's step --------------------------------------------------------------
+def batch_norm_nodes(trainer, spec: Spec, params: dict, X) -> dict[str, np.ndarray]:
+    """Every array of the trainer's training-mode forward pass by name: Z1, then for a
+    batch-normalised layer mu1, var1, Xhat1, Zn1, then O1, ... (its every_node tuple)."""
+    names = [name for k in range(1, spec.depth + 1) for name in
+             (f"Z{k}", *((f"mu{k}", f"var{k}", f"Xhat{k}", f"Zn{k}") if k in spec.batch_norm_layers else ()),
+              f"O{k}")]
+    return dict(zip(names, trainer.forward(params, X, every_node=True, training=True), strict=True))
+
+
+def _listed(values) -> str:
+    """[1.5, -0.25, 2]: one number per row."""
+    return "[" + ", ".join(fmt(float(v)) for v in values) + "]"
+
+
+def _parameter_names(spec: Spec) -> list[tuple[str, tuple, str]]:
+    """(params key, index, the notes' name) of every learnt number: w^k_ij, b_kj, γ_kj, β_kj."""
+    p = NotationPrinter(depth=spec.depth)
+    out = []
+    for k in range(1, spec.depth + 1):
+        rows, cols = spec.layers[k - 1], spec.layers[k]
+        out += [(f"W{k}", (i, j), p.text(nt.weight(k, i + 1, j + 1))) for i in range(rows) for j in range(cols)]
+        if spec.bias:
+            out += [(f"b{k}", (j,), p.text(nt.bias(k, j + 1))) for j in range(cols)]
+        if k in spec.batch_norm_layers:
+            out += [(f"{stem}{k}", (j,), f"{sym}_{k}{j + 1}") for stem, sym in (("gamma", "γ"), ("beta", "β"))
+                    for j in range(cols)]
+    return out
+
+
+def _forward_lines(spec: Spec, nodes: dict, params: dict) -> list[str]:
+    """Every node of the training-mode forward pass, one number per row in each list."""
+    lines = []
+    for k in range(1, spec.depth + 1):
+        normed = k in spec.batch_norm_layers
+        lines.append(f"  layer {k} ({spec.activations[k - 1]}): z = Σ w·O + b"
+                     + (", x̂ = (z - μ)/√(σ² + ε), z̃ = γ x̂ + β, O = g(z̃)" if normed else ", O = g(z)"))
+        for j in range(spec.layers[k]):
+            node = f"{k}{j + 1}"
+            line = f"    z_{node} = {_listed(nodes[f'Z{k}'][:, j])}"
+            if normed:
+                line += (f", μ_{node} = {fmt(float(nodes[f'mu{k}'][j]))}, σ²_{node} = {fmt(float(nodes[f'var{k}'][j]))}"
+                         f", x̂_{node} = {_listed(nodes[f'Xhat{k}'][:, j])}, γ_{node} = {fmt(float(params[f'gamma{k}'][j]))}"
+                         f", β_{node} = {fmt(float(params[f'beta{k}'][j]))}, z̃_{node} = {_listed(nodes[f'Zn{k}'][:, j])}")
+            lines.append(line + f", O_{node} = {_listed(nodes[f'O{k}'][:, j])}")
+    return lines
+
+
+def batch_norm_text(problem: Problem, result: dict) -> list[str]:
+    """The step of a batch-normalised network as text: the training-mode forward pass node by
+    node, the loss, every gradient (δ through the derived batch-norm Jacobian), the update and
+    the running statistics eval mode will use."""
+    spec, n = problem.spec, len(problem.rows)
+    scale, bracket = batchnorm.derivation().factored()
+    lines = [f"One batch gradient-descent step on {n} rows of the {spec.describe()}, η = {problem.eta()}",
+             "Batch norm couples the rows (each row's z̃ reads the whole batch's μ and σ²), so the step",
+             "is the batch's, as `backprop derive --vectorised` writes it: there is no per-row chain.",
+             "", "Forward pass, training mode (each list holds one number per row)"]
+    lines += [f"  row {m}: x = {_listed(row.x)}, y = {_listed(row.y)}" for m, row in enumerate(problem.rows, 1)]
+    lines += _forward_lines(spec, result["batch"], result["params"])
+    lines += ["", f"Loss (the mean over the rows)  L = {fmt(result['loss'])}", "",
+              f"Gradients (the trainer's): through batch norm ∂L/∂z_i = {batchnorm._text(scale)} "
+              f"({batchnorm._text(bracket)}), g = ∂L/∂z̃ over the batch; ∂L/∂γ = Σ_rows g x̂, ∂L/∂β = Σ_rows g"]
+    names = _parameter_names(spec)
+    lines += [f"  ∂L/∂{name} = {fmt(float(result['grads'][key][index]))}" for key, index, name in names]
+    plain = "optimizer" not in result
+    how = (f"w_new = w_old - η ∂L/∂w  (η = {fmt(problem.lr)})" if plain
+           else f"{result['optimizer']['settings']['name']}'s step t = {result['optimizer']['t']}")
+    lines += ["", f"Update  {how}"]
+    for key, index, name in names:
+        old, new = float(result["params"][key][index]), float(result["updated"][key][index])
+        grad = float(result["grads"][key][index])
+        lines.append(f"  {name} = {fmt(old)} - {factor(problem.lr)} × {factor(grad)} = {fmt(new)}" if plain
+                     else f"  {name} = {fmt(old)} -> {fmt(new)}")
+    m = batchnorm.MOMENTUM
+    lines += ["", f"Running statistics (what eval mode normalises with): μ ← {fmt(1 - m)} μ + {fmt(m)} μ_batch, "
+              f"σ² ← {fmt(1 - m)} σ² + {fmt(m)} n/(n-1) σ²_batch"]
+    for k in spec.batch_norm_layers:
+        for j in range(spec.layers[k]):
+            before, after = (tuple(float(source[f"running_{stat}{k}"][j]) for stat in ("mean", "var"))
+                             for source in (result["params"], result["updated"]))
+            lines.append(f"  node {k}{j + 1}: μ = {fmt(before[0])} -> {fmt(after[0])}, "
+                         f"σ² = {fmt(before[1])} -> {fmt(after[1])}")
+    lines += ["", f"Mean loss on these rows after the update: {fmt(result['loss_after_training'])} in training "
+              f"mode, {fmt(result['loss_after'])} in eval mode (before: {fmt(result['loss'])})"]
+    return lines
+
+
+def batch_norm_json(problem: Problem, result: dict) -> dict:
+    """The batch-normalised step as strict JSON: "loss", "grads", "params" (after the update,
+    the running statistics included), "loss_after" (eval mode), "loss_after_training", "lr",
+    "nodes" (every training-mode array by name: Z1, mu1, var1, Xhat1, Zn1, O1, ...), "rows"."""
+    out = {"loss": float(result["loss"]), "lr": problem.lr,
+           "nodes": {name: np.asarray(value).tolist() for name, value in result["batch"].items()},
+           "grads": {name: value.tolist() for name, value in result["grads"].items()},
+           "params": {name: np.asarray(value).tolist() for name, value in result["updated"].items()},
+           "loss_after": float(result["loss_after"]),
+           "loss_after_training": float(result["loss_after_training"]),
+           "rows": [{"x": row.x, "y": row.y} for row in problem.rows]}
+    if "optimizer" in result:
+        out["optimizer"] = {"settings": result["optimizer"]["settings"], "t": result["optimizer"]["t"]}
+    where = _non_finite(out, "")
+    safe = files.json_safe(out)
+    if where:
+        safe["non_finite"] = where
+    return safe
 
 
 def step(spec: Spec, x, y, lr: float, params: dict[str, np.ndarray]) -> dict:
