@@ -28,7 +28,8 @@ import sympy
 
 from backprop.derive import derive, make_spec
 from backprop.derive import notation as nt
-from backprop.derive.activations import ACTIVATIONS, derivative_at
+from backprop.derive.activations import ACTIVATIONS, derivative, derivative_at
+from backprop.derive.losses import LOSSES, PREDICTION, TARGET, is_canonical_pair
 from backprop.verify.misconceptions import SLIPS
 
 HERE = Path(__file__).resolve().parent
@@ -240,7 +241,26 @@ def resolve_gp(spec, expr: sympy.Expr) -> sympy.Expr:
 
 
 def _fused(spec) -> bool:
-    return (spec.activations[-1], spec.loss) in (("sigmoid", "bce"), ("softmax", "cce"))
+    """The output and loss are a canonical pair (sigmoid + bce, softmax + cce): δ = ŷ - y."""
+    return is_canonical_pair(spec.activations[-1], spec.loss)
+
+
+def _unit_gprime(name: str) -> bool:
+    """g' = 1 (linear): leaving it out of a chain is no slip."""
+    return ACTIVATIONS[name].elementwise and derivative(name)[0] == 1
+
+
+def _gprime_moves(name: str) -> bool:
+    """g' evaluated at the output O instead of z gives another value: a g' that is not a
+    number and reads more than the sign, which O keeps (σ's, tanh's, softplus' move; relu's,
+    linear's, step's do not)."""
+    act = ACTIVATIONS[name]
+    return act.elementwise and not act.keeps_sign and not derivative(name)[0].is_number
+
+
+def _gp_layer(f: sympy.Symbol) -> int:
+    """The layer k of a g' placeholder GP_k_j."""
+    return int(f.name.split("_")[1])
 
 
 def paths(spec, d, param) -> list[list[sympy.Expr]]:
@@ -422,7 +442,7 @@ def _chain_entry(spec, d, param, terms, rng) -> dict:
 def _slip_missing_gprime(spec, terms, param, rng):
     cands = [(ti, fi) for ti, t in enumerate(terms) for fi, f in enumerate(t)
              if isinstance(f, sympy.Symbol) and f.name.startswith("GP_")
-             and spec.activations[int(f.name.split("_")[1]) - 1] != "linear"]
+             and not _unit_gprime(spec.activations[_gp_layer(f) - 1])]
     if not cands:
         return None
     _, fi = cands[rng.randrange(len(cands))]
@@ -440,8 +460,7 @@ def _gprime_at(spec, k, arg):
 
 def _slip_gprime_at_output(spec, terms, param, rng):
     gps = sorted({f for t in terms for f in t if isinstance(f, sympy.Symbol) and f.name.startswith("GP_")
-                  and spec.activations[int(f.name.split("_")[1]) - 1] in ("sigmoid", "tanh", "softplus")},
-                 key=str)
+                  and _gprime_moves(spec.activations[_gp_layer(f) - 1])}, key=str)
     if not gps:
         return None
     v = gps[rng.randrange(len(gps))]
@@ -495,14 +514,19 @@ def _slip_sign_error(spec, terms, param, rng):
     return _top(terms, lambda f: -f)
 
 
+def _carries_two(loss: str) -> bool:
+    """∂ℓ/∂ŷ of the loss's square keeps its 2 ((y - ŷ)²: se, mse), not ½(y - ŷ)² (half_se)."""
+    return sympy.diff(LOSSES[loss].term(TARGET, PREDICTION), PREDICTION, 2) == 2
+
+
 def _slip_factor_two(spec, terms, param, rng):
-    if spec.loss not in ("se", "half_se", "mse"):
+    if not LOSSES[spec.loss].squared:
         return None
-    return _top(terms, lambda f: f / 2 if spec.loss != "half_se" else 2 * f)
+    return _top(terms, lambda f: f / 2 if _carries_two(spec.loss) else 2 * f)
 
 
 def _slip_extra_gprime_fused(spec, terms, param, rng):
-    if not _fused(spec) or spec.activations[-1] != "sigmoid":
+    if not _fused(spec) or not ACTIVATIONS[spec.activations[-1]].elementwise:  # sigmoid, not softmax
         return None
     L = spec.depth
     out = []
@@ -539,14 +563,15 @@ def _differs(spec, a: sympy.Expr, b: sympy.Expr, rng: random.Random) -> bool:
     fn = sympy.lambdify(syms, diff, modules=["mpmath"])
     for _ in range(3):
         pt = [rng.uniform(-1.3, 1.3) for _ in syms]
-        if nt.target(1) in syms and spec.loss == "hinge":
-            pt[syms.index(nt.target(1))] = rng.choice([-1.0, 1.0])
+        if nt.target(1) in syms and LOSSES[spec.loss].targets.kind == "sign":  # hinge: y is ±1
+            pt[syms.index(nt.target(1))] = rng.choice([float(v) for v in LOSSES[spec.loss].targets.labels])
         if abs(complex(fn(*pt))) > 1e-9:
             return True
     return False
 
 
 def _random_networks(rng, n):
+    # The names drawn from, in a fixed order: the same draws (and generated.json) every run.
     acts = ["linear", "sigmoid", "tanh", "relu", "leaky_relu", "softplus"]
     out = []
     for _ in range(n):
@@ -554,8 +579,9 @@ def _random_networks(rng, n):
         widths = [rng.randint(1, 3)] + [rng.randint(2, 3) for _ in range(depth - 1)] + [rng.randint(1, 2)]
         a = [rng.choice(acts) for _ in range(depth - 1)]
         loss = rng.choice(["se", "half_se", "mse", "bce", "hinge", "cce"])
-        last = {"bce": "sigmoid", "cce": "softmax"}.get(loss, rng.choice(["linear", "sigmoid", "tanh"]))
-        if loss == "cce" and widths[-1] < 2:
+        drawn = rng.choice(["linear", "sigmoid", "tanh"])  # drawn for every loss: the same draws
+        last = LOSSES[loss].canonical or drawn
+        if LOSSES[loss].one_hot and widths[-1] < 2:
             widths[-1] = 2
         out.append(("-".join(map(str, widths)), ",".join(a + [last]), loss))
     return out
