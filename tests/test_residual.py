@@ -376,3 +376,20 @@ def test_trainer_prints_the_skip():
                  "delta2 = dO2 * relu_derivative(A2)", "dO1 += delta2 @ W2.T", "o2_1 = a2_1 + o1_1",
                  "dO1_1 = dO2_1"):
         assert line in source, line
+
+
+def test_step_prints_the_skip_path_and_agrees_with_the_trainer(tmp_path):
+    spec_file = tmp_path / "resnet.toml"
+    spec_file.write_text('layers = [1, 1, 1, 1]\nactivations = ["sigmoid", "relu", "linear"]\n'
+                         'loss = "half_se"\nresidual = [false, true]\n')
+    out = subprocess.run([sys.executable, "-m", "backprop.cli.main", "step", "--spec", str(spec_file), "--x", "0.5",
+                          "--y", "1"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "disagree" not in out.stderr, out.stderr
+    # O_11 = σ(0.5), O_21 = relu(O_11) + O_11 (every weight 1, bias 0), ŷ = O_21
+    o11 = 1 / (1 + np.exp(-0.5))
+    assert f"O_21 = {2 * o11:.6g}" in out.stdout
+    line = next(x for x in out.stdout.splitlines() if x.strip().startswith("∂L/∂w^1_11 ="))
+    assert "1 (skip)" in line and line.count("∂L/∂ŷ") == 2
+    # the two paths: (ŷ - y) (1 + 1) σ'(0.5) x, the product the step prints
+    expected = (2 * o11 - 1) * 2 * o11 * (1 - o11) * 0.5
+    assert f"= {expected:.6g}" in out.stdout

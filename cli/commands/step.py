@@ -51,7 +51,7 @@ from backprop.core.errors import UserError
 from backprop.derive import derive
 from backprop.derive import notation as nt
 from backprop.derive import optimizers
-from backprop.derive.report import chain_text, loss_line
+from backprop.derive.report import SKIP_FACTOR, chain_text, loss_line
 from backprop.derive.teaching import A4_WIDTH, block_rows, chain_rows, standalone
 from backprop.train.onestep import (AGREE_RTOL, DEFAULT_LR, SCHEMES, Problem, as_json, batch_norm_json,
                                     batch_norm_text, batch_step, chain_values, evaluate, exact_values,
@@ -136,7 +136,8 @@ def _row_text(problem: Problem, derivation, n: int, r: dict, values: dict) -> tu
             problems.append(f"∂L/∂{g.name}{where}: trainer {number!r}, chain rule {by_chain!r}")
         head = f"  ∂L/∂{g.name} = "
         pad = " " * len(head)
-        lines.append(head + " + ".join(" · ".join(_frac(p, f.numerator, f.denominator) for f in path)
+        lines.append(head + " + ".join(" · ".join(SKIP_FACTOR[False] if f.skip else _frac(p, f.numerator, f.denominator)
+                                                  for f in path)
                                        for path in paths))
         lines.append(pad[:-2] + "= " + " + ".join(" · ".join(f"[{p.text(f.value)}]" for f in path)
                                                   for path in paths))
