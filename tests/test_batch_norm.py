@@ -539,6 +539,6 @@ def test_step_with_adam_moves_the_running_statistics_and_refusals(cli, tmp_path)
     assert data["params"]["running_mean1"] == pytest.approx(0.1 * Z1.mean(axis=0), rel=1e-12)
     assert data["params"]["running_var1"] == pytest.approx(0.9 + 0.1 * Z1.var(axis=0, ddof=1), rel=1e-12)
     status, out, err = cli("step", "--spec", str(spec_file), "--x", "1,2", "--y", "1")
-    assert status == 2 and "give two --x rows or more" in err and err.count("\n") == 1
+    assert status == 2 and "its step takes two rows or more" in err and err.count("\n") == 1
     status, out, err = cli("step", "--spec", str(spec_file), *_STEP_ROWS, "--format", "latex")
     assert status == 2 and "no batch-norm form yet" in err and err.count("\n") == 1

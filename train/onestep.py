@@ -275,7 +275,8 @@ def batch_step(spec: Spec, X, Y, lr: float, params: dict[str, np.ndarray],
     normed = bool(spec.batch_norm_layers)
     if normed and X.shape[0] < 2:
         raise UserError(f"batch norm (layer {','.join(map(str, spec.batch_norm_layers))}) normalises over "
-                        "the rows of a batch, and one row has no variance; give two --x rows or more")
+                        "the rows of a batch and one row has no variance: its step takes two rows or "
+                        "more (backprop step: repeat --x and --y)")
     rows = []
     for n in range(0 if normed else X.shape[0]):  # batch norm couples the rows: no per-row step
         x, y = X[n:n + 1], Y[n:n + 1]
