@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from backprop.derive import derive, make_spec
+from backprop.derive.activations import ACTIVATIONS, passes_no_gradient
 from backprop.derive.report import as_latex
 from backprop.verify import NOTATIONS, verify_text
 from backprop.verify.latex_input import block_rows
@@ -366,7 +367,8 @@ def test_a_layer_labelled_prime_of_another_layers_node_is_an_error():
 
 
 @pytest.mark.parametrize("bad, says", [
-    (r"\operatorname{swish}'(z_{21})", "swish' at column"),
+    (r"\operatorname{mish}'(z_{21})", "mish' at column"),
+    (r"\operatorname{softmax}'(z_{21})", "softmax' at column 58 is a Jacobian"),
     (r"\Psi_{1}(z_{21})", r"\Psi at column"),
     (r"\Upsilon_{2}(z_{21})", r"\Upsilon at column"),
 ])
@@ -380,6 +382,18 @@ def test_ng_layer_labelled_prime_in_ng_notation():
     text = (r"\frac{\partial \mathcal{L}}{\partial b^{[1]}_{1}} = -2 (y - \hat{y}) \, g^{[2]\prime}(z^{[2]}_{1})"
             r" \, w^{[2]}_{11} \, g^{[1]\prime}(z^{[1]}_{1})")
     assert one(TANH_RELU, text, notation="ng").verdict == "correct"
+
+
+@pytest.mark.parametrize("act", [a for a in ACTIVATIONS if ACTIVATIONS[a].elementwise])
+def test_every_element_wise_activation_is_read_as_a_named_prime(act):
+    r"""\operatorname{NAME}'(z) names g' of any element-wise entry of the table, in the table's
+    spellings (leaky\_relu, LReLU), with no list of names in the reader; right and wrong."""
+    spec = make_spec("2-1", act, "se")
+    for word in {act.replace("_", r"\_"), *ACTIVATIONS[act].aliases}:
+        claim = rf"\frac{{\partial L}}{{\partial b_{{11}}}} = -2 (y_{{1}} - O_{{11}}) \operatorname{{{word}}}'(z_{{11}})"
+        assert verify_text(claim, spec).verdicts[0].verdict == "correct", word
+    wrong = claim.replace("-2", "-3")  # the same, but for step's g' = 0
+    assert verify_text(wrong, spec).verdicts[0].verdict == ("correct" if passes_no_gradient(act) else "wrong")
 
 
 @pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu", "leaky_relu", "softplus"])

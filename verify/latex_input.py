@@ -56,7 +56,8 @@ from sympy.parsing.latex.errors import LaTeXParsingError
 
 from backprop.derive import UserError, make_spec
 from backprop.derive import notation as nt
-from backprop.derive.activations import ACTIVATIONS, derivative_at, reader_constants
+from backprop.derive.activations import (ACTIVATIONS, by_spelling, derivative_at, latex_commands,
+                                         reader_constants)
 from backprop.derive.network import Network
 from backprop.derive.spec import Spec
 
@@ -490,12 +491,11 @@ def derivative_spellings(t: Text) -> Text:
     return t.edit(edits) if edits else t
 
 
-#: Names an activation's derivative is written with (\tanh', \operatorname{ReLU}', ...), as
-#: the parser's placeholders \Psi_{i}: index i into this tuple (σ' has its own, \Xi).
-NAMED_PRIMES = ("tanh", "relu", "leaky_relu", "softplus", "sigmoid", "linear", "step")
-_NAMED_PRIME_SPELLING = {"tanh": "tanh", "relu": "relu", "leakyrelu": "leaky_relu", "leaky_relu": "leaky_relu",
-                         "lrelu": "leaky_relu", "softplus": "softplus", "sigmoid": "sigmoid",
-                         "linear": "linear", "step": "step"}
+#: The activations whose derivative a claim may write by name (\tanh', \operatorname{ReLU}',
+#: any spelling :func:`by_spelling` reads: LReLU, SiLU), as the parser's placeholders
+#: \Psi_{i}: index i into this tuple (σ' has its own, \Xi).  Every element-wise entry of the
+#: table; softmax's derivative is a Jacobian, not one factor.
+NAMED_PRIMES = tuple(name for name, act in ACTIVATIONS.items() if act.elementwise)
 _PRIME = r"(?:'|\^\s*\{?\s*\\prime\s*\}?)"
 _LAYER_PRIME = re.compile(
     r"(?<![A-Za-z\\])(?:[gfh]|\\phi|\\varphi)\s*(?:"
@@ -529,10 +529,13 @@ def prime_spellings(t: Text) -> Text:
 
     def named(m):
         word = (m.group("cmd") or m.group("word")).replace("\\", "").lower()
-        name = _NAMED_PRIME_SPELLING.get(word)
+        name = by_spelling(word)
         if name is None:
             raise InputError(f"{word}' at column {t.col(m.start()) + 1} is not an activation this tool knows: "
                              f"write one of {', '.join(NAMED_PRIMES)} or g'(z_{{kj}})", t.col(m.start()))
+        if name not in NAMED_PRIMES:
+            raise InputError(f"{word}' at column {t.col(m.start()) + 1} is a Jacobian, not one factor: write "
+                             r"\frac{\partial O_{kj}}{\partial z_{km}} out", t.col(m.start()))
         return rf"\Psi_{{{NAMED_PRIMES.index(name)}}} "
 
     return t.sub(_NAMED_PRIME.pattern, named).sub(_LAYER_PRIME.pattern, layer)
@@ -1287,7 +1290,7 @@ class Reader:
             if name == "sigma" and len(args) == 1:
                 rep[f] = 1 / (1 + sympy.exp(-args[0]))
             elif name == "Xi" and len(args) == 1:
-                rep[f] = self._activation_prime(args[0], aliases, t, "sigmoid")
+                rep[f] = self._activation_prime(args[0], aliases, t, latex_commands()[r"\sigma"])
             elif name in ("max", "Max") and len(args) >= 2:
                 rep[f] = sympy.Max(*args)
             elif name == "Upsilon" and len(args) == 1:
