@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 
+from backprop.core import init_schemes
 from backprop.core.errors import UserError
 from backprop.derive.spec import NOTES_2_2_1, Spec, load_toml, make_spec
 from backprop.derive.activations import ACTIVATIONS
@@ -89,8 +90,7 @@ def add_run_arguments(parser, gd: bool = True, classifiers: bool = False) -> Non
     g.add_argument("--seed", type=nonnegative_int,
                    help="seed for the initial weights, the shuffling and --test-split")
     g.add_argument("--init", choices=list(runner.INIT_SCHEMES),
-                   help="initial weights: glorot (default), he, ones (the notes: w=1, b=0), "
-                   "zeros, small (N(0, 0.01²))")
+                   help=f"initial weights: {init_schemes.help_text()}")
 
 
 def nonnegative_int(text: str) -> int:

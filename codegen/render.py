@@ -29,6 +29,7 @@ from pathlib import Path
 import jinja2
 import sympy
 
+from backprop.core import init_schemes
 from backprop.derive import ACTIVATIONS, LOSSES, Spec, batchnorm, vectorise
 from backprop.derive import notation as nt
 from backprop.derive.printing import NotationPrinter
@@ -674,6 +675,7 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
         "loss": _q(spec.loss),
         "loss_name": spec.loss,
         "bias": repr(bool(spec.bias)),
+        **init_schemes.trainer_context(),  # SCHEMES, the init functions, from the table
         "kind": KINDS.get(spec.loss, REGRESSION)[0],
         "kind_doc": KINDS.get(spec.loss, REGRESSION)[1],
         "dtype": dtype,

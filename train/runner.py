@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backprop.core.errors import UserError
+from backprop.core.init_schemes import DEFAULT, SCHEMES, TRAINER
 from backprop.derive.optimizers import full
 from backprop.derive.optimizers import settings as check_optimizer
 from backprop.derive.spec import Spec
@@ -38,8 +39,9 @@ def default_batch_size(n_rows: int) -> int:
     """32 rows, or a quarter of a small table (at least 2), so minibatch differs from sgd and batch."""
     return min(n_rows, max(2, min(32, n_rows // 4)))
 
-#: Initialisations the generated trainer provides, plus "small" (N(0, 0.01²), biases 0).
-INIT_SCHEMES = ("glorot", "he", "ones", "zeros", "small")
+#: Every initialisation of the table (backprop.core.init_schemes): the generated trainer's,
+#: plus those drawn here (small: N(0, 0.01²), biases 0).
+INIT_SCHEMES = tuple(SCHEMES)
 
 #: Gradient norms are measured on at most this many rows (a fixed, evenly spaced subset).
 GRAD_ROWS = 4096
@@ -71,17 +73,18 @@ def updates_per_epoch(batch_size: int | None, n_rows: int) -> int:
     return 1 if batch_size is None else math.ceil(n_rows / batch_size)
 
 
-def init_params(trainer, scheme: str = "glorot", seed: int | None = None) -> dict:
-    """Fresh parameters; "small" draws weights from N(0, 0.01²), the classic vanishing case."""
+def init_params(trainer, scheme: str = DEFAULT, seed: int | None = None) -> dict:
+    """Fresh parameters: the trainer's own scheme, or a table entry it lacks (small) drawn here,
+    weights from N(0, std²) over the trainer's zeros (the classic vanishing case)."""
     if scheme not in INIT_SCHEMES:
         raise UserError(f"unknown --init {scheme!r}; choose {', '.join(INIT_SCHEMES)}")
-    if scheme != "small":
+    if scheme in TRAINER:
         return trainer.init_params(seed=seed, scheme=scheme)
     params = trainer.init_params(seed=seed, scheme="zeros")
     rng = np.random.default_rng(seed)
     for key, value in params.items():
         if key.startswith("W"):
-            params[key] = (0.01 * rng.standard_normal(value.shape)).astype(value.dtype)
+            params[key] = (SCHEMES[scheme].std * rng.standard_normal(value.shape)).astype(value.dtype)
     return params
 
 

@@ -18,8 +18,8 @@ examples:
 from __future__ import annotations
 
 from backprop.core.errors import UserError
-from backprop.core import files
-from backprop.train import runner, vanishing
+from backprop.core import files, init_schemes
+from backprop.train import vanishing
 from backprop.train.data import split_names
 
 from ..common import nonnegative_int, print_json
@@ -39,8 +39,8 @@ def add_arguments(parser) -> None:
                         help="hidden activations to compare (default "
                         f"{','.join(vanishing.DEFAULT_ACTIVATIONS)}); {REFERENCE} is always added as the reference")
     parser.add_argument("--init", metavar="NAME[,NAME...]", default=",".join(vanishing.DEFAULT_INITS),
-                        help=f"initialisations to compare: {', '.join(runner.INIT_SCHEMES)} (small is "
-                        f"N(0, 0.01²); default {','.join(vanishing.DEFAULT_INITS)})")
+                        help=f"initialisations to compare: {init_schemes.help_text(default=None)} "
+                        f"(default {','.join(vanishing.DEFAULT_INITS)})")
     parser.add_argument("--epochs", type=int, default=20, help="epochs to record (default 20)")
     parser.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
     parser.add_argument("--rows", type=int, default=256, help="synthetic rows (default 256)")
