@@ -21,18 +21,20 @@ import numpy as np
 import sympy
 
 from backprop.codegen import load_trainer
-from backprop.core import files
+from backprop.core import files, init_schemes
 from backprop.core.errors import UserError
 from backprop.derive import Spec
 from backprop.derive import notation as nt
 from backprop.derive import optimizers
 from backprop.derive import batchnorm
 from backprop.derive.budget import MAX_TERMS, approx, check_per_parameter, formula_terms
+from backprop.derive.losses import LOSSES
 from backprop.derive.printing import NotationPrinter
+from backprop.train import metrics
 from backprop.train.model import Model, load_model
 
 #: Starting parameters by scheme (ones: the notes' every weight 1, every bias 0).
-SCHEMES = ("ones", "zeros", "glorot", "he")
+SCHEMES = init_schemes.TRAINER
 #: The notes' learning rate for a hand-worked step (train's default is 0.01: see --lr's help).
 DEFAULT_LR = 0.1
 #: Relative tolerance between the trainer's gradient and the chain rule's.
@@ -100,19 +102,22 @@ def class_table(spec: Spec, classes: list[str] | None) -> dict[str, int]:
     0/1 for bce): the model's class names; for cce also the index 0..n-1 where no name reads
     as a number (so "--y 1" is never ambiguous); for bce also 0 and 1.  Empty for regression."""
     n = spec.n_outputs
-    if spec.loss == "cce" and n > 1:  # one output: a single number is the full target
+    if not metrics.is_classifier(spec.loss):
+        return {}
+    if LOSSES[spec.loss].one_hot and n > 1:  # one output: a single number is the full target
         indices = {} if classes and any(_is_number(c) for c in classes) else {str(i): i for i in range(n)}
         return {**indices, **{c: i for i, c in enumerate(classes or [])}}  # a name wins
-    if spec.loss == "bce" and n == 1:
-        return {"0": 0, "1": 1, **{c: i for i, c in enumerate(classes or [])}}
+    if not LOSSES[spec.loss].one_hot and n == 1:  # the 0/1 target's own spellings
+        return {**{str(v): i for i, v in enumerate(LOSSES[spec.loss].targets.labels)},
+                **{c: i for i, c in enumerate(classes or [])}}
     return {}
 
 
 def check_classes(spec: Spec, classes: list[str] | None, source: str) -> list[str] | None:
     """The model's class names, if they fit its outputs (cce: one per output, bce: two)."""
-    if not classes or spec.loss not in ("cce", "bce"):
+    if not classes or not metrics.is_classifier(spec.loss):
         return None
-    expected = spec.n_outputs if spec.loss == "cce" else 2
+    expected = metrics.n_classes(spec.loss, spec.n_outputs)
     if len(classes) != expected:
         raise UserError(f"params file {source} names {len(classes)} classes for a {spec.loss} network "
                         f"with {spec.n_outputs} output(s); expected {expected}")
@@ -133,7 +138,7 @@ def parse_target(text: str, spec: Spec, table: dict[str, int], classes: list[str
     if key in table:
         i = table[key]
         name = f"class {classes[i] if classes else i}"
-        if spec.loss == "bce":  # the 0/1 target; named when the model's labels say more
+        if not LOSSES[spec.loss].one_hot:  # the 0/1 target; named when the model's labels say more
             return [float(i)], (name if classes and classes != ["0", "1"] else None)
         return np.eye(spec.n_outputs)[i].tolist(), f"{name}, one-hot"
     try:
