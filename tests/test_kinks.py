@@ -101,6 +101,10 @@ def test_kink_values_are_pytorchs():
         "relu": 0, "leaky_relu": sympy.Rational(1, 100), "elu": 1,
         "selu": ACTIVATIONS["selu"].kink.grad, "step": 0}
     assert float(grad_at_kink("selu")) == pytest.approx(1.0507009873554805 * 1.6732632423543772, rel=1e-15)
+    # exactly λα, PyTorch's decimals multiplied at 40 digits (a Float product was off at 1e-16)
+    with mpmath.workdps(40):
+        lam_alpha = mpmath.mpf("1.0507009873554804934193349852946") * mpmath.mpf("1.6732632423543772848170429916717")
+        assert abs(mpmath.mpf(str(grad_at_kink("selu").evalf(40))) - lam_alpha) < mpmath.mpf(10) ** -38
 
 
 def test_a_derivative_that_moves_the_kink_is_refused(monkeypatch):

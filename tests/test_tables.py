@@ -127,6 +127,58 @@ def test_new_entries_derive_where_the_rules_say():
     assert not any(p.has(sympy.Piecewise) for p, _ in derivative("elu")[0].args)
 
 
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_no_float_in_the_table(name):
+    """Every g, g' and stable form is exact: a Float (15-17 digits) in a constant made the
+    derivation and a reader's g' differ by 1e-16, and verify (40 digits) said WRONG (issue 14)."""
+    act = ACTIVATIONS[name]
+    forms = [act.sym(z), derivative(name)[0]] + ([act.stable(z)] if act.stable else [])
+    assert not any(f.atoms(sympy.Float) for f in forms), forms
+
+
+def test_table_constants_are_exact_and_cancel():
+    """λ, α, 0.044715 and 0.5 are their decimals at any precision; selu through its inverses
+    is the output again exactly (λα · a/(λα) = a, not 1.0·a)."""
+    from backprop.derive.activations import GELU_HALF, GELU_K, SELU_ALPHA, SELU_SCALE, TableConstant
+
+    for c, digits in ((SELU_SCALE, "1.0507009873554804934193349852946"),
+                      (SELU_ALPHA, "1.6732632423543772848170429916717"), (GELU_K, "0.044715"), (GELU_HALF, "0.5")):
+        assert isinstance(c, TableConstant) and c.is_number and c.is_positive
+        assert sympy.Rational(str(c.evalf(60))) - sympy.Rational(digits) == 0
+        assert c.evalf(50) == sympy.Float(digits, 50)
+    assert float(SELU_SCALE * SELU_ALPHA) == float(sympy.Rational(SELU_SCALE.decimal) * sympy.Rational(SELU_ALPHA.decimal))
+    lam_alpha = SELU_SCALE * SELU_ALPHA  # the left branch λα(e^z - 1) at its inverse z = log(a/(λα) + 1)
+    assert sympy.expand(lam_alpha * (sympy.exp(sympy.log(a / lam_alpha + 1)) - 1)) == a
+    assert lam_alpha * (a / lam_alpha) == a
+    assert 3 * GELU_K != sympy.Rational(26829, 200000)  # a number of its own, never a Float
+    assert abs((3 * GELU_K).evalf(40) - sympy.Rational(26829, 200000)) < sympy.Rational(1, 10**40)
+
+
+def test_table_constants_print_as_the_notes_and_as_float_literals():
+    """The notation printers write λ and α (λ first) and gelu's decimals multiplied out; the
+    code printers (lambdify's NumPy, the trainers' forms) a float literal, never a name."""
+    from backprop.codegen import forms
+    from backprop.derive import make_spec
+    from backprop.derive.activations import GELU_HALF, GELU_K, SELU_ALPHA, SELU_SCALE
+    from backprop.derive.printing import NotationPrinter
+
+    p = NotationPrinter(depth=2, single_output=True)
+    O = sympy.Symbol("O_1_1", real=True)
+    assert p.text(sympy.Piecewise((SELU_SCALE, O > 0), (O + SELU_ALPHA * SELU_SCALE, True))) == \
+        "{λ if O_11 > 0; λ α + O_11 otherwise}"
+    assert p.latex(SELU_ALPHA * SELU_SCALE * O) == r"\lambda \alpha O_{11}"
+    assert p.text(1 + 3 * GELU_K * O**2) == "1 + 0.134145 O_11^2"
+    assert p.latex(GELU_HALF * sympy.sqrt(2) / sympy.sqrt(sympy.pi) * O) == r"0.5 \frac{\sqrt{2}}{\sqrt{\pi}} O_{11}"
+    source = sympy.lambdify(z, SELU_SCALE * SELU_ALPHA * z + GELU_K, "numpy").__doc__.split("Source code:")[1]
+    assert "1.0507009873554805" in source and "1.67326324235437" in source and "0.044715" in source
+    assert "λ" not in source and "α" not in source
+    for act in ("selu", "gelu"):
+        piece = forms.layer_pieces(make_spec("2-2-1", f"{act},linear", "se"))[0]
+        for expr in (piece.forward, piece.derivative):
+            assert not expr.atoms(sympy.NumberSymbol) - {sympy.pi}, expr
+            assert expr.atoms(sympy.Float), expr
+
+
 @pytest.mark.parametrize("name", ["gelu", "swish"])
 def test_stable_derivative_clips_only_where_g_prime_is_flat(name):
     """The clipped g' equals the textbook g' inside the clip and at the clip's edge to float64."""
