@@ -117,7 +117,7 @@ class Profile:
     def gprime(self, spec, k: int, j: int) -> str | None:
         """g' of node (k, j) as the book writes it, or None to print it expanded."""
         act = spec.activations[k - 1]
-        g = {"sigmoid": r"\sigma'", "tanh": r"\tanh'"}.get(act, "g'")
+        g = f"{ACTIVATIONS[act].latex or 'g'}'"  # the table's command: \sigma', \tanh'; else g'
         if self.name == "nielsen":  # his input layer is layer 1
             return rf"{g}(z^{{{k + 1}}}_{{{j}}})"
         if self.name == "ng":
