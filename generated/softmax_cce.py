@@ -316,9 +316,15 @@ _UPDATES = {
 }
 
 
+_SETTINGS = {}  # (name or None, lr) -> settings checked once: train() may run once per epoch
+
+
 def optimizer_settings(optimizer=None, lr=None):
     """``optimizer`` (a name, or a dict with "name"; None or OPTIMIZER's name: OPTIMIZER) with
     every setting filled in from its defaults, and ``lr`` (if given) as its learning rate."""
+    key = (optimizer, lr) if optimizer is None or isinstance(optimizer, str) else None
+    if key in _SETTINGS:
+        return dict(_SETTINGS[key])
     if optimizer is None or optimizer == OPTIMIZER["name"]:
         optimizer = OPTIMIZER
     if isinstance(optimizer, str):
@@ -335,13 +341,18 @@ def optimizer_settings(optimizer=None, lr=None):
         settings["lr"] = lr
     if not 0 < settings["lr"] < float("inf"):  # NaN fails too
         raise ValueError(f"the learning rate must be a finite number > 0, got {settings['lr']}")
+    if key is not None and len(_SETTINGS) < 64:
+        _SETTINGS[key] = dict(settings)
     return settings
 
 
 def optimizer_state(params, optimizer=None):
     """A fresh state for ``optimizer`` (as optimizer_settings takes it): t = 0 and, per state
     array, zeros shaped like each parameter: {"name": "adam", "t": 0, "m": {"W1": ...}, ...}."""
-    name = optimizer_settings(optimizer)["name"]
+    complete = isinstance(optimizer, dict) and "lr" in optimizer  # optimizer_settings' result
+    name = optimizer["name"] if complete else optimizer_settings(optimizer)["name"]
+    if not OPTIMIZERS[name]["state"]:  # sgd: a step count only
+        return {"name": name, "t": 0}
     arrays = {key: value for key, value in params.items() if isinstance(value, np.ndarray)}
     state = {"name": name, "t": 0}
     for array in OPTIMIZERS[name]["state"]:
