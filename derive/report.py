@@ -344,7 +344,9 @@ class _LayerRows:
             return nt.Name(name.kind, (k, j))
         if name.kind == "w" and idx[:2] == (k + 1, 1):
             return nt.Name("w", (k + 1, j, idx[2]))
-        return None
+        if name.kind == "dO" and idx == (k + 1, 1) and self.d.net.skips(k + 1):  # the skip's ∂L/∂O_{k+1,1}
+            return nt.Name("dO", (k + 1, j))
+        return _skip_source(self.d.net, k, name, j)
 
     def row(self, j: int) -> list[tuple[str, str]]:
         if self.parts is None:
@@ -360,6 +362,17 @@ class _LayerRows:
             pieces.append(fills[style][part] if i % 2 else part)
             style += part.count("\ue0ff") if not i % 2 else 0
         return [tuple(pair.split("\ue0fe")) for pair in "".join(pieces).split("\ue0ff")]
+
+
+def _skip_source(net, k: int, name: nt.Name, j: int) -> nt.Name | None:
+    """On a residual layer k, node 1's skip source O_{k-1,1} (x_i1 for k = 1) as node j's."""
+    if not net.skips(k):
+        return None
+    if name.kind == "O" and name.indices == (k - 1, 1):
+        return nt.Name("O", (k - 1, j))
+    if name.kind == "x" and k == 1 and name.indices == (1,):
+        return nt.Name("x", (j,))
+    return None
 
 
 def forward_lines(d: Derivation) -> Iterator[tuple[str, str]]:
@@ -390,7 +403,7 @@ def _forward_template(d: Derivation, k: int):
             return nt.Name(name.kind, (k, j))
         if name.kind == "yhat" and idx == (1,) and k == net.depth:
             return nt.Name("yhat", (j,))
-        return None
+        return _skip_source(net, k, name, j)
 
     lhs, rhs = net.O(k, 1), net.definition(k, 1)
     names = [nt.parse(s) for s in rhs.free_symbols | {lhs}]
