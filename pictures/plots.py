@@ -165,7 +165,7 @@ def plot_vanishing(runs: list, path, title: str = "", force: bool = False):
     to three); only as many axes as runs are made, so no panel is empty.  The layers' legend
     sits outside the panels, on the right, where it covers no data.
     """
-    acts = list(dict.fromkeys(r.activation for r in runs))
+    acts = list(dict.fromkeys(getattr(r, "label", r.activation) for r in runs))
     inits = list(dict.fromkeys(r.init for r in runs))
     full_grid = len(runs) == len(acts) * len(inits) and 1 < len(inits) <= 4
     cols = len(inits) if full_grid else min(len(runs), 3)
@@ -175,10 +175,12 @@ def plot_vanishing(runs: list, path, title: str = "", force: bool = False):
                  layout="constrained")
     Canvas(fig)
     grid = fig.add_gridspec(rows, cols)
-    first = None
+    first = None  # the runs that did not diverge share one y scale; a diverged one has its own
     for n, run in enumerate(runs):
-        ax = fig.add_subplot(grid[n // cols, n % cols], sharey=first)
-        first = first or ax
+        diverged = run.history.diverged_at
+        ax = fig.add_subplot(grid[n // cols, n % cols], sharey=None if diverged else first)
+        if not diverged:
+            first = first or ax
         norms = list(zip(*run.history.grad_norms))
         for k, values in enumerate(norms, start=1):
             shown = [max(v, 1e-30) for v in values]
@@ -186,13 +188,15 @@ def plot_vanishing(runs: list, path, title: str = "", force: bool = False):
                     label=f"layer {k}")
         ax.set_yscale("log")
         collapsed = ", collapsed to the mean" if getattr(run, "collapsed", False) else ""
-        ax.set_title(f"{run.activation}, {run.init} init\nlayer 1 / layer {len(norms)}: "
+        if diverged:
+            collapsed = f", diverged at epoch {diverged} (own scale)"
+        ax.set_title(f"{getattr(run, 'label', run.activation)}, {run.init} init\nlayer 1 / layer {len(norms)}: "
                      f"{run.ratio:.2g}{collapsed}", fontsize=9)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3, which="both")
         if n % cols == 0:
             ax.set_ylabel(r"$\Vert\partial L/\partial W^k\Vert$")
-    handles, labels = first.get_legend_handles_labels()
+    handles, labels = (first or fig.axes[0]).get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right upper", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10, parse_math=False)  # titles hold file names: "$" is text

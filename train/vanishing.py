@@ -50,9 +50,16 @@ class Run:
     pred_std: list[float] = field(default_factory=list)
     target_std: list[float] = field(default_factory=list)
     mean_loss: float | None = None
+    #: The notes' remedy applied to every hidden layer it fits: none, residual, batch_norm.
+    remedy: str = "none"
 
     def __repr__(self) -> str:
-        return f"Run({self.activation}, {self.init}, ratio {self.ratio:.3g})"
+        return f"Run({self.label}, {self.init}, ratio {self.ratio:.3g})"
+
+    @property
+    def label(self) -> str:
+        """The hidden activation, and the remedy when there is one: "sigmoid + residual"."""
+        return self.activation if self.remedy == "none" else f"{self.activation} + {self.remedy}"
 
     @property
     def ratio(self) -> float:
@@ -64,7 +71,7 @@ class Run:
 
     def row(self) -> dict:
         norms = np.asarray(self.history.grad_norms)
-        return {"activation": self.activation, "init": self.init,
+        return {"activation": self.activation, "remedy": self.remedy, "init": self.init,
                 "first_epoch": norms[0].tolist(), "last_epoch": norms[-1].tolist(),
                 "ratio_first_to_last_layer": self.ratio if np.isfinite(self.ratio) else None,
                 "loss_initial": self.history.losses[0], "loss_final": self.history.losses[-1],
@@ -89,9 +96,33 @@ def dataset(n_inputs: int, n_outputs: int, rows: int = 256, seed: int = 0):
     return X, np.sin(X @ V)
 
 
+#: The notes' remedies for vanishing gradients that change the network, by name: the spec
+#: keywords that apply one to every hidden layer it fits (a skip needs equal widths).
+REMEDIES = {
+    "none": lambda widths: {},
+    "residual": lambda widths: {"residual": tuple(widths[k] == widths[k - 1]
+                                                  for k in range(1, len(widths) - 1))},
+    "batch_norm": lambda widths: {"batch_norm": (True,) * (len(widths) - 2)},
+}
+
+
+def remedy_spec(widths, activation: str, remedy: str):
+    """The deep network of a run: ``activation`` in every hidden layer, a linear output,
+    loss se, and the remedy on every hidden layer it fits."""
+    if remedy not in REMEDIES:
+        raise UserError(f"unknown remedy {remedy!r} in --compare; choose {', '.join(r for r in REMEDIES if r != 'none')}")
+    extra = REMEDIES[remedy](widths)
+    if remedy == "residual" and not any(extra["residual"]):
+        raise UserError(f"no hidden layer of {'-'.join(map(str, widths))} has the width of the layer "
+                        "before it, so none can add a skip; try --layers 2-8-8-8-8-8-1")
+    return make_spec(widths, [activation] * (len(widths) - 2) + ["linear"], "se", **extra)
+
+
 def run_all(layers: str, activations, inits, *, epochs: int = 20, lr: float = 0.1,
-            seed: int | None = 0, rows: int = 256, dtype: str = "float64") -> list[Run]:
-    """Every (activation, init) pair on the same data, each from its own seeded weights."""
+            seed: int | None = 0, rows: int = 256, dtype: str = "float64",
+            remedies=("none",)) -> list[Run]:
+    """Every (activation, remedy, init) on the same data, each from its own seeded weights:
+    a remedy's runs start from the same weights as the plain network's (γ = 1, β = 0)."""
     widths = parse_layers(layers) if isinstance(layers, str) else tuple(layers)
     if len(widths) < 3:
         raise UserError(f"vanishing gradients need hidden layers; {'-'.join(map(str, widths))} has "
@@ -105,20 +136,23 @@ def run_all(layers: str, activations, inits, *, epochs: int = 20, lr: float = 0.
     X, Y = X.astype(dtype), Y.astype(dtype)
     runs = []
     for act in activations:
-        spec = make_spec(widths, [act] * (len(widths) - 2) + ["linear"], "se")
-        trainer = runner.load_trainer(spec, dtype=dtype)
-        for init in inits:
-            params = runner.init_params(trainer, init, seed=seed)
-            hist = runner.fit(trainer, params, X, Y, epochs=epochs, lr=lr, gd="batch", seed=seed,
-                              track_grads=True, on_diverge="stop")
-            runs.append(Run(act, init, spec, hist, *spread(trainer, params, X, Y)))
+        for remedy in remedies:
+            spec = remedy_spec(widths, act, remedy)
+            trainer = runner.load_trainer(spec, dtype=dtype)
+            for init in inits:
+                params = runner.init_params(trainer, init, seed=seed)
+                hist = runner.fit(trainer, params, X, Y, epochs=epochs, lr=lr, gd="batch", seed=seed,
+                                  track_grads=True, on_diverge="stop")
+                runs.append(Run(act, init, spec, hist, *spread(trainer, params, X, Y), remedy=remedy))
     return runs
 
 
 def spread(trainer, params: dict, X: np.ndarray, Y: np.ndarray):
-    """(std of each output's predictions, std of each target, loss se of predicting the mean)."""
+    """(std of each output's predictions, std of each target, loss se of predicting the mean).
+    A batch-normalised net is read as it trained, on the batch's statistics."""
+    bn = {"training": True} if getattr(trainer, "BATCH_NORM", None) else {}
     with np.errstate(all="ignore"):
-        P = np.asarray(trainer.forward(params, X), dtype=float)
+        P = np.asarray(trainer.forward(params, X, **bn), dtype=float)
     target = Y.std(axis=0)
     return P.std(axis=0).tolist(), target.tolist(), float((target ** 2).sum())
 
@@ -126,13 +160,13 @@ def spread(trainer, params: dict, X: np.ndarray, Y: np.ndarray):
 def format_table(runs: list[Run]) -> str:
     """Markdown table: one row per run, ‖∂L/∂W^k‖ of every layer before the first update."""
     depth = len(runs[0].history.grad_norms[0])
-    head = ["activation", "init"] + [f"‖∂L/∂W^{k}‖" for k in range(1, depth + 1)] + \
+    head = ["network", "init"] + [f"‖∂L/∂W^{k}‖" for k in range(1, depth + 1)] + \
            ["layer 1 / layer L", "loss start → end"]
     body = []
     for r in runs:
         norms = r.history.grad_norms[0]
         end = "diverged" if r.history.diverged_at else f"{r.history.losses[-1]:.3g}"
-        body.append([r.activation, r.init] + [f"{v:.2e}" for v in norms] +
+        body.append([r.label, r.init] + [f"{v:.2e}" for v in norms] +
                     [f"{r.ratio:.2g}", f"{r.history.losses[0]:.3g} → {end}"])
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
@@ -144,7 +178,7 @@ def collapse_note(run: Run) -> str | None:
     """A line when the run learned nothing but the targets' mean, else None."""
     if not run.collapsed:
         return None
-    return (f"{run.activation} + {run.init}: collapsed to the mean — after {run.history.epochs} "
+    return (f"{run.label}, {run.init} init: collapsed to the mean — after {run.history.epochs} "
             f"epochs its predictions hardly vary (std {_num(max(run.pred_std))} against the targets' "
             f"{_num(min(run.target_std))}) and its loss {run.history.losses[-1]:.4g} ≈ "
             f"{run.mean_loss:.4g}, the loss of always predicting the targets' mean: "
@@ -160,12 +194,12 @@ def verdict(run: Run) -> str:
     r = run.ratio
     top = max(run.history.grad_norms[0])
     if top < 1e-6:
-        return (f"{run.activation} + {run.init}: every layer's gradient is tiny (at most {top:.1e}): "
+        return (f"{run.label}, {run.init} init: every layer's gradient is tiny (at most {top:.1e}): "
                 "weights this small pass no signal — vanishing everywhere")
     if r == 0:  # e.g. step: its derivative is 0, so nothing reaches layer 1
-        return (f"{run.activation} + {run.init}: layer 1 gets no gradient at all (the last layer gets "
+        return (f"{run.label}, {run.init} init: layer 1 gets no gradient at all (the last layer gets "
                 f"{run.history.grad_norms[0][-1]:.1e}) — vanishing completely")
     if r < 0.1:
-        return (f"{run.activation} + {run.init}: layer 1 gets {1 / r:.3g}× less gradient than the "
+        return (f"{run.label}, {run.init} init: layer 1 gets {1 / r:.3g}× less gradient than the "
                 "last layer — vanishing")
-    return f"{run.activation} + {run.init}: layer 1 / last layer = {r:.2g} — gradients reach the input"
+    return f"{run.label}, {run.init} init: layer 1 / last layer = {r:.2g} — gradients reach the input"

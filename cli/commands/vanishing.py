@@ -14,6 +14,7 @@ examples:
   backprop vanishing --layers 2-8-8-8-8-8-1 --activations sigmoid --plot grads.png
   backprop vanishing --layers 2-8-8-8-8-8-8-8-1 --activations sigmoid,tanh,relu --init glorot,he,small
   backprop vanishing --layers 2-8-1 --activations sigmoid      # fewer layers: no vanishing
+  backprop vanishing --layers 2-8-8-8-8-8-1 --activations sigmoid --compare residual,batch_norm
 """
 from __future__ import annotations
 
@@ -41,6 +42,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--init", metavar="NAME[,NAME...]", default=",".join(vanishing.DEFAULT_INITS),
                         help=f"initialisations to compare: {init_schemes.help_text(default=None)} "
                         f"(default {','.join(vanishing.DEFAULT_INITS)})")
+    parser.add_argument("--compare", metavar="REMEDY[,REMEDY]",
+                        help="also run each network with the notes' remedies on every hidden layer "
+                        f"they fit: {', '.join(r for r in vanishing.REMEDIES if r != 'none')} "
+                        "(residual: O_k = g(z_k) + O_{k-1}; batch_norm: z_k normalised over the batch)")
     parser.add_argument("--epochs", type=int, default=20, help="epochs to record (default 20)")
     parser.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
     parser.add_argument("--rows", type=int, default=256, help="synthetic rows (default 256)")
@@ -66,8 +71,9 @@ def run(args) -> int:
         raise UserError("--init needs at least one initialisation, e.g. --init glorot,he")
     if args.rows < 2:
         raise UserError(f"--rows must be at least 2, got {args.rows}")
+    remedies = ["none", *dict.fromkeys(split_names(args.compare) or [])]
     runs = vanishing.run_all(args.layers, acts, inits, epochs=args.epochs, lr=args.lr,
-                             seed=args.seed, rows=args.rows)
+                             seed=args.seed, rows=args.rows, remedies=remedies)
     written = None
     if args.plot:
         from backprop.pictures.plots import plot_vanishing
