@@ -374,6 +374,8 @@ def _layer_forward(d, k: int) -> list[tuple[str, str]]:
         z = nt.preactivation(k, j)
         g = act.sym(z) if act.elementwise else net.definition(k, j).xreplace(
             {e: z_ for z_, e in zs.items()})
+        if act.elementwise and net.skips(k):  # a residual layer: O_kj = g(z_kj) + O_{k-1,j}
+            g = g + net.O(k - 1, j)
         equations += [(p.latex(z), p.latex(zs[z])), (p.latex(net.O(k, j)), p.latex(g))]
     if k == net.depth:
         equations.append(("L", loss_line(d, tex=True)))
