@@ -393,3 +393,13 @@ def test_step_prints_the_skip_path_and_agrees_with_the_trainer(tmp_path):
     # the two paths: (ŷ - y) (1 + 1) σ'(0.5) x, the product the step prints
     expected = (2 * o11 - 1) * 2 * o11 * (1 - o11) * 0.5
     assert f"= {expected:.6g}" in out.stdout
+
+
+def test_teaching_document_writes_the_skip_in_the_forward_pass(tmp_path):
+    spec_file = tmp_path / "resnet.toml"
+    spec_file.write_text('layers = [1, 1, 1, 1]\nactivations = ["sigmoid", "relu", "linear"]\n'
+                         'loss = "half_se"\nresidual = [false, true]\n')
+    out = subprocess.run([sys.executable, "-m", "backprop.cli.main", "derive", "--spec", str(spec_file),
+                          "--format", "latex", "--standalone"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert r"O_{21} &= \max\left(0, z_{21}\right) + O_{11}" in out.stdout
