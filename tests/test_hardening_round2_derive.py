@@ -48,6 +48,8 @@ def work(monkeypatch):
                                       ("linear", "mse"), ("relu", "hinge")])
 def test_wide_vectorised_derive_does_constant_work(work, act, loss):
     diff, outputs = work
+    vectorise(derive(make_spec("2-3", act, loss))).text()  # the tables' one-time work, cached
+    diff.calls = outputs.calls = 0
     text = vectorise(derive(make_spec(WIDE, act, loss))).text()
     assert "δ^1 = (1/n)" in text and "∂L/∂W^1 = Xᵀ δ^1" in text
     # before: one sympy.diff of the 100 000-term loss per output (100 000 calls, each O(width))
@@ -57,6 +59,8 @@ def test_wide_vectorised_derive_does_constant_work(work, act, loss):
 
 def test_wide_vectorised_derive_cli_prints_the_loss_as_a_sum(work, capsys):
     diff, outputs = work
+    vectorise(derive(make_spec("2-3", "linear", "se"))).text()  # the tables' one-time work, cached
+    diff.calls = outputs.calls = 0
     assert main(["derive", "--layers", WIDE, "--vectorised", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["loss"]["text"] == "Σ_{j=1..100000} (y_j - ŷ_j)^2"
@@ -69,10 +73,14 @@ def test_wide_generate_does_constant_work(work):
     from backprop.codegen import render_trainer
 
     diff, outputs = work
+    render_trainer(make_spec("2-3", "softmax", "cce"))  # the tables' one-time work, cached
+    diff.calls = outputs.calls = 0
     source = render_trainer(make_spec(WIDE, "softmax", "cce"))
     compile(source, "trainer.py", "exec")
     assert "100000" in source
-    assert diff.calls <= 6 and outputs.calls <= 10, (diff.calls, outputs.calls)
+    # a constant number, never one per output (measured: 7 and 12 for 2-1000 as for 2-100000):
+    # the trainer also prints the loss's textbook form and the optimisers' rules
+    assert diff.calls <= 8 and outputs.calls <= 14, (diff.calls, outputs.calls)
 
 
 @pytest.mark.parametrize("loss", sorted(LOSSES))
