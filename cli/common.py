@@ -109,3 +109,16 @@ def print_json(obj) -> None:
     """Scripts read this: UTF-8, sorted keys, one document on stdout."""
     json.dump(obj, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
+
+
+def check_outputs(outputs, plot: str | None, force: bool) -> None:
+    """Before any work: the plot's format known by its suffix, every output writable and not
+    there already (without --force), and matplotlib installed when a plot is asked for."""
+    from backprop.core import files
+
+    if plot:
+        files.image_format(plot)
+    files.preflight([*outputs, plot], force=force)
+    if plot:
+        from backprop.pictures.plots import require_matplotlib
+        require_matplotlib()

@@ -32,8 +32,8 @@ from backprop.train.data import from_arrays
 from backprop.train.prepare import network_and_data, settings
 from backprop.train.progress import Progress
 
-from ..common import (add_data_arguments, add_run_arguments, add_spec_arguments, network_given,
-                      print_json, spec_from_args)
+from ..common import (add_data_arguments, add_run_arguments, add_spec_arguments, check_outputs,
+                      network_given, print_json, spec_from_args)
 
 NAME = "compare-gd"
 HELP = "batch vs SGD vs mini-batch from the same weights: table, claims checked, plot"
@@ -58,12 +58,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    if args.plot:
-        files.image_format(args.plot)
-    files.preflight([args.plot], force=args.force)
-    if args.plot:
-        from backprop.pictures.plots import require_matplotlib
-        require_matplotlib()
+    check_outputs([], args.plot, args.force)
     if args.rows is not None:
         if args.data or args.example:
             raise UserError("--rows makes synthetic data; drop --data/--example")

@@ -48,8 +48,8 @@ from backprop.train.model import Model
 from backprop.train.prepare import prepare, settings, test_fraction
 from backprop.train.progress import Progress, plural, seconds
 
-from ..common import (add_data_arguments, add_run_arguments, add_spec_arguments, network_given,
-                      print_json, spec_from_args)
+from ..common import (add_data_arguments, add_run_arguments, add_spec_arguments, check_outputs,
+                      network_given, print_json, spec_from_args)
 from ..params import params_to_json
 
 NAME = "train"
@@ -96,12 +96,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    if args.plot:
-        files.image_format(args.plot)
-    files.preflight([args.params_out, args.history, args.plot], force=args.force)
-    if args.plot:
-        from backprop.pictures.plots import require_matplotlib
-        require_matplotlib()
+    check_outputs([args.params_out, args.history], args.plot, args.force)
     prep = prepare(args, spec_from_args(args) if network_given(args) else None)
     spec, ds, test = prep.spec, prep.train, prep.test
     warned = advice.warnings(spec)  # before training: cce on a sigmoid output trains, to nothing

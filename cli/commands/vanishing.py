@@ -19,11 +19,11 @@ examples:
 from __future__ import annotations
 
 from backprop.core.errors import UserError
-from backprop.core import files, init_schemes
+from backprop.core import init_schemes
 from backprop.train import vanishing
 from backprop.train.data import split_names
 
-from ..common import nonnegative_int, print_json
+from ..common import check_outputs, nonnegative_int, print_json
 
 NAME = "vanishing"
 HELP = "per-layer gradient norms of a deep net: sigmoid/tanh vs relu, two initialisations"
@@ -57,12 +57,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    if args.plot:
-        files.image_format(args.plot)  # an unknown suffix is refused before the runs, not after
-    files.preflight([args.plot], force=args.force)
-    if args.plot:
-        from backprop.pictures.plots import require_matplotlib
-        require_matplotlib()
+    check_outputs([], args.plot, args.force)
     acts = split_names(args.activations) or list(vanishing.DEFAULT_ACTIVATIONS)
     if REFERENCE not in acts:
         acts.append(REFERENCE)
