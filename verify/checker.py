@@ -109,8 +109,8 @@ class Checker:
             _check_size(eq.source)
             if eq.mode == "delta" or delta_rule.looks_like_delta_rule(eq.source):
                 return delta_rule.check(self, eq, base)
-            if eq.count is None and eq.at is None and eq.mode != "scalar" and (eq.mode == "matrix" or
-                                                       matrix_form.looks_like_matrix_form(eq.source)):
+            if eq.count is None and eq.at is None and eq.mode != "scalar" and (
+                    eq.mode == "matrix" or self.net.batch_norm or matrix_form.looks_like_matrix_form(eq.source)):
                 return matrix_form.check(self, eq, base)
             if eq.count is not None:
                 return self._check_count(eq, base)

@@ -803,6 +803,9 @@ def _wrong(checker, **kw):
 
 
 def check(checker, eq, base: dict):
+    if checker.net.batch_norm:  # rows couple: checked on concrete batches
+        from . import batch_norm_form
+        return batch_norm_form.check(checker, eq, base)
     ng, column, parts, batch = _setup(checker, eq)
     try:
         values, _ = _read(checker, parts, column, ng, batch=batch)

@@ -78,6 +78,13 @@ _ROWS = (
     ("bias_not_summed", "bias gradient not summed over rows",
      "in matrix form the bias is shared by every row, so its gradient sums the per-row errors "
      "(a row vector), not the n-row matrix of them"),
+    ("bn_batch_means_forgotten", "batch-mean terms forgotten",
+     "batch normalisation divides by the batch's σ and subtracts its μ, and both depend on every "
+     "row: ∂L/∂Z = γ/σ ⊙ (G - mean_rows(G) - X̂ ⊙ mean_rows(G ⊙ X̂)), and the claim keeps only "
+     "γ/σ ⊙ G, as if μ and σ were constants"),
+    ("bn_batch_mean_term_missing", "one batch-mean term forgotten",
+     "∂L/∂Z of a batch-normalised layer subtracts two batch means, mean_rows(G) (through μ) and "
+     "X̂ ⊙ mean_rows(G ⊙ X̂) (through σ²); the claim leaves one of them out"),
 )
 
 #: id -> Slip, in the order above (the order slips are tried in when labelling a claim).
@@ -395,6 +402,8 @@ APPLY: dict[str, Callable[[Truth], list[Candidate]]] = {
     "extra_transpose": _matrix_only,
     "hadamard_vs_matmul": _matrix_only,
     "bias_not_summed": _matrix_only,
+    "bn_batch_means_forgotten": _matrix_only,
+    "bn_batch_mean_term_missing": _matrix_only,
 }
 assert set(APPLY) == set(SLIPS)
 
