@@ -1,6 +1,8 @@
 """Batch normalisation: the derivation over a batch (exact against SymPy's own diff on
 concrete batches), its NumPy evaluation against torch's nn.BatchNorm1d (training mode,
 float64) and finite differences, the network's refusals and the vectorised form."""
+import re
+
 import numpy as np
 import pytest
 import sympy
@@ -540,5 +542,131 @@ def test_step_with_adam_moves_the_running_statistics_and_refusals(cli, tmp_path)
     assert data["params"]["running_var1"] == pytest.approx(0.9 + 0.1 * Z1.var(axis=0, ddof=1), rel=1e-12)
     status, out, err = cli("step", "--spec", str(spec_file), "--x", "1,2", "--y", "1")
     assert status == 2 and "its step takes two rows or more" in err and err.count("\n") == 1
-    status, out, err = cli("step", "--spec", str(spec_file), *_STEP_ROWS, "--format", "latex")
-    assert status == 2 and "no batch-norm form yet" in err and err.count("\n") == 1
+    status, tex, err = cli("step", "--spec", str(spec_file), *_STEP_ROWS, "--format", "latex")
+    assert status == 0 and err == ""  # adam's every assignment, broken to fit A4
+    _check_latex(tex)
+    assert r"\hat{m} &= \frac{m}{1 - \beta_1^{t}}" in tex and "% update with adam" in tex
+    assert _numbers(_row(tex, r"\gamma_{12} &= ", last=True))[-1] == pytest.approx(data["params"]["gamma1"][1], rel=5e-6)
+
+
+# -- backprop step --format latex on a batch-normalised network ---------------------------------
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?: \\times 10\^\{(-?\d+)\})?")
+
+
+def _numbers(tex: str) -> list[float]:
+    """Every number printed in ``tex`` (tex_number's 1.2 \\times 10^{-4} read as 1.2e-4)."""
+    return [float(m.group(0).split(" ")[0]) * 10.0 ** int(m.group(1) or 0) for m in _NUMBER.finditer(tex)]
+
+
+def _row(tex: str, start: str, last: bool = False) -> str:
+    """The (first or ``last``) align* row starting with ``start`` and its continuation rows
+    (&\\quad ...) joined, the left-hand side dropped (its indices are not numbers of the step)."""
+    lines = tex.splitlines()
+    at = [n for n, line in enumerate(lines) if line.startswith(start)][-1 if last else 0]
+    out = [lines[at][len(start):]]
+    for line in lines[at + 1:]:
+        if not line.startswith(r"&\quad"):
+            break
+        out.append(line)
+    return " ".join(out)
+
+
+def _check_latex(tex: str) -> None:
+    """Balanced as pdflatex needs it: braces never closing more than opened, every row's
+    \\left/\\right paired, $ paired, align* opened and closed without a break before its end;
+    every row of maths no wider than an A4 row by teaching's estimate (the block's widest
+    left-hand side counted)."""
+    from backprop.derive.teaching import A4_WIDTH, rendered_width
+
+    body = [line for line in tex.splitlines() if not line.startswith("%")]
+    depth = 0
+    for char in "\n".join(body):
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        assert depth >= 0
+    assert depth == 0
+    for line in body:
+        assert line.count(r"\left") == line.count(r"\right"), line
+        assert line.count("$") % 2 == 0, line
+    assert tex.count(r"\begin{align*}") == tex.count(r"\end{align*}") > 0
+    for env in tex.split(r"\begin{align*}")[1:]:
+        rows = [line for line in env.split(r"\end{align*}")[0].strip().splitlines() if not line.startswith("%")]
+        assert not rows[-1].rstrip().endswith("\\\\")
+        column = max(rendered_width(row.partition("&")[0]) for row in rows)
+        for row in rows:
+            right = row.partition("&")[2].removesuffix("\\\\")
+            assert column + rendered_width(right) <= A4_WIDTH, row
+
+
+_BN_SPEC = 'layers = [2, 3, 1]\nactivations = ["tanh", "linear"]\nloss = "se"\nbatch_norm = [true]\n'
+
+
+def test_step_latex_of_a_batch_norm_network_is_balanced_and_its_numbers_are_the_jsons(cli, tmp_path):
+    import json
+
+    spec_file = tmp_path / "bn.toml"
+    spec_file.write_text(_BN_SPEC)
+    args = ("step", "--spec", str(spec_file), *_STEP_ROWS, "--init", "glorot", "--seed", "3")
+    status, tex, err = cli(*args, "--format", "latex")
+    assert status == 0 and err == ""
+    data = json.loads(cli(*args, "--json")[1])
+    _check_latex(tex)
+    assert tex.count(r"\begin{align*}") == 3  # forward pass, gradients, update
+    nodes, before = data["nodes"], {k: np.array(v) for k, v in data["params"].items()}
+    for j in range(3):
+        node = f"{{1{j + 1}}}"
+        for lhs, name in (("z", "Z1"), (r"\hat{x}", "Xhat1"), (r"\tilde{z}", "Zn1"), ("O", "O1")):
+            assert _numbers(_row(tex, f"{lhs}_{node} &= ")) == pytest.approx(np.array(nodes[name])[:, j], rel=5e-6)
+        mu, var = _numbers(_row(tex, rf"\mu_{node} &= ").replace(rf"\sigma^{{2}}_{node}", ""))
+        assert (mu, var) == pytest.approx((nodes["mu1"][j], nodes["var1"][j]), rel=5e-6)
+        assert _numbers(_row(tex, rf"\gamma_{node} &= ").replace(rf"\beta_{node}", "")) == [1, 0]
+        # the running statistics: 0.9 · before + 0.1 · (3/2 for σ²) · batch = the model file's after
+        keep, old_mu, momentum, batch_mu, after_mu = _numbers(_row(tex, rf"\bar{{\mu}}_{node} &= "))
+        assert (keep, old_mu, momentum, batch_mu) == pytest.approx((0.9, 0.0, 0.1, nodes["mu1"][j]), rel=5e-6)
+        assert after_mu == pytest.approx(0.1 * nodes["mu1"][j], rel=5e-6)
+        assert after_mu == pytest.approx(before["running_mean1"][j], rel=5e-6)
+        keep, old_var, momentum, n, n1, batch_var, after_var = _numbers(_row(tex, rf"\bar{{\sigma}}^{{2}}_{node} &= "))
+        assert (keep, old_var, n, n1) == (0.9, 1.0, 3, 2) and batch_var == pytest.approx(nodes["var1"][j], rel=5e-6)
+        assert after_var == pytest.approx(0.9 + 0.1 * 1.5 * nodes["var1"][j], rel=5e-6)
+        assert after_var == pytest.approx(before["running_var1"][j], rel=5e-6)
+    assert _numbers(_row(tex, r"\hat{y}_{1} &= ")) == pytest.approx(np.array(nodes["O2"])[:, 0], rel=5e-6)
+    assert _numbers(_row(tex, "x_{i2} &= ")) == [2, 1, 0.5] and _numbers(_row(tex, "y_{1} &= ")) == [1, 0, 1]
+    assert _numbers(_row(tex, "L &= ")) == pytest.approx([data["loss"]], rel=5e-6)
+    # every gradient (two to a row) and every update, in the JSON's numbers
+    names = {"w^{1}_{23}": ("W1", (1, 2)), "b_{13}": ("b1", (2,)), r"\gamma_{12}": ("gamma1", (1,)),
+             r"\beta_{13}": ("beta1", (2,)), "w^{2}_{31}": ("W2", (2, 0)), "b_{21}": ("b2", (0,))}
+    grads = {k: np.array(v) for k, v in data["grads"].items()}
+    for tex_name, (key, index) in names.items():
+        shown = re.search(re.escape(rf"\frac{{\partial L}}{{\partial {tex_name}}}") + r" &?= (.*?)(?:,\\quad| \\\\|$)",
+                          tex, re.M).group(1)
+        assert _numbers(shown) == pytest.approx([grads[key][index]], rel=5e-6, abs=1e-20), tex_name
+        old, lr, grad, new = _numbers(_row(tex, f"{tex_name} &= ", last=True))  # γ, β: the forward's first
+        assert lr == 0.1 and grad == pytest.approx(grads[key][index], rel=5e-6, abs=1e-20)
+        assert new == pytest.approx(old - 0.1 * grad, rel=1e-5, abs=1e-20)
+        assert new == pytest.approx(before[key][index], rel=5e-6, abs=1e-20)
+    assert tex.count(r"\frac{\partial L}{\partial") == 6 + 3 + 3 + 3 + 3 + 1 + 3  # every parameter's, the rule's 3
+    assert (r"\frac{\partial L}{\partial z_{i}} &= \frac{\gamma}{\sqrt{\sigma^{2} + \varepsilon}} \left(g_{i} - "
+            r"\overline{g} - \overline{g\,\hat{x}} \hat{x}_{i}\right) \\") in tex
+    training, evaluated = _numbers(_row(tex, r"L_{\text{after}} &= "))
+    assert (training, evaluated) == pytest.approx((data["loss_after_training"], data["loss_after"]), rel=5e-6)
+    status, doc, err = cli(*args, "--format", "latex", "--standalone")
+    assert status == 0 and err == "" and doc.count(r"\begin{document}") == doc.count(r"\end{document}") == 1
+    assert r"\allowdisplaybreaks" in doc and tex in doc
+
+
+def test_step_latex_of_a_long_batch_breaks_its_lists_to_fit_a4(cli, tmp_path):
+    """Twelve rows: every list of the forward pass is broken between numbers (\\right. ...
+    \\left.), each row fits A4 and the numbers read back in order are the JSON's."""
+    import json
+
+    spec_file = tmp_path / "bn.toml"
+    spec_file.write_text(_BN_SPEC)
+    rows = [arg for m in range(12) for arg in (f"--x={m % 5 - 2.25},{m * 0.37 - 1}", "--y", str(m % 3))]
+    args = ("step", "--spec", str(spec_file), *rows, "--init", "glorot", "--seed", "1")
+    status, tex, err = cli(*args, "--format", "latex")
+    assert status == 0 and err == ""
+    _check_latex(tex)
+    data = json.loads(cli(*args, "--json")[1])
+    for lhs, name in (("z_{12} &= ", "Z1"), (r"\hat{x}_{12} &= ", "Xhat1"), ("O_{12} &= ", "O1")):
+        text = _row(tex, lhs)
+        assert r"\right. \\" in text and r"&\quad \left." in text  # broken, and balanced on each row
+        assert _numbers(text) == pytest.approx(np.array(data["nodes"][name])[:, 1], rel=5e-6)

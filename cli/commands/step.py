@@ -26,7 +26,8 @@ flags its own network is used, and its standardisation is applied to the raw --x
 Plain {"W1": [[...]], "b1": [...], ...} files (W{k}[i-1][j-1] = w^k_ij, or the "params" of
 a previous `step --json`) still load, for the network the flags name.
 
-With --format latex the same step is align* blocks (rows broken to fit an A4 page);
+With --format latex the same step is align* blocks (rows broken to fit an A4 page; a batch-
+normalised network's as three: the forward pass, the gradients, the update and running statistics);
 --standalone makes it a complete article that compiles with pdflatex.
 
 examples:
@@ -50,9 +51,10 @@ from backprop.codegen import load_trainer
 from backprop.core.errors import UserError
 from backprop.derive import derive
 from backprop.derive import notation as nt
-from backprop.derive import optimizers
+from backprop.derive import batchnorm, optimizers
 from backprop.derive.report import SKIP_FACTOR, chain_text, loss_line
-from backprop.derive.teaching import A4_WIDTH, block_rows, chain_rows, standalone
+from backprop.derive.printing import NotationPrinter
+from backprop.derive.teaching import A4_WIDTH, block_rows, chain_rows, rendered_width, row_width, standalone
 from backprop.train.onestep import (AGREE_RTOL, DEFAULT_LR, SCHEMES, Problem, as_json, batch_norm_json,
                                     batch_norm_text, batch_step, chain_values, evaluate, exact_values,
                                     factor, fmt, load_start, plain_sgd, read_problem, row_values,
@@ -274,18 +276,25 @@ def _optimizer_problems(derivation, result: dict) -> list[str]:
 
 def _optimizer_latex(derivation, result: dict) -> list[str]:
     """The optimiser's update as align* rows (one parameter's assignments per block)."""
-    opt = result["optimizer"]
-    p, settings = derivation.printer, opt["settings"]
-    rows = [f"% update with {settings['name']}: {_settings_text(settings, tex=True)}, t = {opt['t']}"]
-    for g in derivation.gradients:
-        name, index = g.key
-        rows.append(f"% {g.name}")
-        for target, expr, values, value in _element_steps(result, name, index):
-            lhs = optimizers.DISPLAY[target.name][1]
-            if target == optimizers.w:
-                lhs = p.latex(g.parameter)
-            rows.append(f"{lhs} &= {_rule(expr, None, True)} = {_rule(expr, values, True)} = {tex_number(value)} \\\\")
+    p = derivation.printer
+    rows = _optimizer_rows(result, [(*g.key, g.name, p.latex(g.parameter)) for g in derivation.gradients])
     rows.append(rf"L_{{\text{{after}}}} &= {tex_number(float(result['loss_after']))} \\")
+    return rows
+
+
+def _optimizer_rows(result: dict, parameters: list[tuple[str, tuple, str, str]], column: str = "") -> list[str]:
+    """The optimiser's assignments for (params key, index, text name, LaTeX name) of every
+    parameter, as align* rows under a comment naming the parameter, broken to fit A4 (the
+    align*'s left column at least as wide as ``column``)."""
+    opt = result["optimizer"]
+    rows = [f"% update with {opt['settings']['name']}: {_settings_text(opt['settings'], tex=True)}, t = {opt['t']}"]
+    blocks = [(text, [(tex if target == optimizers.w else optimizers.DISPLAY[target.name][1],
+                       f"{_rule(expr, None, True)} = {_rule(expr, values, True)} = {tex_number(value)}")
+                      for target, expr, values, value in _element_steps(result, name, index)])
+              for name, index, text, tex in parameters]
+    column = max([column] + [lhs for _, equations in blocks for lhs, _ in equations], key=rendered_width)
+    for text, equations in blocks:
+        rows += [f"% {text}", *block_rows(equations, A4_WIDTH, column)]
     return rows
 
 
@@ -392,6 +401,154 @@ def as_latex(problem: Problem, derivation, result: dict, values: list[dict]) -> 
     return out
 
 
+# -- a batch-normalised network's step in LaTeX ---------------------------------------------------
+#: A batch-normalised node's learnt numbers: params stem, text and LaTeX spelling.
+_BN_PARAMETERS = (("gamma", "γ", r"\gamma"), ("beta", "β", r"\beta"))
+
+
+def _tex_list(values) -> str:
+    r"""\left({1.5}, {-0.25}\right): one number per row, each braced so that a row break falls
+    between two numbers, never inside 1.2 \times 10^{4}."""
+    return r"\left(" + ", ".join(f"{{{tex_number(float(v))}}}" for v in values) + r"\right)"
+
+
+def _sub(p, k: int, j: int) -> str:
+    """'_{11}': node j of layer k's subscript as the notes' printer writes it (b_{11})."""
+    return p.latex(nt.bias(k, j))[1:]
+
+
+def _bn_parameters(spec, p) -> list[tuple[str, tuple, str, str]]:
+    """(params key, index, text name, LaTeX name) of every learnt number: w, b, γ, β per layer."""
+    out = []
+    for k in range(1, spec.depth + 1):
+        rows, cols = spec.layers[k - 1], spec.layers[k]
+        out += [(f"W{k}", (i, j), p.text(nt.weight(k, i + 1, j + 1)), p.latex(nt.weight(k, i + 1, j + 1)))
+                for i in range(rows) for j in range(cols)]
+        if spec.bias:
+            out += [(f"b{k}", (j,), p.text(nt.bias(k, j + 1)), p.latex(nt.bias(k, j + 1))) for j in range(cols)]
+        if k in spec.batch_norm_layers:
+            out += [(f"{stem}{k}", (j,), sym + p.text(nt.bias(k, j + 1))[1:], tex + _sub(p, k, j + 1))
+                    for stem, sym, tex in _BN_PARAMETERS for j in range(cols)]
+    return out
+
+
+def _lhs_column(entries: list) -> str:
+    """The widest left-hand side of :func:`_laid_out`'s entries."""
+    return max((lhs for entry in entries if not isinstance(entry, str) for lhs, _ in entry), key=rendered_width)
+
+
+def _laid_out(entries: list, column: str = "") -> list[str]:
+    """align* rows from entries: a comment line, or a list of one or two (lhs, rhs) sharing a
+    row (two only where they fit A4, else one row each, broken to fit); every row's budget
+    counts the align*'s widest left-hand side (these entries' or ``column``)."""
+    column = max(_lhs_column(entries), column, key=rendered_width)
+    rows = []
+    for entry in entries:
+        if isinstance(entry, str):
+            rows.append(entry)
+            continue
+        paired = _pairs(list(entry))
+        if len(entry) == 2 and rendered_width(column) + row_width("", paired[0]) <= A4_WIDTH:
+            rows += paired
+        else:
+            rows += block_rows(entry, A4_WIDTH, column)
+    return rows
+
+
+def _bn_forward(problem: Problem, p, result: dict) -> list:
+    """The rows and every node of the training-mode forward pass, one number per row in each list."""
+    spec, nodes, params, L = problem.spec, result["batch"], result["params"], problem.spec.depth
+    std = " (x standardised with the model's mean/std)" if problem.mean is not None else ""
+    entries: list = [f"% the rows{std}"]
+    entries += [[(p.latex(nt.feature(j)), _tex_list([row.x[j - 1] for row in problem.rows]))]
+                for j in range(1, spec.layers[0] + 1)]
+    entries += [[(p.latex(nt.target(j)), _tex_list([row.y[j - 1] for row in problem.rows]))]
+                for j in range(1, spec.layers[L] + 1)]
+    for k in range(1, L + 1):
+        normed = k in spec.batch_norm_layers
+        entries.append(f"% layer {k} ({spec.activations[k - 1]}): z = sum of w O + b" + (
+            r", \hat{x} = (z - \mu)/\sqrt{\sigma^2 + \varepsilon}, \tilde{z} = \gamma \hat{x} + \beta, O = g(\tilde{z})"
+            if normed else ", O = g(z)"))
+        for j in range(1, spec.layers[k] + 1):
+            s = _sub(p, k, j)
+            entries.append([(p.latex(nt.preactivation(k, j)), _tex_list(nodes[f"Z{k}"][:, j - 1]))])
+            if normed:
+                entries += [[(rf"\mu{s}", tex_number(float(nodes[f"mu{k}"][j - 1]))),
+                             (rf"\sigma^{{2}}{s}", tex_number(float(nodes[f"var{k}"][j - 1])))],
+                            [(rf"\hat{{x}}{s}", _tex_list(nodes[f"Xhat{k}"][:, j - 1]))],
+                            [(rf"{tex}{s}", tex_number(float(params[f"{stem}{k}"][j - 1])))
+                             for stem, _, tex in _BN_PARAMETERS],
+                            [(rf"\tilde{{z}}{s}", _tex_list(nodes[f"Zn{k}"][:, j - 1]))]]
+            entries.append([(p.latex(nt.output(k, j, L)), _tex_list(nodes[f"O{k}"][:, j - 1]))])
+    return entries + ["% the loss: the mean over the rows", [("L", tex_number(float(result["loss"])))]]
+
+
+def _bn_gradients(parameters, result: dict) -> list:
+    """The derived batch-norm rule (SymPy's result, printed) and the trainer's every gradient."""
+    entries: list = [r"% through batch norm, per node over the rows i, g_i = \partial L/\partial \tilde{z}_i (derived)"]
+    entries += [[tuple(line.split(" = ", 1))] for line in batchnorm.derivation().latex()]
+    entries.append("% the gradients of the batch's loss")
+    grads = [(rf"\frac{{\partial L}}{{\partial {tex}}}", tex_number(float(result["grads"][key][index])))
+             for key, index, _, tex in parameters]
+    return entries + [grads[m:m + 2] for m in range(0, len(grads), 2)]
+
+
+def _bn_update(problem: Problem, p, parameters, result: dict) -> list[str]:
+    """The update (SGD's or the spec's optimiser's), the running statistics, the loss after."""
+    spec, n, lr = problem.spec, len(problem.rows), problem.lr
+    entries: list = []
+    if "optimizer" not in result:
+        entries = [rf"% update: w \leftarrow w - \eta \, \partial L / \partial w, \eta = {fmt(lr)}"]
+        entries += [[(tex, rf"{tex_number(float(result['params'][key][index]))} - {tex_factor(lr)} \cdot "
+                           rf"{tex_factor(float(result['grads'][key][index]))} = "
+                           rf"{tex_number(float(result['updated'][key][index]))}")]
+                    for key, index, _, tex in parameters]
+    m, batch = batchnorm.MOMENTUM, result["batch"]
+    entries.append(rf"% running statistics (eval mode): \bar{{\mu}} \leftarrow {fmt(1 - m)} \bar{{\mu}} + {fmt(m)} \mu, "
+                   rf"\bar{{\sigma}}^2 \leftarrow {fmt(1 - m)} \bar{{\sigma}}^2 + {fmt(m)} n/(n-1) \sigma^2")
+    for k in spec.batch_norm_layers:
+        for j in range(spec.layers[k]):
+            s, out = _sub(p, k, j + 1), []
+            for stat, name, batch_value in (("mean", rf"\bar{{\mu}}{s}", tex_factor(float(batch[f"mu{k}"][j]))),
+                                            ("var", rf"\bar{{\sigma}}^{{2}}{s}",
+                                             rf"\frac{{{n}}}{{{n - 1}}} \cdot {tex_factor(float(batch[f'var{k}'][j]))}")):
+                before = float(result["params"][f"running_{stat}{k}"][j])
+                after = float(result["updated"][f"running_{stat}{k}"][j])
+                out.append((name, rf"{tex_number(1 - m)} \cdot {tex_factor(before)} + {tex_number(m)} \cdot "
+                                  rf"{batch_value} = {tex_number(after)}"))
+            entries += [[eq] for eq in out]
+    entries += ["% the mean loss on these rows after the update",
+                [(r"L_{\text{after}}", rf"{tex_number(float(result['loss_after_training']))} \text{{ (training mode)}},"
+                                        rf"\quad {tex_number(float(result['loss_after']))} \text{{ (eval mode)}}")]]
+    if "optimizer" not in result:
+        return _laid_out(entries)
+    column = max([_lhs_column(entries)] + [tex for *_, tex in parameters], key=rendered_width)
+    return _optimizer_rows(result, parameters, column) + _laid_out(entries, column)
+
+
+def batch_norm_latex(problem: Problem, result: dict) -> list[str]:
+    """A batch-normalised network's step as LaTeX: the forward pass over the rows, the
+    gradients (the derived rule named), the update and the running statistics, one align*
+    block each under a bold line: the rows couple, so there is no per-row chain."""
+    spec, n = problem.spec, len(problem.rows)
+    p = NotationPrinter(depth=spec.depth)
+    parameters = _bn_parameters(spec, p)
+    how = (f"SGD, \\eta = {problem.eta()}" if "optimizer" not in result
+           else f"{result['optimizer']['settings']['name']}, step t = {result['optimizer']['t']}")
+    return [rf"% backprop step: one batch gradient-descent step on {n} rows of the {spec.describe()}, {how}",
+            r"% batch norm couples the rows (each row's \tilde{z} reads the whole batch's \mu and \sigma^2): "
+            "the step is the batch's, there is no per-row chain",
+            "", r"\noindent\textbf{Forward pass, training mode} (each list holds one number per row $i$ of the "
+            r"batch; batch norm: $\hat{x} = (z - \mu)/\sqrt{\sigma^{2} + \varepsilon}$ over the rows, "
+            r"$\tilde{z} = \gamma \hat{x} + \beta$, $O = g(\tilde{z})$)",
+            *_align(_laid_out(_bn_forward(problem, p, result))),
+            "", r"\noindent\textbf{Gradients} (the rows couple through $\mu$ and $\sigma^{2}$; "
+            r"$g_{i} = \partial L/\partial \tilde{z}_{i}$ is what the activation sends back)",
+            *_align(_laid_out(_bn_gradients(parameters, result))),
+            "", r"\noindent\textbf{The update and the running statistics} (what eval mode normalises with)",
+            *_align(_bn_update(problem, p, parameters, result))]
+
+
 def run(args) -> int:
     if args.standalone and args.format != "latex":
         raise UserError("--standalone makes a LaTeX document; add --format latex")
@@ -406,9 +563,10 @@ def run(args) -> int:
                         state=model.optimizer_state if model is not None else None)
     if spec.batch_norm_layers:  # the rows couple: the batch's step, no per-row chain to print
         if args.format == "latex":
-            raise UserError("step --format latex has no batch-norm form yet; use text or --json "
-                            "(backprop derive --vectorised --format latex writes its equations)")
-        if args.format == "json":
+            tex = "\n".join(batch_norm_latex(problem, result)) + "\n"
+            title = f"One batch gradient-descent step of the {spec.describe()}"
+            sys.stdout.write("".join(standalone([tex], title)) if args.standalone else tex)
+        elif args.format == "json":
             print_json(batch_norm_json(problem, result))
         else:
             print("\n".join(batch_norm_text(problem, result)))
