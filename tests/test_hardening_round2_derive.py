@@ -182,7 +182,7 @@ def test_vanishing_with_step_is_a_verdict_not_a_division_by_zero(capsys):
     argv = ["vanishing", "--layers", "2-4-4-1", "--activations", "step", "--epochs", "2", "--rows", "16"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "step + glorot: layer 1 gets no gradient at all" in out
+    assert "step, glorot init: layer 1 gets no gradient at all" in out
     assert main(argv + ["--json"]) == 0
     doc = json.loads(capsys.readouterr().out)  # strict JSON: no Infinity/NaN tokens
     step = [r for r in doc["runs"] if r["activation"] == "step"]
