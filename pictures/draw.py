@@ -14,6 +14,11 @@ beside the diagram, the edges then carrying short numbers the table's rows start
 when even those do not fit, the table names each edge w^k_ij, which says which two nodes
 it joins).  Numbers are plain decimals with three significant digits (:func:`number`).
 Up to :data:`MAX_NODES` nodes; bigger networks are refused with a message.
+
+A residual layer k (O_kj = g(z_kj) + O_{k-1,j}) has a skip edge from O_{k-1,j} to O_kj beside
+the weight w^k_jj it would hide: a dashed arc above that straight edge, labelled "skip" where
+the label fits (the skip's weight is 1, no number to show) and explained in the heading; the
+labels keep clear of the arcs as of the edges.
 """
 from __future__ import annotations
 
@@ -57,6 +62,10 @@ TABLE_FONT = 8
 CLEAR_OF_EDGES = 60
 TABLE_ROWS = 40  # at most this many rows per table column, however tall the diagram
 TABLE_COLUMNS = 4  # the table grows taller than the diagram before it takes more columns
+#: A skip edge's arc: its colour, how far its middle bows above the chord joining the two nodes'
+#: upper shoulders (a fraction of the node gap: below the crossing of the diagonals between two
+#: rows, clear of the straight edge's own label), and its label.
+SKIP_COLOUR, SKIP_BOW, SKIP_LABEL = "#009E73", 0.15, "skip"
 
 
 def check_size(spec) -> None:
@@ -202,6 +211,49 @@ def _edges(spec):
             for i in range(1, spec.layers[k - 1] + 1) for j in range(1, spec.layers[k] + 1)]
 
 
+def _skip_arcs(spec, g: Geometry) -> list[np.ndarray]:
+    """Points (data coordinates, rows (x, y)) along each skip edge O_{k-1,j} -> O_kj of the
+    residual layers: a quadratic Bézier from the source's upper right shoulder to the end's
+    upper left one, its middle SKIP_BOW node gaps above their chord."""
+    shoulder = g.radius * math.sqrt(0.5)
+    u = np.linspace(0.0, 1.0, 41)[:, None]
+    out = []
+    for k in spec.residual_layers:
+        for j in range(spec.layers[k]):
+            (x0, y0), (x1, y1) = g.pos[k - 1][j], g.pos[k][j]
+            a, b = np.array([x0 + shoulder, y0 + shoulder]), np.array([x1 - shoulder, y1 + shoulder])
+            control = (a + b) / 2 + [0.0, 2 * SKIP_BOW * g.node_gap]  # the curve's middle: half-way to it
+            out.append((1 - u) ** 2 * a + 2 * u * (1 - u) * control + u ** 2 * b)
+    return out
+
+
+def _skip_labels(ax, placer, arcs, ends) -> bool:
+    """Label every skip arc SKIP_LABEL at the first free point along it (clear of the other
+    edges and arcs if it can be); if one does not fit, none is written (the heading says what
+    the dashed arcs are).  Returns whether they were written."""
+    saved, texts = placer.taken.copy(), []
+    samples = _samples(ax, ends, arcs)
+    for n, arc in enumerate(arcs):
+        t = ax.text(0, 0, SKIP_LABEL, fontsize=LABEL_FONT, ha="center", va="center", zorder=3,
+                    color=SKIP_COLOUR, parse_math=False,
+                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
+        texts.append(t)
+        points = [tuple(arc[round(a * (len(arc) - 1))]) for a in ALONG]
+        placed = False
+        for lines in (samples, None):
+            placer.lines = lines
+            if placer.along(t, points, own=len(ends) + n):
+                placed = True
+                break
+        placer.lines = None
+        if not placed:
+            placer.taken = saved
+            for text in texts:
+                text.remove()
+            return False
+    return True
+
+
 def _edge_cells(values: Values, k: int, i: int, j: int) -> list[str]:
     """[name, weight, ∂L/∂w] of one edge, "" where not known."""
     w = number(values.params[f"W{k}"][i - 1, j - 1]) if values.params is not None else ""
@@ -305,6 +357,9 @@ def figure(spec, values: Values, title: str = ""):
             w = float(W[f"W{k}"][i - 1, j - 1])
             colour, lw = (POSITIVE if w >= 0 else NEGATIVE), 0.6 + 2.6 * abs(w) / wmax
         ax.plot([x0 + r, x1 - r], [y0, y1], color=colour, lw=lw, alpha=0.7, zorder=1)
+    arcs = _skip_arcs(spec, g)
+    for arc in arcs:
+        ax.plot(arc[:, 0], arc[:, 1], color=SKIP_COLOUR, lw=1.6, ls=(0, (5, 3)), zorder=2)
 
     font = 11 if r >= 0.2 else 8
     top = max(column[0][1] for column in g.pos)
@@ -325,10 +380,11 @@ def figure(spec, values: Values, title: str = ""):
     ends = [((x0 + r, y0), (x1 - r, y1)) for k, i, j in _edges(spec)
             for (x0, y0), (x1, y1) in [(g.pos[k - 1][i - 1], g.pos[k][j - 1])]]
     node_rows = _node_rows(spec, values)
-    table_rows = _node_labels(ax, placer, node_rows, g, ends)
+    table_rows = _node_labels(ax, placer, node_rows, g, ends, arcs)
     if W is None:
         table_rows = []  # names alone: nothing a table would add
-    edge_rows = _edge_label_rows(ax, placer, spec, values, ends)
+    edge_rows = _edge_label_rows(ax, placer, spec, values, ends, arcs)
+    labelled = _skip_labels(ax, placer, arcs, ends)
     heading = title or spec.describe()
     if values.raw_x is not None:
         heading += ("\n--x standardised with the model file's mean and std: "
@@ -342,6 +398,10 @@ def figure(spec, values: Values, title: str = ""):
     if edge_rows is None:
         heading += (f"\n{len(_edges(spec))} edges, too many to name: w^k_ij joins node i of "
                     "layer k−1 to node j of layer k")
+    if arcs:
+        heading += (f"\ndashed green arcs{' (' + SKIP_LABEL + ')' if labelled else ''}: skip edges of the residual "
+                    f"layer{'s' if len(spec.residual_layers) > 1 else ''} {', '.join(map(str, spec.residual_layers))}, "
+                    "O_kj = g(z_kj) + O_{k−1,j} (weight 1)")
     rows = [[key, *cells] for key, cells in (edge_rows or [])] + [["", *row] for row in table_rows]
     header = ["#", "name", "value", "∂L/∂·"]
     used = [c for c in range(len(header)) if any(row[c] for row in rows)]
@@ -351,7 +411,7 @@ def figure(spec, values: Values, title: str = ""):
     return fig
 
 
-def _node_labels(ax, placer, node_rows, g: Geometry, ends) -> list[list[str]]:
+def _node_labels(ax, placer, node_rows, g: Geometry, ends, arcs=()) -> list[list[str]]:
     """Write each node's label beside it, clear of the edges (on a small diagram, over them
     if need be); when they do not all fit, none is written and their table rows are returned.
     Node labels go first: they are fewer than edge labels and say more."""
@@ -360,7 +420,7 @@ def _node_labels(ax, placer, node_rows, g: Geometry, ends) -> list[list[str]]:
                                                  alpha=0.9))
              for _, lines, _ in node_rows]
     saved = placer.taken.copy()
-    placer.lines = _samples(ax, ends)
+    placer.lines = _samples(ax, ends, arcs)
     over = len(ends) <= CLEAR_OF_EDGES
     if all(placer.around(t, g.pos[k][j - 1], g.radius, over)
            for ((k, j), _, _), t in zip(node_rows, texts)):
@@ -372,7 +432,7 @@ def _node_labels(ax, placer, node_rows, g: Geometry, ends) -> list[list[str]]:
     return [row for _, _, rows in node_rows for row in rows]
 
 
-def _edge_label_rows(ax, placer, spec, values: Values, ends):
+def _edge_label_rows(ax, placer, spec, values: Values, ends, arcs=()):
     """Label the edges, trying in turn: full labels clear of other edges, full labels anywhere
     on their edge, then (with values to tabulate) numbers keying the table's rows.
 
@@ -387,7 +447,7 @@ def _edge_label_rows(ax, placer, spec, values: Values, ends):
         for t in texts:
             t.remove()
         texts.clear()
-        placer.lines = _samples(ax, ends) if clear_of_edges else None
+        placer.lines = _samples(ax, ends, arcs) if clear_of_edges else None
         for n, ((a, b), label) in enumerate(zip(ends, labels)):
             t = ax.text(0, 0, label, fontsize=LABEL_FONT, ha="center", va="center", zorder=3,
                         linespacing=1.3, parse_math=False,
@@ -412,15 +472,21 @@ def _edge_label_rows(ax, placer, spec, values: Values, ends):
     return [(str(n) if keyed else "", _edge_cells(values, *e)) for n, e in enumerate(edges, start=1)]
 
 
-def _samples(ax, ends) -> np.ndarray:
+def _samples(ax, ends, arcs=()) -> np.ndarray:
     """Points every few pixels along every edge, in display pixels, with the edge's index:
-    rows (x, y, index)."""
+    rows (x, y, index); the skip arcs' points follow, indexed len(ends) + their number."""
     rows = []
     for n, (a, b) in enumerate(ends):
         (xa, ya), (xb, yb) = ax.transData.transform([a, b])
         count = max(2, int(math.hypot(xb - xa, yb - ya) / 3))
         u = np.linspace(0, 1, count)
         rows.append(np.column_stack([xa + u * (xb - xa), ya + u * (yb - ya), np.full(count, n)]))
+    for n, arc in enumerate(arcs, start=len(ends)):
+        points = ax.transData.transform(arc)
+        step = max(2, int(np.hypot(*np.diff(points, axis=0).T).sum() / 3))
+        u = np.linspace(0, len(points) - 1, step)
+        rows.append(np.column_stack([np.interp(u, np.arange(len(points)), points[:, 0]),
+                                     np.interp(u, np.arange(len(points)), points[:, 1]), np.full(step, n)]))
     return np.vstack(rows)
 
 

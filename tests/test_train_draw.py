@@ -1,5 +1,6 @@
 """`backprop draw`: the notes' diagram, with one row's values and gradients from the trainer."""
 import json
+import math
 import re
 
 import numpy as np
@@ -71,12 +72,16 @@ NETWORKS = {  # name: (layers, activations, loss, x, y)
     "2-2-2": ("2-2-2", "sigmoid", "se", [0.05, 0.1], [0.01, 0.99]),
     "4-8-3": ("4-8-3", "relu,softmax", "cce", [5.1, 3.5, 1.4, 0.2], [1, 0, 0]),
     "2-36-2": ("2-36-2", "tanh,softmax", "cce", [0.5, -1.5], [0, 1]),  # 40 nodes, the most drawn
+    # residual: a skip arc beside each w^k_jj (from the inputs too), labels clear of them
+    "3-3-3-1 residual": ("3-3-3-1", "tanh,tanh,linear", "se", [0.5, -1, 2], [0.3], {"residual": [True, True]}),
+    "2-4-4-4-1 residual": ("2-4-4-4-1", "relu,relu,relu,linear", "se", [1, -0.5], [2],
+                           {"residual": [False, True, True]}),
 }
 
 
 def _values(name, with_values=True):
-    layers, acts, loss, x, y = NETWORKS[name]
-    spec = make_spec(layers, acts, loss)
+    layers, acts, loss, x, y, *options = NETWORKS[name]
+    spec = make_spec(layers, acts, loss, **(options[0] if options else {}))
     if not with_values:
         return spec, row.Values()
     trainer = runner.load_trainer(spec)
@@ -190,6 +195,49 @@ def test_small_networks_keep_labels_on_the_diagram_larger_ones_key_them_to_a_tab
     keys = {t for t, _, owner in _texts(fig) if owner is fig.axes[0] and t.isdigit()}
     assert keys == {str(n) for n in range(1, 57)}  # every edge numbered, as the table's rows
 
+
+
+@pytest.mark.parametrize("name", ["3-3-3-1 residual", "2-4-4-4-1 residual"])
+@pytest.mark.parametrize("with_values", [True, False])
+def test_a_residual_layers_skip_edges_are_dashed_arcs_labelled_skip(figures, name, with_values):
+    """One dashed arc per skip O_{k-1,j} -> O_kj, from the source circle's edge to the end's,
+    above the straight edge w^k_jj (same height: it would hide the skip); each labelled "skip"
+    on its own arc, its box clear of every circle; the heading names the residual layers."""
+    from matplotlib.patches import Circle
+    spec, values, fig = figures[name, with_values]
+    diagram = fig.axes[0]
+    g = draw.geometry(spec.layers)
+    arcs = [line for line in diagram.lines if line.get_linestyle() != "-"]
+    skips = [(k, j) for k in spec.residual_layers for j in range(spec.layers[k])]
+    assert len(arcs) == len(skips) and len(diagram.lines) == len(draw._edges(spec)) + len(skips)
+    for line, (k, j) in zip(arcs, skips):
+        xs, ys = line.get_xdata(), line.get_ydata()
+        (x0, y0), (x1, y1) = g.pos[k - 1][j], g.pos[k][j]
+        assert y0 == y1  # the straight edge w^k_jj runs exactly where the skip would
+        assert math.dist((xs[0], ys[0]), (x0, y0)) == pytest.approx(g.radius)  # on the circles' rims
+        assert math.dist((xs[-1], ys[-1]), (x1, y1)) == pytest.approx(g.radius)
+        assert min(ys) > y0 and max(ys) - y0 < g.node_gap / 2  # above its edge, below the next row
+    texts = _texts(fig)
+    labels = [(box, owner) for text, box, owner in texts if text == draw.SKIP_LABEL]
+    assert len(labels) == len(skips)
+    renderer = fig.canvas.get_renderer()
+    circles = [p.get_window_extent(renderer) for p in diagram.patches if isinstance(p, Circle)]
+    for (x0, y0, x1, y1), owner in labels:
+        assert owner is diagram
+        assert not any(x0 < c.x1 and c.x0 < x1 and y0 < c.y1 and c.y0 < y1 for c in circles)
+        # the label sits on an arc: some point of one arc lies inside its box
+        assert any(np.any((p[:, 0] > x0) & (p[:, 0] < x1) & (p[:, 1] > y0) & (p[:, 1] < y1))
+                   for p in (diagram.transData.transform(np.column_stack(a.get_data())) for a in arcs))
+    heading, = [text for text, _, owner in texts if owner is fig]
+    residual = ", ".join(map(str, spec.residual_layers))
+    assert f"dashed green arcs (skip): skip edges of the residual layers {residual}, " \
+           "O_kj = g(z_kj) + O_{k−1,j} (weight 1)" in heading
+
+
+def test_a_plain_network_has_no_skip_arcs(figures):
+    spec, values, fig = figures["2-2-2", True]
+    assert all(line.get_linestyle() == "-" for line in fig.axes[0].lines)
+    assert not [t for t, _, _ in _texts(fig) if t == draw.SKIP_LABEL or "skip edges" in t]
 
 @pytest.mark.parametrize("value, text", [
     (0.012345, "0.0123"), (-12.5, "−12.5"), (29241.0, "29241"), (176.0, "176"), (1e-7, "0.0000001"),
