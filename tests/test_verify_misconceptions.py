@@ -95,6 +95,7 @@ def test_misconception_is_in_the_json_and_the_text_report():
 
 def test_table_has_the_shared_ids():
     assert set(m.SLIPS) == {"missing_gprime", "gprime_at_output", "wrong_layer_weight", "transposed_indices",
+                            "bn_batch_means_forgotten", "bn_batch_mean_term_missing",
                             "missing_skip", "missing_path", "missing_transpose", "extra_transpose", "hadamard_vs_matmul",
                             "missing_mean", "extra_mean", "sign_error", "factor_two", "extra_gprime_fused",
                             "bias_extra_input", "bias_not_summed"}

@@ -214,6 +214,7 @@ class M:
     rows: bool = False
     cols: bool = False
     scalar: bool = False
+    marked: bool = False  # a transpose was written on it
 
     def label(self) -> str:
         if self.scalar:
@@ -244,8 +245,15 @@ _NAMES = (
     (r"\\(?:wide)?hat\s*\{\s*X\s*\}", "Xhat"), (r"\\(?:wide)?tilde\s*\{\s*Z\s*\}", "Zt"),
     (r"\\(?:wide)?hat\s*\{\s*Y\s*\}", "Yhat"), (r"\\mu", "mu"), (r"\\gamma", "gamma"), (r"\\beta", "beta"),
     (r"\\sigma(?!\s*(?:'|\^\s*\{?\s*\\prime|\())", "std"), (r"\\delta", "delta"),
-    (r"\\(?:var)?epsilon", "eps"), (r"(?<![A-Za-z\\])[WbZAOXYG](?![A-Za-z])", None),
+    (r"\\(?:var)?epsilon", "eps"), (r"(?<![A-Za-z\\])[WbZAOXYGD](?![A-Za-z])", None),
 )
+#: The names an element-wise formula may use, and what makes a formula not element-wise.
+_PURE_NAME = re.compile(r"\\(?:wide)?hat\s*\{\s*Y\s*\}(?P<h>)|\\(?:wide)?tilde\s*\{\s*Z\s*\}(?P<t>)"
+                        r"(?:\s*\^\s*(?P<tsup>\{[^{}]*\}|\d))|(?<![A-Za-z\\])(?P<stem>[XYOZA])(?![A-Za-z])"
+                        r"(?:\s*\^\s*(?P<sup>\{[^{}]*\}|\d))?")
+_IMPURE = re.compile(r"W|\\delta|\\partial|\\top|\\sum|\\odot|\\circ|\*|\\operatorname|\\mu|\\gamma|\\beta"
+                     r"|\\sigma|\\hat|\\tilde|mean|rowsum|(?<![A-Za-z\\])[bgnGD](?![A-Za-z])|(?<![A-Za-z\\])[mN](?![A-Za-z])"
+                     r"|\\prime|'|\\epsilon|\\varepsilon")
 _BN_WORDS = re.compile(r"\\mu|\\gamma|\\beta|\\sigma\s*[\^_]|\\(?:wide)?hat\s*\{\s*X|\\(?:wide)?tilde|mean|\\varepsilon"
                        r"|(?<![A-Za-z\\])G(?![A-Za-z])")
 
@@ -258,16 +266,24 @@ class _Reader:
     """Recursive descent over one segment: sum := had (± had)*; had := prod (⊙ prod)*;
     prod := post (· post)*; Σ and mean take the ⊙-product after them."""
 
-    def __init__(self, spec, batch: Batch, g_layer: int | None):
-        self.spec, self.b, self.g_layer = spec, batch, g_layer
+    def __init__(self, checker, batch: Batch, g_layer: int | None, lenient: bool = False, d_layer: int | None = None):
+        self.c, self.spec, self.b, self.g_layer, self.d_layer = checker, checker.spec, batch, g_layer, d_layer
+        #: lenient: a product or ⊙ whose shapes fail is read the other way, and the slip kept
+        self.lenient, self.slips = lenient, []
 
     def read(self, s: str, off: int) -> M:
         self.s, self.i, self.off = s, 0, off
-        v = self.sum_()
-        self.ws()
-        if self.i < len(self.s):
-            raise self.err(f"unparsable matrix expression near '{self.s[self.i:self.i + 10]}'")
-        return v
+        try:
+            v = self.sum_()
+            self.ws()
+            if self.i < len(self.s):
+                raise self.err(f"unparsable matrix expression near '{self.s[self.i:self.i + 10]}'")
+            return v
+        except InputError:
+            entrywise = re.sub(r"\\odot|\\circ", lambda m: " " * len(m.group()), s)  # same columns
+            if _IMPURE.search(_PURE_NAME.sub(" ", entrywise)) or not _PURE_NAME.search(s):
+                raise
+            return self.pure(entrywise, off)
 
     def err(self, msg: str, at: int | None = None) -> InputError:
         col = self.off + (self.i if at is None else at)
@@ -282,8 +298,80 @@ class _Reader:
         return self.s[self.i:]
 
     def sub(self, text: str, at: int) -> M:
-        inner = _Reader(self.spec, self.b, self.g_layer)
+        inner = _Reader(self.c, self.b, self.g_layer, self.lenient, self.d_layer)
+        inner.slips = self.slips
         return inner.read(text, self.off + at)
+
+    def pure(self, s: str, off: int) -> M:
+        """An element-wise formula (only X, Y, Ŷ, O^k, Z^k, Z̃^k, numbers): read by the scalar
+        reader one column at a time (e^, log, cases, 1[...] as derive --vectorised prints them)."""
+        names = []
+        for m in _PURE_NAME.finditer(s):
+            stem, sup = m.group("stem"), m.group("sup")
+            if m.group("h") is not None:
+                stem = "Yhat"
+            elif m.group("t") is not None:
+                stem, sup = "Zt", m.group("tsup")
+            k = int(re.search(r"\d+", sup).group()) if sup else None
+            key = {"X": ("O", 0), "Y": ("Y", None), "Yhat": ("O", self.spec.depth)}.get(stem) or (
+                {"O": "O", "A": "O", "Z": "Z", "Zt": "Zt"}[stem], k)
+            if key[1] is None and key[0] != "Y":
+                raise self.err(f"{stem} needs a layer", m.start())
+            names.append((m.start(), m.end(), key))
+        arrays = {key: self.value(*key, at=a) for a, _, key in names}
+        widths = {v.a.shape[1] for v in arrays.values()}
+        if len(widths) != 1:
+            raise self.err("an element-wise formula combines matrices of different widths", 0)
+        width = widths.pop()
+        if ("Z", names and next((k for _, _, (st, k) in names if st == "Zt"), None)) in arrays:
+            raise self.err("an element-wise formula with both Z^k and Z̃^k of one layer", 0)
+        out = np.empty((self.b.n, width), dtype=object)
+        for j in range(width):
+            text, last, stand = [], 0, {}
+            for a, e, key in names:
+                entry = self._entry_name(key, j + 1)
+                stand[self._entry_symbol(key, j + 1)] = key
+                text += [s[last:a], f" {entry} "]
+                last = e
+            text.append(s[last:])
+            try:
+                _, exprs, aliases, _ = self.c.parse("L = (" + "".join(text) + ")")
+            except InputError as exc:
+                raise InputError(f"in the element-wise formula at column {off + 1}: {exc.message}", off) from None
+            expr = exprs[1]
+            stand = {sym.name: key for sym, key in stand.items()}
+            if not {sym.name for sym in expr.free_symbols} <= set(stand):
+                raise InputError(f"the element-wise formula at column {off + 1} uses a name that is not a matrix", off)
+            for r in range(self.b.n):
+                sub = {sym: sympy.Float(str(arrays[stand[sym.name]].a[r, j]), DPS + 10) for sym in expr.free_symbols}
+                val = sympy.sympify(expr.xreplace(sub)).evalf(DPS + 10)
+                if not val.is_real:
+                    raise InputError(f"the element-wise formula at column {off + 1} is not a real number on a "
+                                     "random batch", off)
+                out[r, j] = mpmath.mpf(str(val))
+        return M(out, rows=True)
+
+    def _entry_name(self, key, j: int) -> str:
+        """The scalar reader's stand-in for column j of a matrix (the notes' name where it is plain)."""
+        stem, k = key
+        if stem == "Y":
+            return f"y_{{{j}}}"
+        if k == 0:
+            return f"x_{{i{j}}}"
+        if k == self.spec.depth and stem == "O":
+            return rf"\hat{{y}}_{{{j}}}" if self.spec.n_outputs > 1 else r"\hat{y}"
+        sep = "," if k > 9 or j > 9 else ""
+        # Z^k, Z̃^k: δ_kj, a plain symbol to the scalar reader (z_kj would be expanded in w, x)
+        return f"{'O' if stem == 'O' else chr(92) + 'delta'}_{{{k}{sep}{j}}}"
+
+    def _entry_symbol(self, key, j: int):
+        """The symbol the scalar reader makes of :meth:`_entry_name`."""
+        stem, k = key
+        if stem == "Y":
+            return nt.target(j)
+        if stem == "O":
+            return nt.output(k, j, self.spec.depth)
+        return sympy.Symbol(f"delta_{k}_{j}", real=True)
 
     # grammar
     def sum_(self) -> M:
@@ -306,7 +394,13 @@ class _Reader:
                 return v
             at = self.i
             self.i += m.end()
-            v = self.combine(v, self.prod(), lambda a, b: a * b, "multiply element-wise", at)
+            rhs = self.prod()
+            try:
+                v = self.combine(v, rhs, lambda a, b: a * b, "multiply element-wise", at)
+            except _Shapes:
+                if not self.lenient:
+                    raise
+                v = self.other_way(v, rhs, at, product=False)
 
     def prod(self) -> M:
         v = self.post()
@@ -318,7 +412,13 @@ class _Reader:
             elif not r or r[0] in "+-)=,&" or re.match(r"\\odot|\\circ|\*", r):
                 return v
             at = self.i
-            v = self.mul(v, self.post(), at)
+            rhs = self.post()
+            try:
+                v = self.mul(v, rhs, at)
+            except _Shapes:
+                if not self.lenient:
+                    raise
+                v = self.other_way(v, rhs, at, product=True)
 
     def post(self) -> M:
         r = self.rest()
@@ -350,6 +450,13 @@ class _Reader:
         if m:
             self.i += m.end()
             return self.rowsum(self.had(), at, mean=False)
+        m = re.match(r"\\(?:mathrm|operatorname|text)\s*\{\s*rowsum\s*\}", r)
+        if m:  # softmax's Σ over the columns of each row
+            self.i += m.end()
+            v = self.post()
+            if not v.rows:
+                raise self.err("rowsum applies to the rows of a batch", at)
+            return M(_obj([[mpmath.fsum(v.a[r_])] for r_ in range(v.a.shape[0])]), rows=True)
         m = _MEAN.match(r)
         if m:
             self.i += m.end()
@@ -401,6 +508,10 @@ class _Reader:
             v = self.value("O", depth, at)
         elif name == "eps":
             return _num(EPS)
+        elif name == "D":  # softmax's D = δ^{k+1} W^{k+1 T} = ∂L/∂O^k
+            if self.d_layer is None:
+                raise self.err("D (∂L/∂O^k) needs the equation's layer: write δ^k = ...", at)
+            v = self.value("dO", self.d_layer, at)
         elif name == "G":
             if self.g_layer is None:
                 raise self.err("G (∂L/∂Z̃^k) needs the equation's layer: write δ^k = ... or ∂L/∂Z̃^k", at)
@@ -416,10 +527,10 @@ class _Reader:
                    "gamma": "gamma", "beta": "beta", "std": "std", "delta": "delta"}[stem]
             v = self.value(key, k, at)
         if self._t:
-            v = self.transpose(v)
+            v = self.transpose(v, marked=True)
         return v
 
-    def value(self, key: str, k, at: int) -> M:
+    def value(self, key: str, k, at: int = 0) -> M:
         if (key, k) not in self.b.values:
             if key in ("mu", "var", "std", "Xhat", "gamma", "beta", "dgamma", "dbeta", "dXhat"):
                 raise self.err(f"layer {k} is not batch-normalised (batch_norm layers: "
@@ -447,10 +558,10 @@ class _Reader:
                        r"\hat{X}^k, O^k, \hat{Y}, \gamma^k or \beta^k", at)
 
     def function(self, r: str, at: int) -> M | None:
-        m = re.match(r"\\(?:mathrm|operatorname|text)\s*\{\s*([A-Za-z_]+)\s*\}|\\tanh|\\sigma|g", r)
+        m = re.match(r"\\(?:mathrm|operatorname|text)\s*\{\s*([A-Za-z_\\]+)\s*\}|\\tanh|\\sigma|g", r)
         if not m or (m.group() == "g" and not re.match(r"g\s*(?:_\s*\{?\s*\d+\s*\}?)?\s*(?:'|\^\s*\{?\s*\\prime)", r)):
             return None
-        word = m.group(1) or {"\\tanh": "tanh", "\\sigma": "sigmoid"}.get(m.group())
+        word = (m.group(1) or "").replace("\\", "") or {"\\tanh": "tanh", "\\sigma": "sigmoid"}.get(m.group())
         j = m.end()
         k = None
         gm = re.match(r"g\s*(?:_\s*\{?\s*(\d+)\s*\}?)?", r)
@@ -514,7 +625,7 @@ class _Reader:
             m = re.match(r"\^\s*(?:\{\s*(?:\\top|\\intercal|\\mathsf\s*\{\s*T\s*\}|T)\s*\}|\\top|\\intercal|T(?![A-Za-z]))", r)
             if m:
                 self.i += m.end()
-                v = self.transpose(v)
+                v = self.transpose(v, marked=True)
                 continue
             m = re.match(r"\^\s*(?:\{\s*(\d+)\s*\}|(\d))", r)
             if m:
@@ -525,8 +636,29 @@ class _Reader:
             return v
 
     # algebra
-    def transpose(self, v: M) -> M:
-        return v if v.scalar else M(v.a.T, v.cols, v.rows)
+    def transpose(self, v: M, marked: bool = False) -> M:
+        return v if v.scalar else M(v.a.T, v.cols, v.rows, marked=marked)
+
+    def other_way(self, a: M, b: M, at: int, product: bool) -> M:
+        """A failed product read as ⊙ (a failed ⊙ as a product), else with an operand transposed."""
+        had = lambda x, y: self.combine(x, y, lambda p, q: p * q, "multiply element-wise", at)  # noqa: E731
+        mul = lambda x, y: self.mul(x, y, at)  # noqa: E731
+        same, other = (mul, had) if product else (had, mul)
+        tries = [("hadamard_vs_matmul", lambda: other(a, b))]
+        for which, v in (("b", b), ("a", a)):
+            t = self.transpose(v)
+            pair = (a, t) if which == "b" else (t, b)
+            tries.append(("extra_transpose" if v.marked else "missing_transpose", lambda p=pair: same(*p)))
+        last = None
+        for slip, attempt in tries:
+            try:
+                value = attempt()
+            except _Shapes as exc:
+                last = exc
+                continue
+            self.slips.append(slip)
+            return value
+        raise last
 
     def scale(self, v: M, s) -> M:
         return M(v.a * s, v.rows, v.cols, v.scalar)
@@ -542,9 +674,11 @@ class _Reader:
         ka, kb = a.key(), b.key()
         if ka == kb:
             return M(op(a.a, b.a), a.rows, a.cols)
-        for x, y in ((a, b), (b, a)):  # a 1×w row against an n×w batch
+        for x, y in ((a, b), (b, a)):  # a 1×w row (or an n×1 column) against an n×w batch
             if x.key() == (1, y.key()[1]) and y.rows and not x.rows:
                 return M(op(a.a, b.a), True, y.cols)
+            if x.key() == ("n", 1) and y.rows and not y.cols:
+                return M(op(a.a, b.a), True, False)
         raise _Shapes(f"cannot {what} a {a.label()} and a {b.label()} matrix", self.off + at)
 
     def mul(self, a: M, b: M, at: int) -> M:
@@ -582,6 +716,16 @@ def _g_layer(spec, head: str, source: str) -> int | None:
     return None
 
 
+def _d_layer(spec, head: str, source: str) -> int | None:
+    """The layer D (softmax's ∂L/∂O^k) stands for: the head's, else one below the layer D's
+    definition names (D = δ^{k+1} W^{k+1 T})."""
+    m = re.search(r"[\^_]\s*\{?\s*[\[(]?\s*(\d+)", head)
+    if m:
+        return int(m.group(1))
+    named = [int(x) for x in re.findall(r"[\^_]\s*\{?\s*[\[(]?\s*(\d+)", source)]
+    return max(named) - 1 if named and max(named) > 1 else None
+
+
 def _close_enough(c, t) -> bool:
     return abs(c - t) <= TOL * max(1, abs(t))
 
@@ -602,6 +746,10 @@ def _batches(checker, source: str):
     return [make_batch(checker.spec, n, _seed(source, n)) for n in _sizes(checker.spec)]
 
 
+#: A trailing ", G = ..." (or D) at the top level: the name's definition, after the equation.
+_WHERE = re.compile(r",\s*((?<![A-Za-z\\])[GD]\s*=[^=]*)$")
+
+
 def looks_like_batch_norm(source: str) -> bool:
     """μ, σ, γ, β, X̂, Z̃, mean_rows, ε or G in the equation."""
     return bool(_BN_WORDS.search(source))
@@ -613,7 +761,9 @@ def check(checker, eq, base: dict) -> Verdict:
                          "b^k, as backprop derive --vectorised prints it); drop '% vectors: column' / --notation ng")
     t = clean_layout(Text.of(eq.source))
     check_balanced(t)
-    parts = split_relations(t)
+    where = _WHERE.search(t.s)  # "δ^k = ..., G = ∂L/∂Z̃^k" on one line: G's definition checked too
+    clause = split_relations(t.slice(where.start(1), len(t.s))) if where else []
+    parts = split_relations(t.slice(0, where.start()) if where else t)
     if len(parts) < 2:
         raise InputError("not an equation: no '='")
     head = parts[0][1].s
@@ -622,16 +772,45 @@ def check(checker, eq, base: dict) -> Verdict:
     if not (matrix_form.looks_like_matrix_form(eq.source) or looks_like_batch_norm(eq.source)):
         checker.net.per_row()  # a per-parameter formula of one row: refused, with the reason
     g_layer = _g_layer(checker.spec, head, eq.source)
+    d_layer = _d_layer(checker.spec, head, eq.source)
     with mpmath.workdps(DPS + 10):
         for b in _batches(checker, eq.source):
-            values = [_Reader(checker.spec, b, g_layer).read(seg.s, seg.col(0)) for _, seg in parts]
+            try:
+                values = _read(checker, parts, b, g_layer, _Reader(checker, b, g_layer, d_layer=d_layer))
+            except _Shapes as strict:
+                raise _read_other_way(checker, eq, parts, b, g_layer, strict, d_layer) from None
             bad = _mismatch(checker, eq, parts, values, b, g_layer)
+            if bad is None and clause:
+                bad = _mismatch(checker, eq, clause, _read(checker, clause, b, g_layer,
+                                                          _Reader(checker, b, g_layer, d_layer=d_layer)), b, g_layer)
             if bad is not None:
                 raise bad
     n1, n2 = _sizes(checker.spec)
     return Verdict(**base, verdict="correct", method=f"numeric, every entry, batches of n = {n1} and {n2}",
                    message=f"{values[0].label()}, row vectors, a batch of n rows (L the mean over them, "
                            "batch statistics coupling the rows)")
+
+
+def _read(checker, parts, b: Batch, g_layer, reader=None) -> list[M]:
+    reader = reader or _Reader(checker, b, g_layer)
+    return [reader.sub(seg.s, seg.col(0)) if reader.lenient else reader.read(seg.s, seg.col(0)) for _, seg in parts]
+
+
+def _read_other_way(checker, eq, parts, b: Batch, g_layer, strict: InputError, d_layer=None) -> Exception:
+    """Shapes that cannot combine: ``wrong`` with the slip when reading the product the other
+    way (⊙ for a product, a transpose added or dropped) makes the equation true, else the error."""
+    reader = _Reader(checker, b, g_layer, lenient=True, d_layer=d_layer)
+    reader.off = 0
+    try:
+        values = _read(checker, parts, b, g_layer, reader)
+    except InputError:
+        return strict
+    if not reader.slips or _mismatch(checker, eq, parts, values, b, g_layer) is not None:
+        return strict
+    slip = reader.slips[0]
+    return _wrong(matrix_form._expected(checker, parts[0][1].s, False), slip, "shapes",
+                  {"point": {"n": b.n, "seed": b.seed}, "claimed": strict.message, "actual": "the shapes of the truth"},
+                  f"{strict.message}; read with {misconceptions.get(slip)['label']} undone, the equation holds")
 
 
 def _show(v) -> str:
@@ -681,7 +860,9 @@ def _wrong(expected, slip, method, cx, message) -> Wrong:
 def _slip_for(checker, head: str, claim: M, truth: M, b: Batch, g_layer) -> str | None:
     """The slip that, applied to the truth (or the derivation), gives the claim."""
     n = b.n
-    tries = [("missing_mean", truth.a * n), ("extra_mean", truth.a / n), ("sign_error", -truth.a)]
+    tries = [("sign_error", -truth.a)]
+    if re.search(r"\\delta|\\partial|(?<![A-Za-z])G(?![A-Za-z])", head):  # L's 1/n: gradients only
+        tries = [("missing_mean", truth.a * n), ("extra_mean", truth.a / n)] + tries
     m = re.match(r"\s*(?:\\delta\s*[\^_]|\\frac\s*\{\s*\\partial\s*L\s*\}\s*\{\s*\\partial\s*Z\s*[\^_])\s*\{?\s*[\[(]?\s*(\d+)",
                  head)
     k = int(m.group(1)) if m else None
