@@ -34,7 +34,7 @@ import sympy
 
 from backprop.derive import batchnorm
 from backprop.derive import notation as nt
-from backprop.derive.activations import ACTIVATIONS, by_spelling, derivative_at, latex_commands
+from backprop.derive.activations import ACTIVATIONS, by_spelling, derivative_at
 from backprop.derive.losses import LOSSES
 
 from . import matrix_form, misconceptions
@@ -519,8 +519,6 @@ class _Reader:
         else:
             stem = {"A": "O"}.get(name, name)
             k = self.layer(name, at)
-            if stem in ("O",) or k:
-                pass
             if k == 0 and stem != "O":
                 raise self.err(f"{name}^0: layer 0 is the input and has no {name}", at)
             key = {"Z": "Z", "O": "O", "W": "W", "b": "b", "Xhat": "Xhat", "Zt": "Zt", "mu": "mu",
