@@ -292,7 +292,9 @@ class _NotationMixin:
         if not self._elementwise or expr.is_number:  # √2/√π (gelu): a number, no ⊙ to write
             return super()._print_Mul(expr, **kwargs)
         coeff, num, den = sympy.S.One, [], []
-        for f in expr.args:
+        # LatexPrinter hands a lone 1/x (Pow with exponent -1) to _print_Mul: it is one factor,
+        # not the pair (x, -1) its args are (read as a product, it printed -x)
+        for f in (expr.args if isinstance(expr, sympy.Mul) else (expr,)):
             if f.is_number:
                 coeff *= f
             elif isinstance(f, sympy.Pow) and f.exp.is_number and f.exp < 0:
