@@ -52,6 +52,10 @@ ALLOWED = {
     # the batch-norm backward and the optimiser rules: SymPy expressions of the tables, no text
     ("derive/batchnorm.py", "_compiled", "lambdify"),
     ("derive/optimizers.py", "trace", "lambdify"),
+    # verify's batch-norm checker evaluates the tables' g, g', loss and the derived δ in mpmath
+    ("verify/batch_norm_form.py", "_activation", "lambdify"),
+    ("verify/batch_norm_form.py", "_loss_functions", "lambdify"),
+    ("verify/batch_norm_form.py", "_bn_dz", "lambdify"),
     # slip candidates and a parsed claim: SymPy trees whose symbols are network names only (the
     # reader refuses any other name and any undefined function), never text
     ("verify/misconceptions.py", "values", "lambdify"),

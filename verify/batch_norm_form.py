@@ -344,7 +344,7 @@ class _Reader:
                 raise InputError(f"the element-wise formula at column {off + 1} uses a name that is not a matrix", off)
             for r in range(self.b.n):
                 sub = {sym: sympy.Float(str(arrays[stand[sym.name]].a[r, j]), DPS + 10) for sym in expr.free_symbols}
-                val = sympy.sympify(expr.xreplace(sub)).evalf(DPS + 10)
+                val = sympy.sympify(expr.xreplace(sub), strict=True).evalf(DPS + 10)
                 if not val.is_real:
                     raise InputError(f"the element-wise formula at column {off + 1} is not a real number on a "
                                      "random batch", off)

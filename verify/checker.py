@@ -38,6 +38,7 @@ from backprop.derive.activations import softmax_jacobian
 from backprop.derive.losses import LOSSES
 from backprop.derive.spec import Spec, parse_layers
 
+from . import batch_norm_form
 from . import delta_rule
 from . import equivalence
 from . import matrix_form
@@ -111,7 +112,8 @@ class Checker:
                 return delta_rule.check(self, eq, base)
             if eq.count is None and eq.at is None and eq.mode != "scalar" and (
                     eq.mode == "matrix" or self.net.batch_norm or matrix_form.looks_like_matrix_form(eq.source)):
-                return matrix_form.check(self, eq, base)
+                # a batch-normalised net's rows couple: checked on concrete batches
+                return (batch_norm_form if self.net.batch_norm else matrix_form).check(self, eq, base)
             if eq.count is not None:
                 return self._check_count(eq, base)
             return self._check(eq, base)

@@ -803,9 +803,8 @@ def _wrong(checker, **kw):
 
 
 def check(checker, eq, base: dict):
-    if checker.net.batch_norm:  # rows couple: checked on concrete batches
-        from . import batch_norm_form
-        return batch_norm_form.check(checker, eq, base)
+    """A matrix-form claim, read with one generic row standing for the batch (a batch-normalised
+    net's claims go to :mod:`batch_norm_form` instead: its rows couple)."""
     ng, column, parts, batch = _setup(checker, eq)
     try:
         values, _ = _read(checker, parts, column, ng, batch=batch)
