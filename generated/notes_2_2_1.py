@@ -373,6 +373,8 @@ def train(params, X, Y, epochs, lr=None, batch_size=None, shuffle=True, seed=Non
     state : dict or None
         The optimiser's state to continue (optimizer_state(...) or a model file's), updated
         in place: pass one to keep the step count t and the moments; None: a fresh one.
+        A shuffled run also keeps its generator there ("shuffle"), so training resumed from
+        a saved state visits the rows in the order the uninterrupted run would have.
 
     Returns
     -------
@@ -394,6 +396,8 @@ def train(params, X, Y, epochs, lr=None, batch_size=None, shuffle=True, seed=Non
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     shuffled = shuffle and size < n
     rng = np.random.default_rng(seed) if shuffled else None
+    if shuffled and state.get("shuffle") is not None:  # a resumed run goes on with its order
+        rng.bit_generator.state = state["shuffle"]
     X_order, Y_order = (np.empty_like(X), np.empty_like(Y)) if shuffled else (X, Y)
     history = []
     for epoch in range(1, epochs + 1):
@@ -412,6 +416,8 @@ def train(params, X, Y, epochs, lr=None, batch_size=None, shuffle=True, seed=Non
                 optimizer_step(params, grads, state, settings)
             total += loss_before * X_batch.shape[0]
         history.append(total / n)
+        if shuffled:
+            state["shuffle"] = rng.bit_generator.state
         if callback is not None:
             callback(epoch, history[-1], params)
     return history

@@ -320,6 +320,38 @@ def test_resume_continues_exactly(cli, tmp_path, flags):
     assert a["optimizer_state"]["name"] == (flags[1] if flags else "sgd")
 
 
+@pytest.mark.parametrize("gd", [["--gd", "sgd"], ["--gd", "minibatch", "--batch-size", "2"]],
+                         ids=["sgd", "minibatch"])
+@pytest.mark.parametrize("flags", [[], ["--optimizer", "adam", "--lr", "0.05"]], ids=["plain", "adam"])
+def test_resume_continues_a_shuffled_run_exactly(cli, tmp_path, gd, flags):
+    """Shuffled runs too: the model file keeps the shuffling generator ("shuffle"), so 3 + 3
+    epochs visit the rows in the order 6 epochs do, and end bit for bit where they end."""
+    import json
+    run = ["train", "--example", "notes-cgpa-resume", *gd, "--seed", "7", "-q", "--json", *flags]
+    names = ("whole.json", "half.json", "rest.json")
+    whole, half, rest = (str(tmp_path / f) for f in names)
+    assert cli(*run, "--epochs", "6", "--params-out", whole)[0] == 0
+    assert cli(*run, "--epochs", "3", "--params-out", half)[0] == 0
+    status, out, err = cli(*run, "--epochs", "3", "--resume", half, "--params-out", rest)
+    assert status == 0, err
+    a, h, b = (json.loads((tmp_path / f).read_text()) for f in names)  # whole, half, rest
+    assert a["params"] == b["params"] and a["params"] != h["params"]
+    assert a["optimizer_state"] == b["optimizer_state"] and "shuffle" in a["optimizer_state"]
+    assert h["optimizer_state"]["shuffle"] != a["optimizer_state"]["shuffle"]
+
+
+def test_a_broken_shuffle_state_is_one_line(cli, tmp_path):
+    import json
+    half = tmp_path / "half.json"
+    run = ["train", "--example", "notes-cgpa-resume", "--gd", "sgd", "--seed", "7", "-q", "--json"]
+    assert cli(*run, "--epochs", "1", "--params-out", str(half))[0] == 0
+    doc = json.loads(half.read_text())
+    doc["optimizer_state"]["shuffle"] = {"bit_generator": "MT19937"}
+    half.write_text(json.dumps(doc))
+    status, out, err = cli(*run, "--epochs", "1", "--resume", str(half))
+    assert status == 2 and '"shuffle" must be a PCG64 generator state' in err and err.count("\n") == 1
+
+
 def test_model_file_keeps_the_optimizer_state(tmp_path):
     from backprop.train.model import Model, load_model
     spec = make_spec("2-3-1", "tanh,linear", "se", optimizer={"name": "adam", "beta1": 0.8})

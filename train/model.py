@@ -109,8 +109,10 @@ def spec_json(s: Spec) -> dict:
 
 
 def state_json(state: dict) -> dict:
-    """An optimiser state with its arrays as nested lists (floats written exactly by json)."""
-    return {key: ({k: np.asarray(v).tolist() for k, v in value.items()} if isinstance(value, dict) else value)
+    """An optimiser state with its arrays as nested lists (floats written exactly by json); the
+    shuffling generator's state is plain JSON already."""
+    return {key: ({k: np.asarray(v).tolist() for k, v in value.items()}
+                  if isinstance(value, dict) and key != "shuffle" else value)
             for key, value in state.items()}
 
 
@@ -212,15 +214,30 @@ def check_state(path, data, spec: Spec, dtype: str = "float64") -> dict | None:
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise UserError(f"{where} needs the step count \"t\", a whole number >= 0; got {step!r}")
     names = OPTIMIZERS[name].state
-    unknown = sorted(set(data) - {"name", "t", *names})
+    unknown = sorted(set(data) - {"name", "t", "shuffle", *names})
     if unknown:
         raise UserError(f"{where}: {name} keeps {', '.join(names) or 'no arrays'}, not {', '.join(unknown)}")
     state = {"name": name, "t": step}
+    if data.get("shuffle") is not None:
+        state["shuffle"] = _shuffle_state(where, data["shuffle"])
     for key in names:
         if not isinstance(data.get(key), dict):
             raise UserError(f"{where} has no {key!r} arrays; {name} keeps {', '.join(names)}")
         state[key] = check_params(f"{path} (optimizer state {key!r})", data[key], spec, dtype, running=False)
     return state
+
+
+def _shuffle_state(where: str, value) -> dict:
+    """A saved shuffling generator (NumPy's PCG64 state, as ``bit_generator.state`` gives it)."""
+    inner = value.get("state") if isinstance(value, dict) else None
+    if not (isinstance(value, dict) and value.get("bit_generator") == "PCG64" and isinstance(inner, dict)
+            and all(isinstance(inner.get(k), int) and not isinstance(inner.get(k), bool) and inner[k] >= 0
+                    for k in ("state", "inc"))
+            and value.get("has_uint32") in (0, 1) and isinstance(value.get("uinteger"), int)):
+        raise UserError(f"{where}: \"shuffle\" must be a PCG64 generator state "
+                        "(bit_generator, state: {state, inc}, has_uint32, uinteger); drop it to reshuffle afresh")
+    return {"bit_generator": "PCG64", "state": {"state": inner["state"], "inc": inner["inc"]},
+            "has_uint32": value["has_uint32"], "uinteger": value["uinteger"]}
 
 
 #: A batch-normalised layer's running statistics: (params key stem, fresh value, what may hold).

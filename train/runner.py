@@ -15,6 +15,8 @@ optimizer=, state=)`` applies them, and the state (step count, moments) comes ba
 """
 from __future__ import annotations
 
+import copy
+
 import math
 import time
 from dataclasses import dataclass, field
@@ -111,7 +113,8 @@ def optimizer_state(trainer, params: dict, optimizer: dict, resumed: dict | None
     """The state a run starts from: ``resumed`` (a model file's) when it is the same
     optimiser's, else the trainer's fresh one (t = 0, zero moments)."""
     if resumed is not None and resumed.get("name") == optimizer["name"]:
-        return {k: (copy_params(v) if isinstance(v, dict) else v) for k, v in resumed.items()}
+        return {k: (copy.deepcopy(v) if k == "shuffle" else copy_params(v) if isinstance(v, dict) else v)
+                for k, v in resumed.items()}  # "shuffle": the generator's state, plain JSON
     if hasattr(trainer, "optimizer_state"):
         return trainer.optimizer_state(params, optimizer)
     return {"name": optimizer["name"], "t": 0}  # a trainer printed before the optimisers: sgd only
