@@ -115,13 +115,7 @@ def optimizer_state(trainer, params: dict, optimizer: dict, resumed: dict | None
     if resumed is not None and resumed.get("name") == optimizer["name"]:
         return {k: (copy.deepcopy(v) if k == "shuffle" else copy_params(v) if isinstance(v, dict) else v)
                 for k, v in resumed.items()}  # "shuffle": the generator's state, plain JSON
-    if hasattr(trainer, "optimizer_state"):
-        return trainer.optimizer_state(params, optimizer)
-    return {"name": optimizer["name"], "t": 0}  # a trainer printed before the optimisers: sgd only
-
-
-def _plain_sgd(optimizer: dict) -> bool:
-    return optimizer["name"] == "sgd" and not optimizer["weight_decay"]
+    return trainer.optimizer_state(params, optimizer)
 
 
 # --------------------------------------------------------------------------- parameters as JSON
@@ -290,7 +284,8 @@ def fit(trainer, params: dict, X: np.ndarray, Y: np.ndarray, *, epochs: int, lr:
 
     try:
         with np.errstate(over="ignore", invalid="ignore"):
-            _train(trainer, params, X, Y, epochs, bs, shuffle, seed, callback, optimizer, state)
+            trainer.train(params, X, Y, epochs, optimizer["lr"], batch_size=bs, shuffle=shuffle,
+                          seed=seed, callback=callback, optimizer=optimizer, state=state)
     except Diverged as exc:
         hist.diverged_at = exc.args[0]
         if on_diverge == "stop":
@@ -301,21 +296,3 @@ def fit(trainer, params: dict, X: np.ndarray, Y: np.ndarray, *, epochs: int, lr:
         if progress is not None:
             progress.close()
     return hist
-
-
-def _train(trainer, params, X, Y, epochs, bs, shuffle, seed, callback, optimizer, state) -> None:
-    """The trainer's train() with the optimiser; a trainer printed before the optimisers
-    (no ``optimizer_step``) runs plain sgd only, its step count kept here."""
-    if hasattr(trainer, "optimizer_step"):
-        trainer.train(params, X, Y, epochs, optimizer["lr"], batch_size=bs, shuffle=shuffle, seed=seed,
-                      callback=callback, optimizer=optimizer, state=state)
-        return
-    if not _plain_sgd(optimizer):
-        raise UserError(f"this trainer has no {optimizer['name']} optimizer yet; train with sgd")
-
-    def counted(epoch, loss, params):
-        state["t"] += updates_per_epoch(bs, len(X))
-        callback(epoch, loss, params)
-
-    trainer.train(params, X, Y, epochs, optimizer["lr"], batch_size=bs, shuffle=shuffle, seed=seed,
-                  callback=counted)
