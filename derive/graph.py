@@ -286,7 +286,12 @@ class Graph:
 
     def params(self) -> list[Array]:
         """W^1, b^1, W^2, ... in the order of the params dict."""
-        return [p for op in self.forward for p in _params_of(op)]
+        return params_of(self.forward)
+
+
+def params_of(forward) -> list[Array]:
+    """The parameters the forward ops read, in the order of the params dict."""
+    return [p for op in forward for p in _params_of(op)]
 
 
 def _params_of(op: Op) -> list[Array]:
@@ -435,6 +440,5 @@ def _with_updates(backward: list[Op], params: list[Array]) -> list[Op]:
 def build(spec: Spec) -> Graph:
     """The graph of ``spec``: forward ops from the spec, backward ops derived from them."""
     forward = forward_ops(spec)
-    graph = Graph(spec, tuple(forward), ())
-    backward = _with_updates(_Backward(spec, forward).run(), graph.params())
+    backward = _with_updates(_Backward(spec, forward).run(), params_of(forward))
     return Graph(spec, tuple(forward), tuple(backward))
