@@ -288,21 +288,6 @@ def _activation_functions(w: _Writer, pieces: list[forms.LayerPieces]) -> list[F
     return out
 
 
-def _forward_blocks(spec: Spec, pieces: list[forms.LayerPieces]) -> list[Block]:
-    L = spec.depth
-    blocks = []
-    for p in pieces:
-        k = p.k
-        where = " (output)" if k == L else ""
-        bias = f" + {naming.b(k)}" if spec.bias else ""
-        act = naming.Z(k) if p.identity else f"{naming.activation(p.activation)}({naming.Z(k)})"
-        blocks.append(Block(f"layer {k}{where}: {p.activation}", [
-            f"{naming.Z(k)} = {naming.O(k - 1)} @ {naming.W(k)}{bias}",
-            f"{naming.O(k)} = {act}",
-        ]))
-    return blocks
-
-
 def _loss_function(w: _Writer, spec: Spec, out: forms.OutputPieces) -> Function:
     L = spec.depth
     names = {y: naming.Y, yhat: naming.O(L), z: naming.Z(L)}
@@ -368,13 +353,13 @@ class _NumpyStatements:
     only name what each statement computes (the equations are the plain printing's)."""
 
     def __init__(self, w: _Writer, spec: Spec, pieces: list[forms.LayerPieces],
-                 out: forms.OutputPieces, buffered: bool = False):
+                 out: forms.OutputPieces, equations: dict[str, str], buffered: bool = False):
         self.w, self.spec, self.pieces, self.out, self.buffered = w, spec, pieces, out, buffered
         self.L = spec.depth
         self.blocks: list[Block] = []
         self.pending: list[str] = []  # the forward statements of the layer being printed
         self.sum: dict[Array, str] = {}  # plain printing: Z^k's right side before its activation
-        self.equations = dict(vectorise(spec).equations("text"))
+        self.equations = equations  # the notes' matrix equations by left side, for the comments
 
     def forward(self, ops) -> list[Block]:
         for op in ops:
@@ -643,8 +628,13 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
     w = _Writer()
     functions = _activation_functions(w, pieces)
     loss_fn = _loss_function(w, spec, out)
-    graph = vectorise(spec).graph
-    backward = _NumpyStatements(w, spec, pieces, out).backward(graph.backward())
+    vform = vectorise(spec)  # one derivation serves the graph, the equations and the comments
+    graph, eqs = vform.graph, vform.equations("text")
+
+    def statements(buffered: bool = False) -> _NumpyStatements:
+        return _NumpyStatements(w, spec, pieces, out, dict(eqs), buffered=buffered)
+
+    backward = statements().backward(graph.backward())
     layers = range(1, L + 1)
     normed = spec.batch_norm_layers
     param_names = list(spec.shapes())
@@ -653,7 +643,7 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
     row_names = [n for n in node_names if not n.startswith(("mu", "var"))]  # one value per row
     if command is None:
         command = "backprop.codegen.render_trainer()"
-    equations = [line for eq in vectorise(spec).text().splitlines() for line in _docstring_lines(eq, "    ")]
+    equations = [line for lhs, rhs in eqs for line in _docstring_lines(f"{lhs} = {rhs}", "    ")]
     unpack = [f"{naming.W(k)}, {naming.b(k)} = params[{_q(naming.W(k))}], params[{_q(naming.b(k))}]"
               if spec.bias else f"{naming.W(k)} = params[{_q(naming.W(k))}]" for k in layers]
     unpack += [_unpack([naming.batch_norm("gamma", k), naming.batch_norm("beta", k)]) for k in normed]
@@ -685,7 +675,7 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
         "param_unpack": unpack,
         "backward_unpack": [f"{naming.W(k)} = params[{_q(naming.W(k))}]" for k in range(2, L + 1)]
         + [_unpack([naming.batch_norm("gamma", k)]) for k in normed],
-        "forward_blocks": _NumpyStatements(w, spec, pieces, out).forward(graph.forward),
+        "forward_blocks": statements().forward(graph.forward),
         "forward_return": wrap_code(f"return ({', '.join(node_names)}) if every_node else {naming.O(L)}"),
         "node_unpack": _assign(node_names, f"forward(params, X, every_node=True{mode})"),
         "grads_node_unpack": _assign(node_names, "forward(params, X, every_node=True"
@@ -701,9 +691,8 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
         "backward_blocks": backward,
         "grads_return": wrap_code("return L, {" + _pairs([f"{_q(n)}: d{n}" for n in param_names]) + "}"),
         "step_unpack": unpack,
-        "step_forward_blocks": _NumpyStatements(w, spec, pieces, out, buffered=True).forward(graph.forward),
-        "step_backward_blocks": _NumpyStatements(w, spec, pieces, out, buffered=True).backward(
-            graph.backward(updates=True)),
+        "step_forward_blocks": statements(buffered=True).forward(graph.forward),
+        "step_backward_blocks": statements(buffered=True).backward(graph.backward(updates=True)),
         "scalar": step,
         "scalar_lines": [part for line in step.lines for part in wrap_code(line)] if step else [],
         "scalar_max_weights": scalar.MAX_WEIGHTS,
