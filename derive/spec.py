@@ -21,7 +21,6 @@ from backprop.core.userfile import read_text
 from .activations import ACTIVATIONS
 from .losses import LOSSES
 from .optimizers import settings
-from .optimizers import settings as optimizer_settings
 
 #: The notes' worked example: 2 inputs (IQ, CGPA), 2 hidden nodes, 1 output, all linear, (y-ŷ)².
 NOTES_2_2_1 = dict(layers=(2, 2, 1), activations=("linear", "linear"), loss="se", bias=True)
@@ -207,12 +206,8 @@ def _normalise(spec: Spec) -> None:
             raise UserError(f"{key} gives {len(flags)} flag(s) for {max(hidden, 0)} hidden layer(s) of "
                             f"{'-'.join(map(str, layers))}: one true/false per hidden layer")
         object.__setattr__(spec, key, flags)
-    if isinstance(spec.optimizer, dict):
-        object.__setattr__(spec, "optimizer", settings(spec.optimizer))
-    elif spec.optimizer:
-        object.__setattr__(spec, "optimizer", settings(dict(spec.optimizer)))
-    if dict(spec.optimizer).get("name") == "sgd" and dict(spec.optimizer) == dict(settings({})):
-        object.__setattr__(spec, "optimizer", ())  # plain SGD with its defaults is the default
+    table = settings(dict(spec.optimizer)) if spec.optimizer else ()  # a dict or (key, value) pairs
+    object.__setattr__(spec, "optimizer", () if table == settings({}) else table)  # SGD's defaults: ()
 
 
 #: What an unset field normalises to, for the repr.
@@ -384,6 +379,6 @@ def spec_from_mapping(data: dict, source: str = "spec") -> Spec:
                 raise UserError(f"'{key}' must be a list of true/false, one per hidden layer")
         return make_spec(tuple(layers), acts, data["loss"], data.get("bias", True),
                          residual=tuple(data.get("residual", ())), batch_norm=tuple(data.get("batch_norm", ())),
-                         optimizer=optimizer_settings(data.get("optimizer", {}), source))
+                         optimizer=settings(data.get("optimizer", {}), source))
     except UserError as exc:
         raise UserError(f"{source}: {exc}") from None
