@@ -12,7 +12,8 @@
 The generated module's API: constants ``LAYERS``, ``ACTIVATIONS``, ``LOSS``, ``BIAS``,
 ``DTYPE``; ``init_params(seed=None, scheme="glorot", dtype=None)``, ``forward(params, X)``,
 ``forward(params, X, every_node=True)`` (every Z and O), ``nodes(params, X)``, ``loss(params, X, Y)``, ``gradients(params, X, Y)``,
-``loss_and_gradients(params, X, Y)``, ``sgd_step(params, X, Y, lr)``,
+``loss_and_gradients(params, X, Y)``, ``grad_sum(params, X, Y)`` (sums over rows, for data-parallel
+training; not with batch norm), ``sgd_step(params, X, Y, lr)``,
 ``train(params, X, Y, epochs, lr, batch_size=None, shuffle=True, seed=None, callback=None)``;
 on raw rows, applying a ``params["standardise"]`` from ``fit_standardise(X)``: ``predict``,
 ``predict_proba`` and ``accuracy`` (classifiers: ``KIND`` "classes" for cce, "binary" for bce);

@@ -163,6 +163,16 @@ def gradients(params, X, Y):
     return loss_and_gradients(params, X, Y)[1]
 
 
+def grad_sum(params, X, Y):
+    """(loss_sum, grad_sums, n_rows): the loss and ∂L/∂P summed over the rows of X, not
+    averaged, so shares of one batch add up: Σ over shares, divided by the batch's rows, is
+    loss_and_gradients of the whole batch (data-parallel training adds them across workers)."""
+    X, Y = _rows(params, X, Y)
+    n_rows = X.shape[0]
+    L, grads = loss_and_gradients(params, X, Y)
+    return L * n_rows, {key: grad * n_rows for key, grad in grads.items()}, n_rows
+
+
 # ---- training: initial weights and gradient descent ----------------------------------------
 
 def _glorot(rng, fan_in, fan_out):
