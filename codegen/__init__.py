@@ -38,13 +38,16 @@ from types import ModuleType
 
 from backprop.derive import Spec
 
+from . import backends
+from .backends import BACKENDS
 from .render import DTYPES, render, trainer_context
 
-__all__ = ["DTYPES", "load_trainer", "render_trainer"]
+__all__ = ["BACKENDS", "DTYPES", "load_trainer", "render_trainer"]
 
 
-def render_trainer(spec: Spec, dtype: str = "float64", command: str | None = None, cli: bool = True) -> str:
-    """The source of a standalone NumPy trainer for ``spec``.
+def render_trainer(spec: Spec, dtype: str = "float64", command: str | None = None, cli: bool = True,
+                   backend: str = backends.DEFAULT) -> str:
+    """The source of a standalone trainer for ``spec`` (NumPy by default).
 
     Parameters
     ----------
@@ -58,16 +61,24 @@ def render_trainer(spec: Spec, dtype: str = "float64", command: str | None = Non
         Include the runtime: model files (``save_model``/``load_model``), the CSV reader,
         ``split_rows`` and ``main``.  False: the maths, training and predictions only, a
         module that imports NumPy alone and has no ``__main__``.
+    backend : str
+        A key of :data:`BACKENDS`: ``numpy`` (imports numpy only), ``numba`` (the epoch
+        compiled), ``jax`` (jitted, on whatever device JAX finds).  Rendering needs none of
+        them installed; importing the result does.
 
     Returns
     -------
     str
         Python source; rendering the same arguments again gives the same bytes.
     """
-    return render("trainer.py.j2", trainer_context(spec, dtype=dtype, command=command, cli=cli))
+    entry = backends.backend(backend)
+    context = trainer_context(spec, dtype=dtype, command=command, cli=cli, engine=entry.engine)
+    if entry.context is not None:
+        context.update(entry.context(spec, dtype, context))
+    return render(entry.template, context)
 
 
-_CACHE: dict[tuple[Spec, str], ModuleType] = {}
+_CACHE: dict[tuple[Spec, str, str], ModuleType] = {}
 _LOCK = threading.Lock()
 _FOLDER: Path | None = None
 
@@ -81,17 +92,20 @@ def _folder() -> Path:
     return _FOLDER
 
 
-def load_trainer(spec: Spec, dtype: str = "float64") -> ModuleType:
-    """Render ``spec``'s trainer and import it (cached per (spec, dtype)).
+def load_trainer(spec: Spec, dtype: str = "float64", backend: str = backends.DEFAULT) -> ModuleType:
+    """Render ``spec``'s trainer and import it (cached per (spec, dtype, backend)).
 
     The source is written to a real file before importing, so ``inspect.getsource`` and
-    ``pdb`` show the generated code.
+    ``pdb`` show the generated code.  A backend whose engine is not installed is a one-line
+    :class:`~backprop.core.errors.UserError` naming the pip extra.
     """
-    key = (spec, dtype)
+    backends.require(backend)
+    key = (spec, dtype, backend)
     with _LOCK:
         if key not in _CACHE:
-            source = render_trainer(spec, dtype=dtype)
-            name = f"backprop_trainer_{spec.digest()}_{dtype}"
+            source = render_trainer(spec, dtype=dtype, backend=backend)
+            suffix = "" if backend == backends.DEFAULT else f"_{backend}"
+            name = f"backprop_trainer_{spec.digest()}_{dtype}{suffix}"
             path = _folder() / f"{name}.py"
             path.write_text(source, encoding="utf-8")
             module_spec = importlib.util.spec_from_file_location(name, path)

@@ -613,7 +613,8 @@ def _docstring_lines(text: str, indent: str) -> list[str]:
                          break_long_words=False, break_on_hyphens=False)
 
 
-def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = None, cli: bool = True) -> dict:
+def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = None, cli: bool = True,
+                    engine: str = "NumPy") -> dict:
     """Everything the templates place, as finished strings and lists of strings (each line
     of code, comment and docstring at most WIDTH characters where it is placed); ``cli``:
     include the runtime (model files, the CSV contract and the command line)."""
@@ -655,7 +656,7 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
         "command": comment_text(command),
         "digest": spec.digest(),
         "spec_lines": spec.to_toml().splitlines(),
-        "title": textwrap.wrap(f'"""NumPy trainer for the {docstring_text(spec.describe())}.', WIDTH,
+        "title": textwrap.wrap(f'"""{engine} trainer for the {docstring_text(spec.describe())}.', WIDTH,
                                break_long_words=False, break_on_hyphens=False),
         "equations": equations,
         "cli": cli,

@@ -438,16 +438,16 @@ def train(params, X, Y, epochs, lr=None, batch_size=None, shuffle=True, seed=Non
             order = rng.permutation(n)
             np.take(X, order, axis=0, out=X_order)
             np.take(Y, order, axis=0, out=Y_order)
-        total = 0.0
-        for start in range(0, n, size):
-            X_batch, Y_batch = X_order[start:start + size], Y_order[start:start + size]  # views
-            if fused:
-                loss_before = sgd_step(params, X_batch, Y_batch, settings["lr"])
-                state["t"] += 1
-            else:
+        if fused:  # the fused step on each batch in turn
+            total = _sgd_epoch(params, X_order, Y_order, size, settings["lr"])
+            state["t"] += -(-n // size)
+        else:
+            total = 0.0
+            for start in range(0, n, size):
+                X_batch, Y_batch = X_order[start:start + size], Y_order[start:start + size]  # views
                 loss_before, grads = loss_and_gradients(params, X_batch, Y_batch)
                 optimizer_step(params, grads, state, settings)
-            total += loss_before * X_batch.shape[0]
+                total += loss_before * X_batch.shape[0]
         history.append(total / n)
         if shuffled:
             state["shuffle"] = rng.bit_generator.state
@@ -628,6 +628,16 @@ def sgd_step(params, X, Y, lr):
     loss_before = _step(params, X, Y, lr, B)
     _release(key, B)
     return loss_before
+
+
+def _sgd_epoch(params, X, Y, size, lr):
+    """One epoch of plain SGD: sgd_step on each batch of ``size`` rows in turn (the last may
+    be smaller).  Returns the sum over batches of the loss before its update × its rows."""
+    total = 0.0
+    for start in range(0, X.shape[0], size):
+        X_batch, Y_batch = X[start:start + size], Y[start:start + size]  # views
+        total += sgd_step(params, X_batch, Y_batch, lr) * X_batch.shape[0]
+    return total
 
 
 # ---- using a trained network: raw rows in, labels or values out ----------------------------
