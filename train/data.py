@@ -189,31 +189,7 @@ def _load_csv(path: Path, targets: list[str], features, loss: str, dtype: str, c
     name = str(path)
     header = _header(path, name)
     columns = {c: i for i, c in enumerate(header)}
-    for t in targets:
-        if t not in columns:
-            hint = ""
-            if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
-                hint = " (only comma-separated files are read; this header has no commas)"
-            raise UserError(f"{name}: no target column {t!r}; the columns are "
-                            f"{', '.join(header)}{hint}")
-    wanted = split_names(features)
-    if wanted:
-        for f in wanted:
-            if f not in columns:
-                raise UserError(f"{name}: no feature column {f!r} (from {origin}); "
-                                f"the columns are {', '.join(header)}")
-            if f in targets:
-                raise UserError(f"{name}: column {f!r} is both a feature and a target; "
-                                "drop it from --features or --target")
-        feats = wanted
-    else:
-        target_set = set(targets)
-        feats = [c for c in header if c not in target_set]
-    if not feats:
-        raise UserError(f"{name}: no feature columns left besides the target(s) "
-                        f"{', '.join(targets)}; a network needs at least one input")
-    if len(set(feats)) != len(feats) or len(set(targets)) != len(targets):
-        raise UserError(f"{name}: a column is named twice in --features or --target")
+    feats = resolve_columns(name, header, targets, features, origin)
 
     labels = is_classifier(loss) and len(targets) == 1
     numeric = feats + ([] if labels else targets)
@@ -242,6 +218,40 @@ def _load_csv(path: Path, targets: list[str], features, loss: str, dtype: str, c
                 raise UserError(f"{name}: the one-hot target columns {', '.join(targets)} are not "
                                 f"the training classes {', '.join(classes)}")
     return ds
+
+
+def resolve_columns(name: str, header: list[str], targets: list[str], features,
+                    origin: str = "--features") -> list[str]:
+    """The feature columns of a table with this header: the named ones (each present, none a
+    target), else every column that is not a target; a missing target is an error too (the
+    in-memory loader and the streaming reader of train/stream.py share these checks)."""
+    columns = set(header)
+    for t in targets:
+        if t not in columns:
+            hint = ""
+            if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
+                hint = " (only comma-separated files are read; this header has no commas)"
+            raise UserError(f"{name}: no target column {t!r}; the columns are "
+                            f"{', '.join(header)}{hint}")
+    wanted = split_names(features)
+    if wanted:
+        for f in wanted:
+            if f not in columns:
+                raise UserError(f"{name}: no feature column {f!r} (from {origin}); "
+                                f"the columns are {', '.join(header)}")
+            if f in targets:
+                raise UserError(f"{name}: column {f!r} is both a feature and a target; "
+                                "drop it from --features or --target")
+        feats = wanted
+    else:
+        target_set = set(targets)
+        feats = [c for c in header if c not in target_set]
+    if not feats:
+        raise UserError(f"{name}: no feature columns left besides the target(s) "
+                        f"{', '.join(targets)}; a network needs at least one input")
+    if len(set(feats)) != len(feats) or len(set(targets)) != len(targets):
+        raise UserError(f"{name}: a column is named twice in --features or --target")
+    return feats
 
 
 # --------------------------------------------------------------------------- reading
