@@ -444,7 +444,7 @@ def train(params, X, Y, epochs, lr=None, batch_size=None, shuffle=True, seed=Non
         else:
             total = 0.0
             for start in range(0, n, size):
-                X_batch, Y_batch = X_order[start:start + size], Y_order[start:start + size]  # views
+                X_batch, Y_batch = X_order[start:start + size], Y_order[start:start + size]
                 loss_before, grads = loss_and_gradients(params, X_batch, Y_batch)
                 optimizer_step(params, grads, state, settings)
                 total += loss_before * X_batch.shape[0]

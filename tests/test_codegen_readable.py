@@ -20,7 +20,7 @@ from backprop.derive import ACTIVATIONS, LOSSES, make_spec
 from backprop.derive.activations import z
 from backprop.derive.printing import NotationPrinter
 
-COMMITTED = {module.stem: module.read_text(encoding="utf-8") for _, module, _ in committed()}
+COMMITTED = {c.module.stem: c.module.read_text(encoding="utf-8") for c in committed()}
 
 
 def _every_entry():

@@ -15,13 +15,13 @@ EXPECTED = {"notes_2_2_1", "notes_5_4_3_2_1", "softmax_cce", "sigmoid_bce"}
 
 
 def test_the_notes_networks_are_committed():
-    assert EXPECTED <= {spec.stem for spec, _, _ in COMMITTED}
+    assert EXPECTED <= {c.spec.stem for c in COMMITTED}
     assert (generated_folder() / "__init__.py").exists()
 
 
-@pytest.mark.parametrize("spec_file, module, command", COMMITTED, ids=[s.stem for s, _, _ in COMMITTED])
-def test_committed_trainer_is_fresh(spec_file, module, command):
-    fresh = render_trainer(load_toml(spec_file), command=command)
+@pytest.mark.parametrize("spec_file, module, command, backend", COMMITTED, ids=[c.module.stem for c in COMMITTED])
+def test_committed_trainer_is_fresh(spec_file, module, command, backend):
+    fresh = render_trainer(load_toml(spec_file), command=command, backend=backend)
     assert module.read_text(encoding="utf-8") == fresh, (
         f"{module.name} is stale: run `backprop generate --all --force`")
 

@@ -1,4 +1,5 @@
-"""Generate a standalone NumPy trainer module for a network (imports only numpy).
+"""Generate a standalone trainer module for a network: NumPy (imports only numpy), or the same
+derivation compiled by numba or jitted by JAX (--backend).
 
 The module is rendered from Jinja2 templates; every element-wise expression in it (the
 activations, their derivatives through the outputs, the output δ, the loss) is printed by
@@ -10,6 +11,8 @@ examples:
   backprop generate --spec net.toml -o trainer.py
   backprop generate --layers 4-8-3 --activations relu,softmax --loss cce -o clf.py --float32
   backprop generate --spec net.toml -o trainer.py --no-cli  # maths and training only
+  backprop generate --spec net.toml --backend numba -o t.py # the SGD epoch compiled (@njit)
+  backprop generate --spec net.toml --backend jax -o t.py   # jit + lax.scan; CPU, GPU or TPU
   backprop generate --spec net.toml -o trainer.py --check   # is trainer.py up to date?
   backprop generate --check                                  # are all of generated/ up to date?
   backprop generate --all --force                            # regenerate all of generated/
@@ -19,8 +22,10 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
-from backprop.codegen import render_trainer
+from backprop.codegen import BACKENDS, render_trainer
+from backprop.codegen.backends import DEFAULT
 from backprop.core.errors import UserError
 from backprop.core.files import write_atomic
 from backprop.derive import load_toml
@@ -28,7 +33,7 @@ from backprop.derive import load_toml
 from ..common import add_spec_arguments, spec_from_args
 
 NAME = "generate"
-HELP = "generate a standalone NumPy trainer module"
+HELP = "generate a standalone trainer module (NumPy; or numba, JAX)"
 ORDER = 30
 
 
@@ -37,6 +42,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", "--output", metavar="FILE", help="the module to write, e.g. trainer.py")
     parser.add_argument("--force", action="store_true", help="replace an existing file")
     parser.add_argument("--float32", action="store_true", help="make float32 the module's default dtype")
+    parser.add_argument("--backend", choices=list(BACKENDS), default=DEFAULT,
+                        help="the engine: " + "; ".join(f"{b.name}: {b.summary}" for b in BACKENDS.values())
+                        + ". Generating needs none installed; running a numba or jax module needs "
+                        "pip install -e '.[numba]' or '.[jax]'")
     parser.add_argument("--no-cli", action="store_true",
                         help="leave out the runtime (model files, CSV reading, the command line): "
                         "the module imports numpy only")
@@ -54,14 +63,33 @@ def generated_folder() -> Path:
     return Path(next(iter(backprop.generated.__path__)))
 
 
-def committed() -> list[tuple[Path, Path, str]]:
-    """(spec file, module file, command) for every committed trainer, by spec name."""
+#: The committed trainers that also have a copy per backend (generated/NAME_BACKEND.py).
+BACKEND_COPIES = {"notes_2_2_1": ("numba", "jax"), "notes_5_4_3_2_1": ("numba", "jax")}
+
+
+class Committed(NamedTuple):
+    """One committed trainer: its spec file, its module file, the command that regenerates it,
+    and its backend."""
+
+    spec: Path
+    module: Path
+    command: str
+    backend: str = DEFAULT
+
+
+def committed() -> list[Committed]:
+    """Every committed trainer, by spec name: the NumPy one, then its backends' copies."""
     folder = generated_folder()
     out = []
     for spec_file in sorted((folder / "specs").glob("*.toml")):
-        module = folder / f"{spec_file.stem}.py"
-        command = f"backprop generate --spec generated/specs/{spec_file.name} -o generated/{module.name}"
-        out.append((spec_file, module, command))
+        copies = [b for b in BACKEND_COPIES.get(spec_file.stem, ()) if b in BACKENDS]
+        for backend in (DEFAULT, *copies):
+            suffix = "" if backend == DEFAULT else f"_{backend}"
+            flag = "" if backend == DEFAULT else f" --backend {backend}"
+            module = folder / f"{spec_file.stem}{suffix}.py"
+            command = (f"backprop generate --spec generated/specs/{spec_file.name}{flag} "
+                       f"-o generated/{module.name}")
+            out.append(Committed(spec_file, module, command, backend))
     return out
 
 
@@ -81,6 +109,8 @@ def _command(args) -> str:
         parts.append("--float32")
     if args.no_cli:
         parts.append("--no-cli")
+    if args.backend != DEFAULT:
+        parts += ["--backend", args.backend]
     return shlex.join(parts)
 
 
@@ -98,12 +128,13 @@ def _check(path: Path, source: str) -> bool:
 
 
 def _run_all(args) -> int:
-    if args.output or args.spec or args.layers or args.activations or args.loss or args.no_cli:
-        raise UserError("--all (or --check without -o) works on generated/ and takes no -o, --no-cli "
-                        "or network flags")
+    if (args.output or args.spec or args.layers or args.activations or args.loss or args.no_cli
+            or args.backend != DEFAULT):
+        raise UserError("--all (or --check without -o) works on generated/ and takes no -o, --no-cli, "
+                        "--backend or network flags")
     ok = True
-    for spec_file, module, command in committed():
-        source = render_trainer(load_toml(spec_file), command=command)
+    for spec_file, module, command, backend in committed():
+        source = render_trainer(load_toml(spec_file), command=command, backend=backend)
         if args.check:
             ok &= _check(module, source)
         else:
@@ -122,10 +153,11 @@ def run(args) -> int:
         raise UserError(f"{args.output}: the trainer must be a .py file, e.g. -o trainer.py")
     spec = spec_from_args(args)
     source = render_trainer(spec, dtype="float32" if args.float32 else "float64", command=_command(args),
-                            cli=not args.no_cli)
+                            cli=not args.no_cli, backend=args.backend)
     if args.check:
         return 0 if _check(out, source) else 1
     write_atomic(out, source, force=args.force)
     note = "" if out.stem.isidentifier() else f" (runs as a script; {out.stem!r} cannot be imported by name)"
-    print(f"wrote {out}: trainer for the {spec.describe()}{note}")
+    engine = "" if args.backend == DEFAULT else f" ({BACKENDS[args.backend].engine})"
+    print(f"wrote {out}: trainer{engine} for the {spec.describe()}{note}")
     return 0
