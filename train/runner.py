@@ -52,14 +52,15 @@ GRAD_ROWS = 4096
 TRACED_WEIGHTS = 24
 
 
-def load_trainer(spec: Spec, dtype: str = "float64"):
-    """The generated NumPy trainer module for ``spec`` (see :mod:`backprop.codegen`)."""
+def load_trainer(spec: Spec, dtype: str = "float64", backend: str = "numpy"):
+    """The generated trainer module for ``spec`` (see :mod:`backprop.codegen`): NumPy, or the
+    same derivation on numba or JAX (a missing engine is a one-line error naming its extra)."""
     try:
         from backprop.codegen import load_trainer as _load
     except ImportError as exc:  # pragma: no cover - codegen ships with the package
         raise UserError(f"the trainer generator backprop.codegen cannot be imported ({exc}); "
                         "reinstall backprop") from None
-    return _load(spec, dtype=dtype)
+    return _load(spec, dtype=dtype, backend=backend)
 
 
 def batch_size_for(gd: str, batch_size: int | None, n_rows: int) -> int | None:

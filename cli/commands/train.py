@@ -39,6 +39,7 @@ import numpy as np
 
 import dataclasses
 
+from backprop.codegen.backends import BACKENDS
 from backprop.core import files
 from backprop.derive import advice
 from backprop.derive.optimizers import OPTIMIZERS
@@ -75,6 +76,10 @@ def add_arguments(parser) -> None:
                         help=f"optimiser ({', '.join(OPTIMIZERS)}; default: the spec's [optimizer], "
                         "else sgd), with its default settings unless the spec sets them; --lr "
                         "replaces its learning rate")
+    parser.add_argument("--backend", choices=list(BACKENDS), default="numpy",
+                        help="the generated trainer's engine: numpy (default), numba (the SGD "
+                        "epoch compiled; pip install -e '.[numba]'), jax (jitted; '.[jax]'): the "
+                        "same derived gradients, the same model file")
     parser.add_argument("--resume", metavar="JSON", help="start from a model file (--params-out) "
                         "or a plain params file instead of fresh parameters; a model file's "
                         "network, classes and standardisation are kept")
@@ -108,7 +113,7 @@ def run(args) -> int:
     cfg["lr"] = opt["lr"]
     if named:  # the model file's spec says which optimiser trained it
         spec = dataclasses.replace(spec, optimizer=tuple(sorted(opt.items())))
-    trainer = runner.load_trainer(spec, dtype=args.dtype)
+    trainer = runner.load_trainer(spec, dtype=args.dtype, backend=args.backend)
     if prep.resumed:
         params = prep.resumed.params
         cfg["init"] = f"resumed from {args.resume}"
@@ -131,7 +136,8 @@ def run(args) -> int:
     run_info = {"data": ds.source, "test_data": test.source if test is not None else None,
                 "test_split": test_fraction(args, prep.example), "gd": cfg["gd"],
                 "batch_size": hist.batch_size, "lr": cfg["lr"], "epochs": cfg["epochs"],
-                "init": cfg["init"], "seed": prep.seed, "dtype": args.dtype, "optimizer": opt}
+                "init": cfg["init"], "seed": prep.seed, "dtype": args.dtype, "optimizer": opt,
+                "backend": args.backend}
     model = Model(spec, params, ds.mean, ds.std, list(ds.features), ds.target_columns, ds.classes,
                   extra=files.json_safe({"training": run_info, "metrics": scores}),
                   optimizer_state=hist.optimizer_state)
@@ -163,7 +169,7 @@ def run(args) -> int:
         "gd": cfg["gd"], "batch_size": hist.batch_size, "updates_per_epoch": hist.updates_per_epoch,
         "lr": cfg["lr"], "optimizer": opt, "optimizer_steps": hist.optimizer_state["t"],
         "epochs": cfg["epochs"], "init": cfg["init"], "seed": prep.seed,
-        "dtype": args.dtype,
+        "dtype": args.dtype, "backend": args.backend,
         "loss_initial": hist.losses[0], "loss_final": hist.losses[-1],
         "accuracy": scores["train"].get("accuracy"),
         "test_loss": scores["test"]["loss"] if test is not None else None,
@@ -198,7 +204,8 @@ def _text(s: dict, ds: Dataset, P: np.ndarray) -> str:
         + (f", batch size {s['batch_size']}" if s["batch_size"] else "")
         + f", {plural(s['updates_per_epoch'], 'update')}/epoch, {_optimizer_text(s['optimizer'])}, "
         f"{s['epochs']} epochs, "
-        f"init {s['init']}" + (f", seed {s['seed']}" if s["seed"] is not None else ""),
+        f"init {s['init']}" + (f", seed {s['seed']}" if s["seed"] is not None else "")
+        + (f", {s['backend']} backend" if s["backend"] != "numpy" else ""),
         f"loss:    {s['loss_initial']:.6g} -> {s['loss_final']:.6g} in {seconds(s['seconds'])} "
         f"({seconds(s['seconds'] / s['epochs'])}/epoch)",
     ]
