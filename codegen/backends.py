@@ -19,6 +19,8 @@ from typing import Callable
 from backprop.core.errors import UserError
 from backprop.derive import Spec
 
+from . import backend_numba
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -37,6 +39,9 @@ class Backend:
 BACKENDS: dict[str, Backend] = {
     "numpy": Backend("numpy", "NumPy", "trainer.py.j2", (), None,
                      "standalone, imports numpy only (default)"),
+    "numba": Backend("numba", "Numba", "trainer_numba.py.j2", ("numba", "scipy"), "numba",
+                     "the SGD epoch and sgd_step compiled with @njit (pip extra numba)",
+                     context=backend_numba.context),
 }
 
 DEFAULT = "numpy"
