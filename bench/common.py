@@ -55,6 +55,10 @@ CONFIGS: dict[str, Config] = {
     for c in [
         Config("tiny", (2, 2, 1), ("linear", "linear"), "se", rows=3, batch=1, lr=0.01,
                inner=2000, repeats=5, note="the notes' 2-2-1: pure per-call overhead"),
+        Config("tiny_sgd", (2, 2, 1), ("linear", "linear"), "se", rows=10000, batch=1, lr=0.001,
+               inner=3, repeats=5, note="the notes' 2-2-1, SGD over 10 000 rows: the cost of one step"),
+        Config("sgd20k", (8, 16, 1), ("tanh", "linear"), "se", rows=20000, batch=1, lr=0.001,
+               inner=1, repeats=5, note="compare-gd's example: a 20 000-row SGD epoch"),
         Config("small", (8, 16, 16, 1), ("tanh", "tanh", "linear"), "se", rows=1000, batch=32,
                lr=0.01, inner=20, repeats=5),
         Config("medium", (784, 256, 128, 10), ("relu", "relu", "softmax"), "cce", rows=10000,

@@ -4,6 +4,7 @@ against hand-written NumPy, PyTorch eager, JAX jit, scikit-learn and (tiny) scal
     python bench/train_epoch.py --quick                  # tiny + small, 3 rounds (~1 min)
     python bench/train_epoch.py                          # everything (< 10 min on 2 cores)
     python bench/train_epoch.py --configs medium,large --repeats 3 --out bench/results.md
+    python bench/train_epoch.py --configs tiny_sgd,sgd20k,small,medium,large --threads 1  # issue 16
 
 How a run goes
   1. ``gemm`` worker: the best matrix-multiply rate NumPy reaches here, per dtype (square
@@ -61,14 +62,20 @@ IMPLS = {
     "tuned_numpy_nb": ("tuned_numpy", "make_no_blas", "tuned NumPy (out= update)", True),
     "scalar_python": ("scalar_python", "make", "scalar Python", False),
     "scalar_unrolled": ("scalar_unrolled", "make", "scalar unrolled (prototype)", False),
+    "numba_backend": ("generated", "make_numba", "generated --backend numba", True),
+    "jax_backend": ("generated", "make_jax", "generated --backend jax", False),
 }
 DEFAULT_IMPLS = {
     "tiny": ["generated", "generated_steps", "hand_numpy", "scalar_python", "scalar_unrolled", "torch", "jax",
-             "sklearn"],
-    "small": ["generated", "generated_steps", "hand_numpy", "scalar_unrolled", "torch", "jax", "sklearn"],
+             "sklearn", "numba_backend", "jax_backend"],
+    "tiny_sgd": ["generated", "hand_numpy", "scalar_python", "jax", "numba_backend", "jax_backend"],
+    "sgd20k": ["generated", "hand_numpy", "numba_backend", "jax_backend"],
+    "small": ["generated", "generated_steps", "hand_numpy", "scalar_unrolled", "torch", "jax", "sklearn",
+              "numba_backend", "jax_backend"],
     "medium": ["generated", "generated_steps", "hand_numpy", "tuned_numpy", "tuned_numpy_nb", "torch", "jax",
-               "sklearn"],
-    "large": ["generated", "hand_numpy", "tuned_numpy", "torch", "jax", "sklearn"],
+               "sklearn", "numba_backend", "jax_backend"],
+    "large": ["generated", "hand_numpy", "tuned_numpy", "torch", "jax", "sklearn", "numba_backend",
+              "jax_backend"],
 }
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 TOL = {"float64": 1e-9, "float32": 1e-3}
@@ -103,10 +110,10 @@ def worker_main(args) -> None:
             params0 = {k: z[k] for k in z.files}
         try:
             peer = importlib.import_module(f"peers.{module}")
+            runner = getattr(peer, factory)(cfg, params0, X, Y, args.dtype)
         except ImportError as exc:
             _send({"missing": f"{type(exc).__name__}: {exc}"})
             return
-        runner = getattr(peer, factory)(cfg, params0, X, Y, args.dtype)
         runner.warmup()
         runner.reset()
         _send({"ready": True, "blas": _blas_info(), "versions": _versions()})
@@ -432,7 +439,7 @@ def render(meta, all_results) -> str:
     if kernels:
         out.append("")
         out.append("BLAS kernels named by threadpoolctl in each worker: " + "; ".join(kernels))
-    tiny = [(k, rows) for k, rows in all_results.items() if k[0] == "tiny"]
+    tiny = [(k, rows) for k, rows in all_results.items() if k[0] in ("tiny", "tiny_sgd")]
     for (cname, dtype), rows in tiny:
         cfg = _config(cname, None)
         steps = -(-cfg.rows // cfg.batch)
@@ -441,7 +448,52 @@ def render(meta, all_results) -> str:
             out.append("")
             out.append(f"Tiny {dtype}, per SGD step ({steps} steps/epoch): " + ", ".join(
                 f"{k} {v * 1e6:.1f} µs" for k, v in per.items()))
+    out += targets_table(meta, all_results)
     return "\n".join(out) + "\n"
+
+
+#: Issue 16's targets: (what, configs, numerator impls (best of), denominator impl or "floor", bound).
+TARGETS = [
+    ("tiny 2-2-1 SGD step, numba ÷ plain-Python scalar loop", ("tiny_sgd",), ("numba_backend",),
+     "scalar_python", 0.02),
+    ("tiny 2-2-1 SGD step, numba ÷ JAX jit step", ("tiny_sgd",), ("numba_backend",), "jax", 0.05),
+    ("epoch, jax backend ÷ JAX jit of jax.grad", ("small", "medium", "large"), ("jax_backend",), "jax", 1.05),
+    ("epoch, best backend ÷ GEMM floor", ("medium", "large"),
+     ("generated", "numba_backend", "jax_backend"), "floor", 1.0),
+    ("20 000-row SGD epoch of 8-16-1, numba ÷ NumPy backend", ("sgd20k",), ("numba_backend",),
+     "generated", 0.05),
+]
+
+
+def targets_table(meta, all_results) -> list[str]:
+    """Issue 16's five ratios from this run's rows (the as-is environment; a missing row: –)."""
+    def median(rows, impl):
+        times = [r["median_s"] for r in rows if r["impl"] == impl and r.get("median_s")
+                 and r["status"] == "ok" and r["variant"] == rows[0]["variant"]]
+        return times[0] if times else None
+
+    out = ["", "Issue 16's targets (ratios of medians in this run; ≤ bound is met):", "",
+           "| target | config | dtype | ratio | bound | met |", "|---|---|---|---:|---:|---|"]
+    for what, configs, numerators, denominator, bound in TARGETS:
+        for (cname, dtype), rows in all_results.items():
+            if cname not in configs:
+                continue
+            tops = [(median(rows, impl), impl) for impl in numerators]
+            tops = [t for t in tops if t[0] is not None]
+            if denominator == "floor":
+                cfg = _config(cname, meta.get("hidden"))
+                bottom = cfg.flops_floor / (meta["gemm"][dtype] * 1e9)
+            else:
+                bottom = median(rows, denominator)
+            if not tops or not bottom:
+                out.append(f"| {what} | {cname} | {dtype} | – | {bound} | not measured |")
+                continue
+            best, impl = min(tops)
+            ratio = best / bottom
+            who = f" ({IMPLS[impl][2]})" if len(numerators) > 1 else ""
+            out.append(f"| {what}{who} | {cname} | {dtype} | {ratio:.3f} | {bound} | "
+                       f"{'yes' if ratio <= bound else 'NO'} |")
+    return out
 
 
 def machine_meta() -> dict:

@@ -1,4 +1,7 @@
-"""The generated trainer: ``backprop.codegen.load_trainer(spec, dtype)``.
+"""The generated trainer: ``backprop.codegen.load_trainer(spec, dtype, backend)``.
+
+Backends (issue 16): ``make_numba`` and ``make_jax`` time the same ``train()`` call on the
+numba and JAX engines; each is a row of its own.
 
 Two rows: ``train`` (the public API, one call with epochs=1, shuffle off) and ``sgd_step``
 (a Python loop over the same batches calling the generated step), which shows what the
@@ -21,9 +24,9 @@ def spec_of(cfg):
 class Generated(Runner):
     name = "generated train()"
 
-    def __init__(self, cfg, params0, X, Y, dtype, mode="train"):
+    def __init__(self, cfg, params0, X, Y, dtype, mode="train", backend="numpy"):
         self.cfg, self.X, self.Y, self.mode = cfg, X, Y, mode
-        self.mod = load_trainer(spec_of(cfg), dtype=dtype)
+        self.mod = load_trainer(spec_of(cfg), dtype=dtype, backend=backend)
         self.params0 = {k: np.array(v, dtype=dtype) for k, v in params0.items()}
         self.slices = [slice(i, min(i + cfg.batch, cfg.rows)) for i in range(0, cfg.rows, cfg.batch)]
         self.reset()
@@ -60,3 +63,18 @@ def make(cfg, params0, X, Y, dtype):
 
 def make_steps(cfg, params0, X, Y, dtype):
     return Generated(cfg, params0, X, Y, dtype, mode="steps")
+
+
+def _engine(backend, module):
+    """A backend's row, or the 'not installed' message the harness reports for a missing engine."""
+    import importlib.util
+
+    def make_backend(cfg, params0, X, Y, dtype):
+        if importlib.util.find_spec(module) is None:
+            raise ImportError(f"No module named '{module}'", name=module)
+        return Generated(cfg, params0, X, Y, dtype, mode="train", backend=backend)
+    return make_backend
+
+
+make_numba = _engine("numba", "numba")
+make_jax = _engine("jax", "jax")
