@@ -69,6 +69,16 @@ def add_data_arguments(parser) -> None:
                    help="float type of the trainer and the data (default float64)")
 
 
+def add_backend_argument(parser) -> None:
+    """--backend: the generated trainer's engine (codegen/backends.py's table)."""
+    from backprop.codegen.backends import BACKENDS, DEFAULT
+
+    parser.add_argument("--backend", choices=list(BACKENDS), default=DEFAULT,
+                        help="the generated trainer's engine: numpy (default), numba (the SGD "
+                        "epoch compiled; pip install -e '.[numba]'), jax (jitted; '.[jax]'): the "
+                        "same derived gradients, the same model file")
+
+
 def add_run_arguments(parser, gd: bool = True, classifiers: bool = False) -> None:
     """--epochs/--lr/--gd/--batch-size/--seed/--init; ``classifiers``: the help names the
     classifier defaults too (train applies them, compare-gd does not)."""

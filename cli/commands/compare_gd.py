@@ -19,6 +19,7 @@ examples:
   backprop compare-gd --example notes-cgpa-resume --epochs 200 --plot gd.png
   backprop compare-gd --spec net.toml --data students.csv --target salary --plot gd.png
   backprop compare-gd --layers 8-16-1 --activations tanh,linear --rows 20000 --epochs 20
+  backprop compare-gd --layers 8-16-1 --activations tanh,linear --rows 20000 --backend numba
   backprop compare-gd --example notes-cgpa-resume --optimizers sgd,momentum,adam --plot opt.png
 """
 from __future__ import annotations
@@ -32,8 +33,8 @@ from backprop.train.data import from_arrays
 from backprop.train.prepare import network_and_data, settings
 from backprop.train.progress import Progress
 
-from ..common import (add_data_arguments, add_run_arguments, add_spec_arguments, check_outputs,
-                      network_given, print_json, spec_from_args)
+from ..common import (add_backend_argument, add_data_arguments, add_run_arguments, add_spec_arguments,
+                      check_outputs, network_given, print_json, spec_from_args)
 
 NAME = "compare-gd"
 HELP = "batch vs SGD vs mini-batch from the same weights: table, claims checked, plot"
@@ -46,6 +47,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--rows", type=int, metavar="N",
                         help="instead of --data: a synthetic regression set of N rows")
     add_run_arguments(parser, gd=False)
+    add_backend_argument(parser)
     parser.add_argument("--optimizers", metavar="A,B,...",
                         help=f"compare these optimisers ({', '.join(OPTIMIZERS)}) instead of the GD "
                         "variants, e.g. sgd,momentum,adam")
@@ -76,7 +78,7 @@ def run(args) -> int:
         spec, ds, ex = network_and_data(args, spec_from_args(args) if network_given(args) else None)
     args.gd = None
     cfg = settings(args, ex)
-    trainer = runner.load_trainer(spec, dtype=args.dtype)
+    trainer = runner.load_trainer(spec, dtype=args.dtype, backend=args.backend)
     params0 = runner.init_params(trainer, cfg["init"], seed=args.seed)
 
     bar = lambda gd: Progress(cfg["epochs"], quiet=args.quiet or args.json, label=f"{gd:>9}")
