@@ -39,8 +39,8 @@ import numpy as np
 
 import dataclasses
 
-from backprop.codegen.backends import BACKENDS
 from backprop.core import files
+from backprop.core.errors import UserError
 from backprop.derive import advice
 from backprop.derive.optimizers import OPTIMIZERS
 from backprop.train import metrics, runner
@@ -49,8 +49,8 @@ from backprop.train.model import Model
 from backprop.train.prepare import prepare, settings, test_fraction
 from backprop.train.progress import Progress, plural, seconds
 
-from ..common import (add_data_arguments, add_run_arguments, add_spec_arguments, check_outputs,
-                      network_given, print_json, spec_from_args)
+from ..common import (add_backend_argument, add_data_arguments, add_run_arguments, add_spec_arguments,
+                      check_outputs, network_given, print_json, spec_from_args)
 from ..params import params_to_json
 
 NAME = "train"
@@ -72,14 +72,20 @@ def add_arguments(parser) -> None:
     add_data_arguments(parser)
     add_run_arguments(parser, classifiers=True)
     add_test_arguments(parser)
+    s = parser.add_argument_group("streaming (files bigger than memory; needs pip install -e '.[stream]')")
+    s.add_argument("--stream", action="store_true",
+                   help="read --data (CSV, or .parquet) in blocks with PyArrow instead of loading it: "
+                   "memory stays flat; one scan pass (checks, row count, --standardise statistics, "
+                   "class labels), one per epoch, one for the final loss; epochs between the first "
+                   "and last report the running loss; --test-split is refused (give --test-data)")
+    s.add_argument("--shuffle-buffer", type=int, metavar="N",
+                   help="with --stream: rows mixed at a time for mini-batch shuffling (default 65536); "
+                   "0 keeps the file order, the same batches as in-memory training without shuffling")
     parser.add_argument("--optimizer", choices=list(OPTIMIZERS), metavar="NAME",
                         help=f"optimiser ({', '.join(OPTIMIZERS)}; default: the spec's [optimizer], "
                         "else sgd), with its default settings unless the spec sets them; --lr "
                         "replaces its learning rate")
-    parser.add_argument("--backend", choices=list(BACKENDS), default="numpy",
-                        help="the generated trainer's engine: numpy (default), numba (the SGD "
-                        "epoch compiled; pip install -e '.[numba]'), jax (jitted; '.[jax]'): the "
-                        "same derived gradients, the same model file")
+    add_backend_argument(parser)
     parser.add_argument("--resume", metavar="JSON", help="start from a model file (--params-out) "
                         "or a plain params file instead of fresh parameters; a model file's "
                         "network, classes and standardisation are kept")
@@ -102,6 +108,11 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     check_outputs([args.params_out, args.history], args.plot, args.force)
+    if args.stream:  # the data read in blocks: train/stream.py runs the whole command
+        from backprop.train.stream import train_command
+        return train_command(args)
+    if args.shuffle_buffer is not None:
+        raise UserError("--shuffle-buffer applies to --stream only")
     prep = prepare(args, spec_from_args(args) if network_given(args) else None)
     spec, ds, test = prep.spec, prep.train, prep.test
     warned = advice.warnings(spec)  # before training: cce on a sigmoid output trains, to nothing
