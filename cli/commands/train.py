@@ -81,6 +81,16 @@ def add_arguments(parser) -> None:
     s.add_argument("--shuffle-buffer", type=int, metavar="N",
                    help="with --stream: rows mixed at a time for mini-batch shuffling (default 65536); "
                    "0 keeps the file order, the same batches as in-memory training without shuffling")
+    d = parser.add_argument_group("data-parallel on Dask (needs pip install -e '.[dask]')")
+    d.add_argument("--engine", choices=["numpy", "dask"], default="numpy",
+                   help="numpy (default): one process; dask: every worker reads its partitions of "
+                   "--data (a glob such as 'parts/*.csv', one file per partition, or one CSV cut "
+                   "into row ranges) and sums its share of each batch's gradient: the same updates")
+    d.add_argument("--workers", type=int, metavar="N", default=None,
+                   help="with --engine dask: worker processes of the local cluster (default 2), "
+                   "or how many of --scheduler's workers to use (default all)")
+    d.add_argument("--scheduler", metavar="ADDRESS", help="with --engine dask: join the cluster at "
+                   "this scheduler (tcp://host:8786) instead of starting a local one")
     parser.add_argument("--optimizer", choices=list(OPTIMIZERS), metavar="NAME",
                         help=f"optimiser ({', '.join(OPTIMIZERS)}; default: the spec's [optimizer], "
                         "else sgd), with its default settings unless the spec sets them; --lr "
@@ -113,6 +123,13 @@ def run(args) -> int:
         return train_command(args)
     if args.shuffle_buffer is not None:
         raise UserError("--shuffle-buffer applies to --stream only")
+    if args.engine == "dask":  # data-parallel: train/distributed.py runs the whole command
+        from backprop.train.distributed import train_command as dask_command
+        summary, text = dask_command(args, spec_from_args(args) if network_given(args) else None)
+        print_json(summary) if args.json else print(text)
+        return 0
+    if args.workers is not None or args.scheduler:
+        raise UserError("--workers and --scheduler apply to --engine dask only")
     prep = prepare(args, spec_from_args(args) if network_given(args) else None)
     spec, ds, test = prep.spec, prep.train, prep.test
     warned = advice.warnings(spec)  # before training: cce on a sigmoid output trains, to nothing
