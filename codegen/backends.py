@@ -19,7 +19,7 @@ from typing import Callable
 from backprop.core.errors import UserError
 from backprop.derive import Spec
 
-from . import backend_numba
+from . import backend_jax, backend_numba
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,9 @@ class Backend:
 BACKENDS: dict[str, Backend] = {
     "numpy": Backend("numpy", "NumPy", "trainer.py.j2", (), None,
                      "standalone, imports numpy only (default)"),
+    "jax": Backend("jax", "JAX", "trainer_jax.py.j2", ("jax",), "jax",
+                   "jitted (lax.scan epochs); runs unchanged on CPU, GPU, TPU",
+                   context=backend_jax.context),
     "numba": Backend("numba", "Numba", "trainer_numba.py.j2", ("numba", "scipy"), "numba",
                      "the SGD epoch and sgd_step compiled with @njit (pip extra numba)",
                      context=backend_numba.context),

@@ -193,10 +193,11 @@ def _sym(name: str) -> sympy.Symbol:
 
 
 class _Writer:
-    """Prints expressions for one trainer with one printer (so imports accumulate)."""
+    """Prints expressions for one trainer with one printer (so imports accumulate); a
+    backend passes its own printer class (``JaxTrainerPrinter``: ``jnp.exp``)."""
 
-    def __init__(self):
-        self.printer = BackpropPrinter()
+    def __init__(self, printer: type[BackpropPrinter] = BackpropPrinter):
+        self.printer = printer()
 
     def expression(self, expr: sympy.Expr, names: dict[sympy.Symbol, str], like: str,
                    mask: bool = False) -> tuple[list[str], str]:
@@ -699,6 +700,24 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
         "scalar_max_weights": scalar.MAX_WEIGHTS,
         **optimizer_context(spec),
     }
+
+
+def printed_maths(spec: Spec, printer: type[BackpropPrinter]) -> dict:
+    """The context entries whose text depends on the printer, printed by ``printer`` (a
+    backend's, e.g. ``JaxTrainerPrinter``): the activation functions, the loss function, the
+    plain (unbuffered) forward and backward blocks, and the printer's import lines.  The
+    same derivation and graph as :func:`trainer_context`'s; only the array module differs."""
+    w = _Writer(printer)
+    pieces = forms.layer_pieces(spec)
+    out = forms.output_pieces(spec)
+    functions = _activation_functions(w, pieces)
+    loss_fn = _loss_function(w, spec, out)
+    vform = vectorise(spec)
+    graph, eqs = vform.graph, vform.equations("text")
+    backward = _NumpyStatements(w, spec, pieces, out, dict(eqs)).backward(graph.backward())
+    forward = _NumpyStatements(w, spec, pieces, out, dict(eqs)).forward(graph.forward)
+    return {"functions": functions, "loss_function": loss_fn, "forward_blocks": forward,
+            "backward_blocks": backward, "imports": w.printer.imports()}
 
 
 def render(template: str, context: dict) -> str:
