@@ -59,7 +59,7 @@ def context(spec: Spec, dtype: str, base: dict) -> dict:
     shown = ", ".join(nodes[:4]) + (", ..." if len(nodes) > 4 else "")
     return {
         "jax_nodes_doc": f"({shown})",
-        "jax_nodes_return": wrap_code(f"return ({', '.join(nodes)},)"),
+        "jax_nodes_return": wrap_code(f"return ({', '.join(nodes)})"),
         "jax_nodes_unpack": _assign(nodes, "_forward(params, X)"),
         "title": base["title"] + [""] + _wrap(_NOTE[dtype]),
         "imports": imports,
