@@ -7,8 +7,9 @@ the file's size: one block, a shuffle buffer of at most ``shuffle_buffer`` rows 
 
 Why PyArrow and not the project's own block reader (train/data.py, ``np.loadtxt``): on a 202 MB
 CSV (2 M rows × 5 float columns, 17 digits each) PyArrow's streaming reader turns the file into
-NumPy columns in 0.51 s with 16 MB blocks (0.67 s with 4 MB, 0.68 s with 1 MB) against 2.18 s for
-``load_csv``, medians of 3 on this 2-core machine: about 4× faster, and it streams by design.
+NumPy columns in 0.68 s with 1 MB blocks (0.51 s with 16 MB, which cost memory: see
+:data:`CSV_BLOCK`) against 2.18 s for ``load_csv``, medians of 3 on a shared 2-core machine:
+3-4× faster, and it streams by design.
 pandas (the issue's other candidate) is not a dependency; its C parser is no faster than Arrow's.
 
 Passes over the file: one scan (every cell checked, rows counted, the standardisation's mean and
@@ -48,9 +49,11 @@ from .data import FEATURE_FIX, TARGET_FIX, Dataset, _diagnose, _header, resolve_
 from .metrics import class_indices, classifiers, confusion_matrix, is_classifier, n_classes
 from .runner import History, batch_size_for, traced_weights, weight_label
 
-#: Bytes of CSV text per block.  Measured on the 202 MB file above: 16 MB blocks 0.51 s, 4 MB
-#: 0.67 s, 1 MB 0.68 s; a block's arrays are a few times its size, so memory stays ~100 MB.
-CSV_BLOCK = 16 << 20
+#: Bytes of CSV text per block.  Arrow's streaming reader reads several blocks ahead, so the
+#: block size sets the memory: measured on a 304 MB file of 4 columns (one pass to NumPy, peak
+#: RSS with Python, NumPy and PyArrow's ~64 MB): 1 MB blocks 1.2 s and 148 MB, 4 MB 2.3 s and
+#: 269 MB, 16 MB 2.5 s and 433 MB.  1 MB is as fast as any and keeps the reader near 100 MB.
+CSV_BLOCK = 1 << 20
 
 #: Rows per Parquet batch (about as many as a 16 MB CSV block of a few columns holds).
 PARQUET_ROWS = 1 << 18
@@ -150,9 +153,12 @@ class Table:
                     T = batch.column(len(self.numeric)) if self.labels else None
                     yield X, T, rows, fh.tell()
                     rows += batch.num_rows
+            except (pa.ArrowMemoryError, MemoryError):
+                raise UserError(f"{self.name}: out of memory reading a {CSV_BLOCK >> 20} MB block; "
+                                "free some memory (the block, the shuffle buffer and a batch must fit)"
+                                ) from None
             except pa.ArrowException as exc:  # text in a number column, a ragged row, bad UTF-8
-                self._diagnose()
-                raise UserError(f"{self.name}: cannot read the table: {exc}") from None
+                self._diagnose(exc)
 
     def _numbers(self, batch, rows_before: int) -> np.ndarray:
         """The block's numeric columns as one float64 array; an empty, NaN or infinite cell is
@@ -168,7 +174,7 @@ class Table:
             self._diagnose()
         return X
 
-    def _diagnose(self) -> None:
+    def _diagnose(self, exc=None) -> None:
         """Raise the in-memory loader's error for the first bad row or cell of a CSV file (it
         walks the file from the top with the csv module: only ever run once something is wrong)."""
         index = {c: i for i, c in enumerate(self.header)}
@@ -176,6 +182,8 @@ class Table:
         _diagnose(self.path, self.header, [index[c] for c in self.numeric], targets=targets)
         if self.labels:
             _diagnose(self.path, self.header, [index[self.targets[0]]], labels=True)
+        if exc is not None:  # the csv module finds nothing wrong: Arrow's own words, one line
+            raise UserError(f"{self.name}: cannot read the table: {str(exc).splitlines()[0]}")
         raise UserError(f"{self.name}: some value is not a finite number")
 
     def _parquet_blocks(self):
