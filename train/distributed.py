@@ -422,7 +422,10 @@ def fit(spec, params: dict, data: str, target, *, client, features=None, epochs:
         raise UserError("name the target column(s) with --target, e.g. --target salary")
 
     clock = time.perf_counter()
-    workers = sorted(client.scheduler_info()["workers"])
+    try:  # every worker (some versions list 5 unless asked for all)
+        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    except TypeError:  # older distributed: no n_workers, and all of them listed
+        workers = sorted(client.scheduler_info()["workers"])
     if n_workers is not None:
         workers = workers[:n_workers]
     if not workers:
