@@ -37,6 +37,9 @@ import numpy as np
 from backprop.core.csv_contract import sort_labels
 from backprop.core.errors import UserError
 
+from .data import Dataset, accuracy, load_csv, read_header, split_names
+from .metrics import is_classifier
+
 #: How to install the optional engine (a different ``backprop`` exists on PyPI: name the clone's).
 EXTRA = "pip install -e '.[dask]'"
 
@@ -151,8 +154,6 @@ def _renamed(message: str, tmp: str, part: Part) -> str:
 def labels_of(part: Part, target: str) -> list[str]:
     """The distinct class labels in ``part``'s column ``target`` (stripped), so the client can
     fix one class order for every partition before any is read as one-hot rows."""
-    from .data import read_header
-
     with _readable(part) as (path, fix):
         try:
             header = read_header(path)
@@ -206,8 +207,6 @@ class Shard:
              classes: list[str] | None) -> dict:
         """Read every part (the CSV contract's checks and one-line errors, naming the file and
         line); returns the column names, classes and each part's row count."""
-        from .data import load_csv
-
         blocks, rows, first = [], [], None
         for part in parts:
             with _readable(part) as (path, fix):
@@ -250,8 +249,6 @@ class Shard:
 
     def evaluate(self, params: dict, loss: str) -> tuple[float, int, int | None]:
         """(loss summed over the rows, rows, rows classified right or None)."""
-        from .data import accuracy
-
         n = len(self.X)
         total = float(self.trainer.loss(params, self.X, self.Y)) * n
         right = accuracy(loss, self.Y, self.trainer.forward(params, self.X))
@@ -410,14 +407,17 @@ def fit(spec, params: dict, data: str, target, *, client, features=None, epochs:
         raise UserError("--engine dask cannot train batch-normalised layers: the batch statistics "
                         "couple the rows, so workers' shares of a batch do not add up; use "
                         "--engine numpy")
-    settings = trainer.optimizer_settings(optimizer, lr)
+    if epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {epochs}")
+    try:
+        settings = trainer.optimizer_settings(optimizer, lr)
+    except ValueError as exc:  # a learning rate that is not a finite number > 0, an unknown name
+        raise UserError(str(exc)) from None
     state = trainer.optimizer_state(params, settings) if state is None else state
-    fused = settings["name"] == "sgd" and not settings["weight_decay"]
-    targets = [target] if isinstance(target, str) else list(target)
-    from .data import split_names
-    from .metrics import is_classifier
-
-    targets = split_names(targets)
+    if state["name"] != settings["name"]:
+        raise UserError(f"the optimiser state is {state['name']}'s, not {settings['name']}'s")
+    fused = settings["name"] == "sgd" and not settings["weight_decay"]  # as train(): P -= ηg
+    targets = split_names(target)
     if not targets:
         raise UserError("name the target column(s) with --target, e.g. --target salary")
 
@@ -570,7 +570,6 @@ def _call(future, worker: str | None = None):
 
 def _check_fits(spec, head: dict, data: str) -> None:
     """The network's input and output widths against the columns (prepare.check_fits' words)."""
-    from .data import Dataset
     from .prepare import check_fits
 
     ds = Dataset(X=np.empty((0, len(head["features"]))), Y=np.empty((0, len(head["targets"]))),
