@@ -599,6 +599,9 @@ def train_command(args) -> int:
     if args.test_split is not None:
         raise UserError("--test-split is not available with --stream (a stratified split needs every "
                         "row's class first); split the file, and give the test rows with --test-data")
+    if getattr(args, "engine", "numpy") != "numpy":
+        raise UserError("--stream reads the file in this process; --engine dask reads it on the "
+                        "workers: pick one")
     if args.grad_norms:
         raise UserError("--grad-norms is not measured with --stream (it needs the rows in memory)")
     shuffle_buffer = SHUFFLE_BUFFER if args.shuffle_buffer is None else args.shuffle_buffer
@@ -621,7 +624,7 @@ def train_command(args) -> int:
     cfg["lr"] = opt["lr"]
     if named:
         spec = dataclasses.replace(spec, optimizer=tuple(sorted(opt.items())))
-    trainer = runner.load_trainer(spec, dtype=args.dtype)
+    trainer = runner.load_trainer(spec, dtype=args.dtype, backend=getattr(args, "backend", "numpy"))
     if resumed:
         params = resumed.params
         cfg["init"] = f"resumed from {args.resume}"
@@ -663,7 +666,8 @@ def train_command(args) -> int:
     run_info = {"data": table.name, "test_data": args.test_data, "test_split": None, "gd": cfg["gd"],
                 "batch_size": hist.batch_size, "lr": cfg["lr"], "epochs": cfg["epochs"],
                 "init": cfg["init"], "seed": args.seed, "dtype": args.dtype, "optimizer": opt,
-                "stream": True, "shuffle_buffer": shuffle_buffer}
+                "stream": True, "shuffle_buffer": shuffle_buffer,
+                "backend": getattr(args, "backend", "numpy")}
     target_columns = [table.targets[0]] if table.labels else list(table.targets)
     model = Model(spec, params, table.mean, table.std, list(table.features), target_columns,
                   table.classes, extra=files.json_safe({"training": run_info, "metrics": scores}),
