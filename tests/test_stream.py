@@ -370,3 +370,40 @@ def test_streaming_a_file_three_times_the_memory_cap(tmp_path):
         assert summary["loss_final"] < summary["loss_initial"]
     finally:
         path.unlink(missing_ok=True)
+
+
+def test_classifier_metrics_and_test_data_equal_in_memory(tmp_path, cli):
+    """iris (150 rows, inside the shuffle buffer) with a test file: the same weights and the
+    same metrics (accuracy, confusion, per-class) as the in-memory command."""
+    iris = os.path.join(os.path.dirname(stream.__file__), "examples", "iris.csv")
+    flags = ["train", "--data", iris, "--target", "species", "--layers", "4-6-3", "--activations",
+             "tanh,softmax", "--loss", "cce", "--standardise", "--seed", "4", "--epochs", "20",
+             "--test-data", iris, "--optimizer", "adam", "--lr", "0.02", "--json"]
+    got = {}
+    for extra in ([], ["--stream"]):
+        status, text, err = cli(*flags, *extra)
+        assert status == 0, err
+        got[bool(extra)] = json.loads(text)
+    mem, streamed = got[False], got[True]
+    for which in ("train", "test"):
+        m, s = mem["metrics"][which], streamed["metrics"][which]
+        assert s["confusion"] == m["confusion"] and s["rows"] == m["rows"] == 150
+        assert s["per_class"] == m["per_class"] and s["classes"] == ["setosa", "versicolor", "virginica"]
+        assert s["loss"] == pytest.approx(m["loss"], rel=1e-9)
+    np.testing.assert_allclose(np.array(streamed["params"]["W1"]), np.array(mem["params"]["W1"]),
+                               rtol=1e-10)  # standardisation merged by blocks: equal to rounding
+
+
+def test_batch_gd_from_the_command_line(tmp_path, cli):
+    X, Y = data(50, 2, 1, seed=11)
+    path = write_table(tmp_path / "t.csv", X, Y)
+    status, text, err = cli("train", "--data", str(path), "--target", "y0", "--stream", "--gd",
+                            "batch", "--epochs", "30", "--lr", "0.1", "--seed", "0", "--json")
+    assert status == 0, err
+    streamed = json.loads(text)
+    status, text, err = cli("train", "--data", str(path), "--target", "y0", "--gd", "batch",
+                            "--epochs", "30", "--lr", "0.1", "--seed", "0", "--json")
+    mem = json.loads(text)
+    assert streamed["updates_per_epoch"] == 1 and streamed["optimizer_steps"] == 30
+    assert streamed["loss_final"] == pytest.approx(mem["loss_final"], rel=1e-12)
+    assert streamed["loss_initial"] == pytest.approx(mem["loss_initial"], rel=1e-14)
