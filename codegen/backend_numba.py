@@ -166,8 +166,6 @@ def _lift(expr: sympy.Expr, found: list[tuple[sympy.Symbol, sympy.Expr]]) -> sym
     return rebuilt
 
 
-def _element(name: str, row: str = "r", col: str = "j") -> str:
-    return f"{name}[{row}, {col}]"
 
 
 class _LoopStatements:
@@ -206,6 +204,14 @@ class _LoopStatements:
             self.buffers[x] = ((str(self.layers[k - 1]), str(self.layers[k])) if x.kind == "dW"
                                else (str(self.layers[k]),) if x.kind == "db" else ("rows", str(self.layers[k])))
         return self.name(x)
+
+    def at(self, name: str, row: str, col: str) -> str:
+        """One element: ``Z1[r, j]``; X and Y are the whole epoch's rows in the loop kernel,
+        the batch's start at ``start`` (no slice per batch: a slice costs more than a tiny
+        network's step), the batch itself (sliced once) in the BLAS kernel."""
+        if self.loops and name in (naming.X, naming.Y):
+            row = "start" if row == "0" else f"start + {row}"
+        return f"{name}[{row}, {col}]"
 
     def emit(self, indent: int, statement: str) -> None:
         pad = " " * (BODY * indent)
@@ -248,7 +254,7 @@ class _LoopStatements:
         used = None if expr is None else {ELEMENT.get(s, str(s)) for s in expr.free_symbols}
         for local, array in loads.items():
             if used is None or local in used:
-                self.emit(indent, f"{local} = {_element(array)}")
+                self.emit(indent, f"{local} = {self.at(array, 'r', 'j')}")
 
     # -- forward ---------------------------------------------------------------------------
     def fw_matmul(self, op: MatMul) -> None:
@@ -267,9 +273,9 @@ class _LoopStatements:
         if zk in self.product:
             left, right = self.product.pop(zk)
             o, w, fan_in = self.name(left), self.name(right), self.width(left)
-            self.emit(indent, f"z = {o}[r, 0] * {w}[0, j]")
+            self.emit(indent, f"z = {self.at(o, 'r', '0')} * {w}[0, j]")
             self.emit(indent, f"for i in range(1, {fan_in}):")
-            self.emit(indent + 1, f"z += {o}[r, i] * {w}[i, j]")
+            self.emit(indent + 1, f"z += {self.at(o, 'r', 'i')} * {w}[i, j]")
         else:
             self.emit(indent, f"z = {target}[r, j]")
         if zk in self.bias:
@@ -348,9 +354,9 @@ class _LoopStatements:
                 return
             self.emit(0, f"for i in range({self.width(op.left)}):")
             self.emit(1, f"for j in range({self.width(op.right)}):")
-            self.emit(2, f"g = {left}[0, i] * {right}[0, j]")
+            self.emit(2, f"g = {self.at(left, '0', 'i')} * {right}[0, j]")
             self.emit(2, "for r in range(1, m):")
-            self.emit(3, f"g += {left}[r, i] * {right}[r, j]")
+            self.emit(3, f"g += {self.at(left, 'r', 'i')} * {right}[r, j]")
             self.emit(2, f"{target}[i, j] = g")
             return
         k = op.right.layer  # ∂L/∂O^{k-1} = δ^k W^kᵀ, before W^k changes
@@ -453,9 +459,7 @@ def _scalar_functions(printer: NumbaPrinter, pieces: list[forms.LayerPieces]) ->
         if p.derivative is not None:
             arg = "a" if p.var == a else "z"
             expr = p.derivative.xreplace({a: sympy.Symbol("a"), z: sympy.Symbol("z")})
-            lines, text = printer.statements(expr)
-            if not expr.free_symbols:  # step: g' = 0, in the element's dtype
-                text = f"{arg} * {printer.number(0)} + {text}" if text != printer.number(0) else f"{arg} * {text}"
+            lines, text = printer.statements(expr)  # step's g' = 0: a literal, as full_like's 0
             through = "its output a" if arg == "a" else "its input z"
             out.append(Function(_scalar_name(p.activation, True), arg,
                                 f"{p.activation}'(z) of one element, written with {through}.", lines, text))
@@ -517,12 +521,14 @@ def context(spec: Spec, dtype: str, base: dict) -> dict:
         "numba_scalar_functions": _scalar_functions(printer, statements.pieces),
         "numba_step_call": call("X.shape[0]"),
         "numba_epoch_call": call("size"),
-        "numba_batch_signature": _signature("_batch", ["X", "Y", "lr"] + params + names),
+        "numba_batch_signature": _signature("_batch", ["X", "Y", "start", "m", "lr"] + params + names),
         "numba_epoch_signature": _signature("_epoch", ["X", "Y", "size", "lr"] + params),
-        "numba_batch_call": wrap_code("loss = _batch(X[start:start + m], Y[start:start + m], lr, "
-                                      + ", ".join(params + [f"{n}[:m]" if s[0] == "rows" else n
-                                                            for n, (_, s) in zip(names, buffers)]) + ")",
+        "numba_batch_call": wrap_code(f"loss = _batch(X, Y, start, m, lr, {', '.join(params + names)})",
                                       WIDTH - 2 * BODY),
+        "numba_slices": [] if loops else wrap_code(
+            "X, Y = X[start:start + m], Y[start:start + m]") + [
+            part for n, (_, shape) in zip(names, buffers) if shape[0] == "rows"
+            for part in wrap_code(f"{n} = {n}[:m]")],
         "numba_allocate": [part for line in allocate for part in wrap_code(line, WIDTH - 2 * BODY)],
         "numba_body": statements.lines,
         "numba_cast": cast,
