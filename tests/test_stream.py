@@ -4,6 +4,7 @@ Parquet, the missing-extra message, and flat memory on a file far bigger than th
 import builtins
 import io
 import json
+import math
 import os
 import subprocess
 import sys
@@ -407,3 +408,30 @@ def test_batch_gd_from_the_command_line(tmp_path, cli):
     assert streamed["updates_per_epoch"] == 1 and streamed["optimizer_steps"] == 30
     assert streamed["loss_final"] == pytest.approx(mem["loss_final"], rel=1e-12)
     assert streamed["loss_initial"] == pytest.approx(mem["loss_initial"], rel=1e-14)
+
+
+def test_progress_counts_megabytes_read_on_a_terminal_only(tmp_path, small_blocks):
+    from backprop.train.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    X, Y = data(3000, 3, 1, seed=12)
+    path = write_table(tmp_path / "t.csv", X, Y)
+    spec = make_spec("3-2-1", "tanh,linear", "se")
+    trainer = load_trainer(spec)
+    opt = settings_for(trainer, "sgd", 0.01)
+    for screen, drawn in ((Terminal(), True), (io.StringIO(), False)):
+        table = stream.open_table(path, "y0")
+        n = stream.scan(table).n_rows
+        params = runner.init_params(trainer, "glorot", seed=0)
+        kb = math.ceil(2 * table.size / 1e3)
+        bar = Progress(kb, stream=screen, interval=0.0, label="kB")
+        stream.fit(trainer, params, table, epochs=2, lr=0.01, batch_size=64, n_rows=n, seed=0,
+                   optimizer=opt, state=trainer.optimizer_state(params, opt), progress=bar,
+                   progress_unit=1e3)
+        text = screen.getvalue()
+        halfway = f"kB {round(table.size / 1e3):>{len(str(kb))}}/{kb} [############"
+        assert (halfway in text and f"kB {kb}/{kb} [" in text and "loss" in text) is drawn
+        assert text == "" or text.endswith("\r\033[K")  # erased before the summary

@@ -461,7 +461,7 @@ def fit(trainer, params: dict, table: Table, *, epochs: int, lr: float, gd: str 
         batch_size: int | None = None, n_rows: int, seed: int | None = None,
         shuffle_buffer: int = SHUFFLE_BUFFER, optimizer: dict, state: dict,
         initial_loss: float | None = None, progress=None, track_weights: bool = False,
-        classes_count: int | None = None) -> History:
+        classes_count: int | None = None, progress_unit: float = 1e6) -> History:
     """Train ``params`` in place over ``table``'s blocks, ``epochs`` passes, each step the
     generated trainer's own; returns a :class:`~backprop.train.runner.History` whose losses are
     the whole-data loss before training and after the last epoch, the running loss between.
@@ -469,7 +469,8 @@ def fit(trainer, params: dict, table: Table, *, epochs: int, lr: float, gd: str 
     ``optimizer``: complete settings (runner.optimizer_for); ``state``: its state, updated in
     place (a shuffled run keeps its generator's state under "shuffle", as the trainer does).
     A classifier's confusion matrix over every row after the last epoch (the same pass as its
-    loss) is left in ``hist.confusion``."""
+    loss) is left in ``hist.confusion``.  ``progress`` counts bytes read in ``progress_unit``s
+    (1e6: its total is the megabytes of all epochs)."""
     if epochs < 1:
         raise UserError(f"--epochs must be at least 1, got {epochs}")
     if not (lr > 0 and math.isfinite(lr)):
@@ -506,7 +507,7 @@ def fit(trainer, params: dict, table: Table, *, epochs: int, lr: float, gd: str 
     if not math.isfinite(hist.losses[0]):
         raise UserError("the loss is not finite before training starts; scale the inputs "
                         "(--standardise) or check the data")
-    mb = max(table.size, 1) / 1e6
+    mb = max(table.size, 1) / progress_unit  # the file in progress units
     if progress is not None:
         progress.update(0, hist.losses[0])
     spent = 0.0
@@ -517,7 +518,7 @@ def fit(trainer, params: dict, table: Table, *, epochs: int, lr: float, gd: str 
             with np.errstate(over="ignore", invalid="ignore"):
                 if size is None:
                     total = _batch_epoch(trainer, params, table, settings, state, progress,
-                                         (epoch - 1) * mb)
+                                         (epoch - 1) * mb, progress_unit)
                 else:
                     chunks = shuffled(table.blocks(), shuffle_buffer, rng) if shuffling else table.blocks()
                     for Xb, Yb, done in batches(chunks, size):
@@ -534,10 +535,12 @@ def fit(trainer, params: dict, table: Table, *, epochs: int, lr: float, gd: str 
                         total += loss_before * Xb.shape[0]
                         seen += Xb.shape[0]
                         if progress is not None:
-                            progress.update(int((epoch - 1) * mb + done / 1e6), total / seen)
+                            progress.update(int((epoch - 1) * mb + done / progress_unit), total / seen)
                     total /= n_rows
             if shuffling:
                 state["shuffle"] = rng.bit_generator.state
+            if progress is not None:
+                progress.update(round(epoch * mb), total)
             spent += time.perf_counter() - mark
             hist.seconds.append(spent)
             hist.running.append(float(total))
@@ -554,7 +557,7 @@ def fit(trainer, params: dict, table: Table, *, epochs: int, lr: float, gd: str 
     return hist
 
 
-def _batch_epoch(trainer, params, table, settings, state, progress, offset_mb) -> float:
+def _batch_epoch(trainer, params, table, settings, state, progress, offset, unit) -> float:
     """One batch-GD epoch: grad_sum added over the blocks, divided by the rows, one update.
     Returns the loss before the update (over every row)."""
     loss_sum, sums, n = 0.0, None, 0
@@ -566,7 +569,7 @@ def _batch_epoch(trainer, params, table, settings, state, progress, offset_mb) -
         n += rows
         sums = part if sums is None else {k: sums[k] + v for k, v in part.items()}
         if progress is not None:
-            progress.update(int(offset_mb + done / 1e6), loss_sum / n)
+            progress.update(int(offset + done / unit), loss_sum / n)
     trainer.optimizer_step(params, {k: v / n for k, v in sums.items()}, state, settings)
     return loss_sum / n
 
@@ -652,13 +655,14 @@ def train_command(args) -> int:
         if test.labels:
             _fix_classes(test, set())  # the training classes, in their order
 
-    total_mb = max(table.size, 1) / 1e6 * cfg["epochs"]
-    with Progress(math.ceil(total_mb), quiet=args.quiet or args.json, label="MB") as bar:
+    unit, label = (1e6, "MB") if table.size * cfg["epochs"] >= 1e7 else (1e3, "kB")
+    with Progress(math.ceil(max(table.size, 1) * cfg["epochs"] / unit), label=label,
+                  quiet=args.quiet or args.json) as bar:
         hist = fit(trainer, params, table, epochs=cfg["epochs"], lr=cfg["lr"], gd=cfg["gd"],
                    batch_size=args.batch_size, n_rows=scanned.n_rows, seed=args.seed,
                    shuffle_buffer=shuffle_buffer, optimizer=opt, state=state,
                    initial_loss=scanned.loss, progress=bar, track_weights=bool(args.plot),
-                   classes_count=len(table.classes) if table.classes else None)
+                   classes_count=len(table.classes) if table.classes else None, progress_unit=unit)
 
     scores = {"train": _metrics(table, hist.losses[-1], hist.confusion, scanned.n_rows)}
     if test is not None:
