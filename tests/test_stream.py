@@ -281,7 +281,7 @@ def test_header_only_and_refusals(tmp_path, cli):
 def test_parquet_streams_like_the_csv(tmp_path, cli):
     pq = pytest.importorskip("pyarrow.parquet")
     X, Y = data(90, 2, 1, seed=10)
-    path = write_table(tmp_path / "t.csv", X, Y)
+    write_table(tmp_path / "t.csv", X, Y)  # the same rows as CSV
     pq.write_table(pa.table({"x0": X[:, 0], "x1": X[:, 1], "y0": Y[:, 0]}), tmp_path / "t.parquet",
                    row_group_size=25)
     got = {}
