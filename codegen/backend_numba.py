@@ -42,9 +42,12 @@ from .forms import FloatMax, RowMax, RowSum, a, d, n_rows, y, yhat, z
 from .render import WIDTH, Function, wrap_code, wrap_comment
 
 #: At most this many weights (biases not counted): every product is a loop in the kernel;
-#: above, np.dot (BLAS).  Measured (one thread, float64, see bench/README.md and the report of
-#: issue 16): loops win while the work per row is small, BLAS from a few thousand weights.
-MAX_LOOP_WEIGHTS = 4096
+#: above, np.dot (BLAS).  Measured (one thread, float64, one SGD epoch, loops ÷ np.dot, on a
+#: loaded 2-core machine): 16-32-4 (640 weights) 0.79 at batch 1, 1.56 at batch 64;
+#: 32-64-8 (2560) 1.08 / 1.88; 64-64-10 (4736) 0.96 / 3.7; 128-128-10 (17664) 2.1 / 8.1.
+#: Loops win at batch 1 up to a few thousand weights but lose to BLAS at batch 64 from a few
+#: hundred, and the batch size is not known here: loops up to 256 weights (8-16-1 has 144).
+MAX_LOOP_WEIGHTS = 256
 
 #: The kernels' locals for one element: its pre-activation, output, ∂L/∂O, target, prediction.
 ELEMENT = {z: "z", a: "a", d: "d", y: "y", yhat: "yhat", n_rows: naming.N_ROWS}
