@@ -158,6 +158,5 @@ def run(args) -> int:
         return 0 if _check(out, source) else 1
     write_atomic(out, source, force=args.force)
     note = "" if out.stem.isidentifier() else f" (runs as a script; {out.stem!r} cannot be imported by name)"
-    engine = "" if args.backend == DEFAULT else f" ({BACKENDS[args.backend].engine})"
-    print(f"wrote {out}: trainer{engine} for the {spec.describe()}{note}")
+    print(f"wrote {out}: {BACKENDS[args.backend].engine} trainer for the {spec.describe()}{note}")
     return 0
