@@ -77,6 +77,26 @@ def comment_text(text: str) -> str:
     return text if text.isprintable() else ascii(text)
 
 
+def command_lines(command: str, width: int = 93) -> list[str]:
+    """A command line for the header, broken before an option and its values (`` \\``
+    continuing it, as a shell reads it) where it would pass ``width`` characters (WIDTH less
+    the comment's ``#     ``); continuation lines indented."""
+    groups: list[str] = []
+    for word in command.split(" "):
+        if groups and not word.startswith("-"):
+            groups[-1] += " " + word
+        else:
+            groups.append(word)
+    lines = [groups[0]]
+    for group in groups[1:]:
+        if len(lines[-1]) + 1 + len(group) + 2 > width:
+            lines[-1] += " \\"
+            lines.append("    " + group)
+        else:
+            lines[-1] += " " + group
+    return lines
+
+
 def docstring_text(text: str) -> str:
     """``text`` safe inside a triple-quoted docstring (no quotes run, no backslash)."""
     if '"""' in text or "\\" in text or not all(ch.isprintable() for ch in text):
@@ -654,7 +674,7 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
     return {
         "backprop_version": backprop_version(),
         "sympy_version": sympy.__version__,
-        "command": comment_text(command),
+        "command": command_lines(comment_text(command)),
         "digest": spec.digest(),
         "spec_lines": spec.to_toml().splitlines(),
         "title": textwrap.wrap(f'"""{engine} trainer for the {docstring_text(spec.describe())}.', WIDTH,

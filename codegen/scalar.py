@@ -317,6 +317,46 @@ def _weight(layers, k: int, i: int, j: int) -> str:
     return naming.weight(k, i, j, layers[k - 1], layers[k])
 
 
+@dataclass
+class RowStatements:
+    """One row's SGD step as statements on locals: ``lines`` (z, O, the loss as
+    ``loss_before``, δ, ∂L/∂O and each parameter's update), and every parameter's locals by
+    array and index: ``params[("W1", (0, 1))] == "w1_12"``, ``params[("b1", (1,))] == "b1_2"``;
+    inputs ``x_1, ...`` and targets ``y_1, ...`` are read before them."""
+
+    lines: list[str]
+    params: dict[tuple[str, tuple[int, ...]], str]
+    inputs: list[str]
+    targets: list[str]
+    printer: ScalarPrinter
+
+
+def row_statements(spec: Spec, printer: ScalarPrinter | None = None) -> RowStatements:
+    """The graph's ops (updates included) printed for one row on local floats: the body that
+    ``_sgd_step_scalar`` runs once, and the numba backend's register-resident SGD epoch runs
+    per row (``printer``: how functions are spelled; default ScalarPrinter's float(np.f(x)))."""
+    L, layers = spec.depth, spec.layers
+    body = _Body()
+    if printer is not None:
+        body.printer = printer
+    graph = vectorise(spec).graph
+    statements = _ScalarStatements(spec, body)
+    for op in graph.forward:
+        _FORWARD[type(op)](statements, op)
+    for op in graph.backward(updates=True):
+        _BACKWARD[type(op)](statements, op)
+    params = {}
+    for k in range(1, L + 1):
+        for i in range(layers[k - 1]):
+            for j in range(layers[k]):
+                params[(naming.W(k), (i, j))] = _weight(layers, k, i, j)
+        if spec.bias:
+            for j in range(layers[k]):
+                params[(naming.b(k), (j,))] = naming.element("b", k, j)
+    return RowStatements(body.lines, params, naming.inputs(layers[0]),
+                         [naming.target(j) for j in range(layers[-1])], body.printer)
+
+
 def scalar_step(spec: Spec) -> ScalarStep:
     """The body of ``_sgd_step_scalar(params, x, y, lr)`` (x, y: lists of floats)."""
     L, layers = spec.depth, spec.layers
@@ -335,17 +375,11 @@ def scalar_step(spec: Spec) -> ScalarStep:
         body.line(f"{matrix(k)} = {naming.W(k)}.tolist()")
         if spec.bias:
             body.line(f"{vector(k)} = {naming.b(k)}.tolist()")
-    body.line(f"[{', '.join(naming.inputs(layers[0]))}] = x")
-    body.line(f"[{', '.join(naming.target(j) for j in range(layers[-1]))}] = y")
-    graph = vectorise(spec).graph
-    printer = _ScalarStatements(spec, body)
-    for op in graph.forward:
-        _FORWARD[type(op)](printer, op)
-    for op in graph.backward(updates=True):
-        _BACKWARD[type(op)](printer, op)
-    names = [_weight(layers, k, i, j) for k in range(1, L + 1) for i in range(layers[k - 1])
-             for j in range(layers[k])]
-    names += [naming.element("b", k, j) for k in range(1, L + 1) for j in range(layers[k]) if spec.bias]
+    row = row_statements(spec)
+    body.line(f"[{', '.join(row.inputs)}] = x")
+    body.line(f"[{', '.join(row.targets)}] = y")
+    body.lines += row.lines
+    names = list(row.params.values())
     body.comment("an inf or nan anywhere: nothing written back, sgd_step runs the NumPy step instead")
     body.line(f"_check = loss_before + {' + '.join(names)}")
     body.line("if _check - _check != 0.0:")
@@ -355,7 +389,7 @@ def scalar_step(spec: Spec) -> ScalarStep:
         body.line(f"{naming.W(k)}[...] = {matrix(k)}")
         if spec.bias:
             body.line(f"{naming.b(k)}[...] = {vector(k)}")
-    modules = set(body.printer.module_imports)
+    modules = set(row.printer.module_imports)
     if modules - {"numpy"}:
         raise ValueError(f"the scalar step may use only numpy, but the printer used {sorted(modules)}")
     return ScalarStep(body.lines, weight_count(spec))

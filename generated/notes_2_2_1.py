@@ -553,7 +553,7 @@ def _sgd_step_scalar(params, x, y, lr):
     w1_21 -= lr*(x_2*dO1_1)
     w1_22 -= lr*(x_2*dO1_2)
     # an inf or nan anywhere: nothing written back, sgd_step runs the NumPy step instead
-    _check = loss_before + w1_11 + w1_12 + w1_21 + w1_22 + w2_11 + w2_21 + b1_1 + b1_2 + b2_1
+    _check = loss_before + w1_11 + w1_12 + w1_21 + w1_22 + b1_1 + b1_2 + w2_11 + w2_21 + b2_1
     if _check - _check != 0.0:
         raise FloatingPointError("not finite")
     # written back only now: an exception above leaves params untouched

@@ -5,7 +5,8 @@
 #     loss = "se"
 #     bias = true
 # Regenerate with:
-#     backprop generate --spec generated/specs/notes_5_4_3_2_1.toml -o generated/notes_5_4_3_2_1.py
+#     backprop generate --spec generated/specs/notes_5_4_3_2_1.toml \
+#         -o generated/notes_5_4_3_2_1.py
 """NumPy trainer for the 5-4-3-2-1 network, activations sigmoid,sigmoid,sigmoid,linear, loss se,
 with bias.
 
@@ -734,9 +735,9 @@ def _sgd_step_scalar(params, x, y, lr):
     # an inf or nan anywhere: nothing written back, sgd_step runs the NumPy step instead
     _check = (loss_before + w1_11 + w1_12 + w1_13 + w1_14 + w1_21 + w1_22 + w1_23 + w1_24 + w1_31
         + w1_32 + w1_33 + w1_34 + w1_41 + w1_42 + w1_43 + w1_44 + w1_51 + w1_52 + w1_53 + w1_54
-        + w2_11 + w2_12 + w2_13 + w2_21 + w2_22 + w2_23 + w2_31 + w2_32 + w2_33 + w2_41 + w2_42
-        + w2_43 + w3_11 + w3_12 + w3_21 + w3_22 + w3_31 + w3_32 + w4_11 + w4_21 + b1_1 + b1_2
-        + b1_3 + b1_4 + b2_1 + b2_2 + b2_3 + b3_1 + b3_2 + b4_1)
+        + b1_1 + b1_2 + b1_3 + b1_4 + w2_11 + w2_12 + w2_13 + w2_21 + w2_22 + w2_23 + w2_31 + w2_32
+        + w2_33 + w2_41 + w2_42 + w2_43 + b2_1 + b2_2 + b2_3 + w3_11 + w3_12 + w3_21 + w3_22
+        + w3_31 + w3_32 + b3_1 + b3_2 + w4_11 + w4_21 + b4_1)
     if _check - _check != 0.0:
         raise FloatingPointError("not finite")
     # written back only now: an exception above leaves params untouched

@@ -599,8 +599,8 @@ def _sgd_step_scalar(params, x, y, lr):
     w1_23 -= lr*(x_2*delta1_3)
     w1_24 -= lr*(x_2*delta1_4)
     # an inf or nan anywhere: nothing written back, sgd_step runs the NumPy step instead
-    _check = (loss_before + w1_11 + w1_12 + w1_13 + w1_14 + w1_21 + w1_22 + w1_23 + w1_24 + w2_11
-        + w2_21 + w2_31 + w2_41 + b1_1 + b1_2 + b1_3 + b1_4 + b2_1)
+    _check = (loss_before + w1_11 + w1_12 + w1_13 + w1_14 + w1_21 + w1_22 + w1_23 + w1_24 + b1_1
+        + b1_2 + b1_3 + b1_4 + w2_11 + w2_21 + w2_31 + w2_41 + b2_1)
     if _check - _check != 0.0:
         raise FloatingPointError("not finite")
     # written back only now: an exception above leaves params untouched

@@ -52,7 +52,8 @@ def test_cli_generate_writes_the_backend_and_records_it(name, cli, tmp_path):
     status, stdout, err = cli("generate", "--backend", name, "-o", str(out))
     assert status == 0, err
     text = out.read_text(encoding="utf-8")
-    assert f"--backend {name}" in text.splitlines()[7]  # the regenerate command in the header
+    header = text[:text.index('"""')]  # the regenerate command, in the comment block on top
+    assert f"--backend {name}" in header and all(len(line) <= 99 for line in header.splitlines())
     assert f"{BACKENDS[name].engine} trainer" in stdout
     compile(text, str(out), "exec")
 
