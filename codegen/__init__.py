@@ -42,7 +42,7 @@ from . import backends
 from .backends import BACKENDS
 from .render import DTYPES, render, trainer_context
 
-__all__ = ["BACKENDS", "DTYPES", "load_trainer", "render_trainer"]
+__all__ = ["BACKENDS", "DTYPES", "import_source", "load_trainer", "render_trainer"]
 
 
 def render_trainer(spec: Spec, dtype: str = "float64", command: str | None = None, cli: bool = True,
@@ -105,12 +105,20 @@ def load_trainer(spec: Spec, dtype: str = "float64", backend: str = backends.DEF
         if key not in _CACHE:
             source = render_trainer(spec, dtype=dtype, backend=backend)
             suffix = "" if backend == backends.DEFAULT else f"_{backend}"
-            name = f"backprop_trainer_{spec.digest()}_{dtype}{suffix}"
-            path = _folder() / f"{name}.py"
-            path.write_text(source, encoding="utf-8")
-            module_spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[name] = module
-            module_spec.loader.exec_module(module)
-            _CACHE[key] = module
+            _CACHE[key] = import_source(source, f"backprop_trainer_{spec.digest()}_{dtype}{suffix}")
         return _CACHE[key]
+
+
+def import_source(source: str, name: str) -> ModuleType:
+    """Import a trainer from the source :func:`render_trainer` made (never user text): written
+    to ``name``.py in this process's temporary folder first, so tracebacks, ``inspect`` and
+    numba's on-disk cache see a real file.  Dask workers import the client's trainer this way."""
+    if not name.isidentifier():
+        raise ValueError(f"not a module name: {name!r}")
+    path = _folder() / f"{name}.py"
+    path.write_text(source, encoding="utf-8")
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    module_spec.loader.exec_module(module)
+    return module

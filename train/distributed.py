@@ -18,15 +18,12 @@ are saved (the CLI writes its --params-out atomically after every epoch).
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
 import glob
 import hashlib
-import importlib.util
 import math
 import os
 import re
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -177,16 +174,11 @@ _IMPORTED: dict[str, object] = {}
 def import_source(source: str, name: str):
     """The trainer module from its source text (written to a temporary file and imported, as
     load_trainer does, so tracebacks show its lines), once per process and source."""
+    from backprop.codegen import import_source as _import
+
     key = f"{name}_{hashlib.sha256(source.encode()).hexdigest()[:12]}"
     if key not in _IMPORTED:
-        folder = tempfile.mkdtemp(prefix="backprop-dask-")
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
-        path = Path(folder) / f"{key}.py"
-        path.write_text(source, encoding="utf-8")
-        spec = importlib.util.spec_from_file_location(key, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _IMPORTED[key] = module
+        _IMPORTED[key] = _import(source, key)
     return _IMPORTED[key]
 
 
