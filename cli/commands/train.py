@@ -119,7 +119,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     check_outputs([args.params_out, args.history], args.plot, args.force)
     if args.stream:  # the data read in blocks: train/stream.py runs the whole command
-        from backprop.train.stream import train_command
+        from ..stream import train_command
         return train_command(args)
     if args.shuffle_buffer is not None:
         raise UserError("--shuffle-buffer applies to --stream only")
