@@ -60,7 +60,7 @@ def render_trainer(spec: Spec, dtype: str = "float64", command: str | None = Non
     cli : bool
         Include the runtime: model files (``save_model``/``load_model``), the CSV reader,
         ``split_rows`` and ``main``.  False: the maths, training and predictions only, a
-        module that imports NumPy alone and has no ``__main__``.
+        module that imports NumPy alone (and its engine: numba, JAX) and has no ``__main__``.
     backend : str
         A key of :data:`BACKENDS`: ``numpy`` (imports numpy only), ``numba`` (the epoch
         compiled), ``jax`` (jitted, on whatever device JAX finds).  Rendering needs none of
@@ -72,7 +72,8 @@ def render_trainer(spec: Spec, dtype: str = "float64", command: str | None = Non
         Python source; rendering the same arguments again gives the same bytes.
     """
     entry = backends.backend(backend)
-    context = trainer_context(spec, dtype=dtype, command=command, cli=cli, engine=entry.engine)
+    context = trainer_context(spec, dtype=dtype, command=command, cli=cli, engine=entry.engine,
+                              engine_modules=entry.modules)
     if entry.context is not None:
         context.update(entry.context(spec, dtype, context))
     return render(entry.template, context)

@@ -635,7 +635,7 @@ def _docstring_lines(text: str, indent: str) -> list[str]:
 
 
 def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = None, cli: bool = True,
-                    engine: str = "NumPy") -> dict:
+                    engine: str = "NumPy", engine_modules: tuple[str, ...] = ()) -> dict:
     """Everything the templates place, as finished strings and lists of strings (each line
     of code, comment and docstring at most WIDTH characters where it is placed); ``cli``:
     include the runtime (model files, the CSV contract and the command line)."""
@@ -681,6 +681,8 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
                                break_long_words=False, break_on_hyphens=False),
         "equations": equations,
         "cli": cli,
+        # what a --no-cli module imports (numba calls BLAS through SciPy but never imports it)
+        "engine_imports": " and ".join(["NumPy", *(m for m in engine_modules if m != "scipy")]),
         "imports": w.printer.imports(),
         "layers": repr(tuple(spec.layers)),
         "activations": "(" + ", ".join(_q(a) for a in spec.activations) + ("," if spec.depth == 1 else "") + ")",

@@ -48,7 +48,7 @@ def add_arguments(parser) -> None:
                         "pip install -e '.[numba]' or '.[jax]'")
     parser.add_argument("--no-cli", action="store_true",
                         help="leave out the runtime (model files, CSV reading, the command line): "
-                        "the module imports numpy only")
+                        "the module imports numpy (and its --backend's engine) only")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if the file differs from a fresh rendering "
                         "(without -o: check every trainer in generated/)")
