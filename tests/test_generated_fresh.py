@@ -17,6 +17,27 @@ EXPECTED = {"notes_2_2_1", "notes_5_4_3_2_1", "softmax_cce", "sigmoid_bce"}
 def test_the_notes_networks_are_committed():
     assert EXPECTED <= {c.spec.stem for c in COMMITTED}
     assert (generated_folder() / "__init__.py").exists()
+    copies = {c.module.stem for c in COMMITTED if c.backend != "numpy"}
+    assert copies == {f"{name}_{backend}" for name in ("notes_2_2_1", "notes_5_4_3_2_1")
+                      for backend in ("numba", "jax")}
+    assert all(c.module.exists() for c in COMMITTED)
+
+
+@pytest.mark.parametrize("name,engine", [(n, b) for n in ("notes_2_2_1", "notes_5_4_3_2_1")
+                                         for b in ("numba", "jax")])
+def test_committed_backend_copy_trains_as_the_numpy_one(name, engine):
+    pytest.importorskip(engine)
+    reference = __import__(f"backprop.generated.{name}", fromlist=["train"])
+    module = __import__(f"backprop.generated.{name}_{engine}", fromlist=["train"])
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(9, module.LAYERS[0]))
+    Y = rng.normal(size=(9, module.LAYERS[-1]))
+    p_ref, p_eng = reference.init_params(seed=3), module.init_params(seed=3)
+    h_ref = reference.train(p_ref, X, Y, epochs=3, lr=0.01, batch_size=2, seed=4)
+    h_eng = module.train(p_eng, X, Y, epochs=3, lr=0.01, batch_size=2, seed=4)
+    np.testing.assert_allclose(h_eng, h_ref, rtol=1e-12)
+    for key in p_ref:
+        np.testing.assert_allclose(p_eng[key], p_ref[key], rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("spec_file, module, command, backend", COMMITTED, ids=[c.module.stem for c in COMMITTED])
