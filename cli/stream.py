@@ -20,6 +20,7 @@ from backprop.train.progress import Progress, plural, seconds
 from backprop.train.stream import (SHUFFLE_BUFFER, evaluate, fit, fix_classes, open_table, pyarrow_modules,
                                    scan, stream_metrics)
 
+from .commands.train import write_outputs
 from .common import network_given, print_json, spec_from_args
 from .params import params_to_json
 
@@ -110,16 +111,8 @@ def train_command(args) -> int:
     model = Model(spec, params, table.mean, table.std, list(table.features), target_columns,
                   table.classes, extra=files.json_safe({"training": run_info, "metrics": scores}),
                   optimizer_state=hist.optimizer_state)
-    jobs = []
-    if args.params_out:
-        jobs.append(lambda: files.write_json(args.params_out, model.to_json(), args.force))
-    if args.history:
-        jobs.append(lambda: files.write(args.history, hist.to_csv(), args.force))
-    if args.plot:
-        from backprop.pictures.plots import plot_training
-        title = f"{spec.describe()}\n{table.name}, {cfg['gd']}, {opt['name']}, η = {cfg['lr']:g}"
-        jobs.append(lambda: plot_training(hist, args.plot, title=title, force=args.force))
-    written = files.write_each(jobs)
+    title = f"{spec.describe()}\n{table.name}, {cfg['gd']}, {opt['name']}, η = {cfg['lr']:g}"
+    written = write_outputs(args, model, hist, scores, title)
     shuffle_text = (f"shuffle buffer {shuffle_buffer} rows" if shuffle_buffer and hist.batch_size
                     else "file order (no shuffling)")
     summary = {

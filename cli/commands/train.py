@@ -169,23 +169,8 @@ def run(args) -> int:
     model = Model(spec, params, ds.mean, ds.std, list(ds.features), ds.target_columns, ds.classes,
                   extra=files.json_safe({"training": run_info, "metrics": scores}),
                   optimizer_state=hist.optimizer_state)
-    jobs = []
-    if args.params_out:
-        jobs.append(lambda: files.write_json(args.params_out, model.to_json(), args.force))
-    if args.history:
-        jobs.append(lambda: files.write(args.history, hist.to_csv(), args.force))
-    if args.plot:
-        from backprop.pictures.plots import plot_training
-        title = f"{spec.describe()}\n{ds.source}, {cfg['gd']}, {opt['name']}, η = {cfg['lr']:g}"
-        shown = scores.get("test", scores["train"])
-        confusion = None
-        if "confusion" in shown:
-            which = "test" if "test" in scores else "training"
-            confusion = dict(matrix=shown["confusion"], classes=shown["classes"],
-                             title=f"confusion matrix, {which} rows (accuracy {shown['accuracy']:.1%})")
-        jobs.append(lambda: plot_training(hist, args.plot, title=title, force=args.force,
-                                          confusion=confusion))
-    written = files.write_each(jobs)
+    title = f"{spec.describe()}\n{ds.source}, {cfg['gd']}, {opt['name']}, η = {cfg['lr']:g}"
+    written = write_outputs(args, model, hist, scores, title)
 
     summary = {
         "network": spec.describe(),
@@ -214,6 +199,29 @@ def run(args) -> int:
     else:
         print(_text(summary, ds, P))
     return 0
+
+
+def write_outputs(args, model: Model, hist: runner.History, scores: dict, title: str) -> list:
+    """The files a run asked for, each written atomically, none if one cannot be: the model
+    file (--params-out), the loss history (--history) and the plot (--plot: loss, weights
+    and, for a classifier, the confusion matrix of the test rows if any, else the training
+    rows).  Returns the paths written.  The in-memory and the --stream commands share it."""
+    jobs = []
+    if args.params_out:
+        jobs.append(lambda: files.write_json(args.params_out, model.to_json(), args.force))
+    if args.history:
+        jobs.append(lambda: files.write(args.history, hist.to_csv(), args.force))
+    if args.plot:
+        from backprop.pictures.plots import plot_training
+        shown = scores.get("test", scores["train"])
+        confusion = None
+        if "confusion" in shown:
+            which = "test" if "test" in scores else "training"
+            confusion = dict(matrix=shown["confusion"], classes=shown["classes"],
+                             title=f"confusion matrix, {which} rows (accuracy {shown['accuracy']:.1%})")
+        jobs.append(lambda: plot_training(hist, args.plot, title=title, force=args.force,
+                                          confusion=confusion))
+    return files.write_each(jobs)
 
 
 def _text(s: dict, ds: Dataset, P: np.ndarray) -> str:
