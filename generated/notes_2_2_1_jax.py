@@ -530,7 +530,7 @@ def _release(key, B):
     _SCRATCH[key] = B
 
 
-def _sgd_update(params, X, Y, lr):
+def _descend(params, X, Y, lr):
     """One SGD step on JAX arrays: (P - lr ∂L/∂P for every learnt P, the loss before)."""
     L, grads = _loss_and_gradients(params, X, Y)
     return {key: params[key] - lr * grads[key] for key in params}, L
@@ -539,7 +539,7 @@ def _sgd_update(params, X, Y, lr):
 #: jit_step(params, X, Y, lr) -> (params, loss): the functional SGD step, jitted, params a
 #: dict of the learnt JAX arrays (LEARNT).  Its params' buffers are donated (reused for the
 #: result): use only the returned ones afterwards.
-jit_step = jax.jit(_sgd_update, donate_argnums=0)
+jit_step = jax.jit(_descend, donate_argnums=0)
 
 
 def _on_device(params):
@@ -640,7 +640,7 @@ def sgd_step(params, X, Y, lr):
 
 def _epoch_rows(params, X, Y, order, lr, size):
     """One epoch of plain SGD on JAX arrays, visiting the rows in order (None: as they are):
-    lax.scan of _sgd_update over the full batches of size rows, then the last, smaller batch
+    lax.scan of _descend over the full batches of size rows, then the last, smaller batch
     (if any) as its own step.  Each batch is sliced (or gathered through order) inside the
     loop, so X is never copied whole.  Returns (params, Σ over batches of the loss × rows)."""
     count, rest = divmod(X.shape[0], size)
@@ -653,12 +653,12 @@ def _epoch_rows(params, X, Y, order, lr, size):
         return X[index], Y[index]
 
     def batch(P, i):
-        return _sgd_update(P, *rows(i * size, size), lr)
+        return _descend(P, *rows(i * size, size), lr)
 
     params, losses = lax.scan(batch, params, jnp.arange(count))
     total = losses.sum() * size
     if rest:
-        params, last = _sgd_update(params, *rows(count * size, rest), lr)
+        params, last = _descend(params, *rows(count * size, rest), lr)
         total = total + last * rest
     return params, total
 

@@ -101,3 +101,20 @@ def test_cli_train_through_an_engine_matches_numpy(name, cli):
     assert runs[name]["loss_final"] == pytest.approx(runs["numpy"]["loss_final"], rel=1e-12)
     for key, value in runs["numpy"]["params"].items():
         np.testing.assert_allclose(runs[name]["params"][key], value, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(BACKENDS))
+def test_no_top_level_name_is_defined_twice(name):
+    """A backend's template adds functions to the NumPy trainer's: a name it reuses would
+    silently replace the NumPy one for every later caller (the jax step once shadowed the
+    sgd optimiser's _sgd_update)."""
+    import ast
+    import collections
+
+    for spec in (NOTES[0], make_spec("3-4-3", "tanh,softmax", "cce")):
+        tree = ast.parse(render_trainer(spec, backend=name))
+        names = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+        names += [t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets
+                  if isinstance(t, ast.Name)]
+        twice = [key for key, count in collections.Counter(names).items() if count > 1]
+        assert twice == [], twice
