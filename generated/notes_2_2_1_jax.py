@@ -430,11 +430,13 @@ def train(params, X, Y, epochs, lr=None, batch_size=None, shuffle=True, seed=Non
     list of float
         Per epoch, the mean over its rows of each batch's loss just before its update.
 
-    On JAX: plain SGD runs each epoch as one jitted call (_epoch: lax.scan over the batches),
-    the parameters staying on JAX's device between epochs and written into params' arrays at
-    each callback and at the end; the rows are permuted as the NumPy trainer permutes them
-    (the same generator), so both give the same parameters.  Other optimisers take their
-    NumPy update (optimizer_step) after each batch's jitted gradients.
+    On JAX: X and Y may be JAX arrays (jax.device_put(X)): plain SGD then uses them where
+    they are, with no copy per call.  Plain SGD runs each epoch as one jitted call (_epoch:
+    lax.scan over the batches), the parameters staying on JAX's device between epochs and
+    written into params' arrays at each callback and at the end; the rows are permuted as the
+    NumPy trainer permutes them (the same generator), so both give the same parameters.
+    Other optimisers take their NumPy update (optimizer_step) after each batch's jitted
+    gradients.
     """
     settings = optimizer_settings(optimizer, lr)
     if state is None:
@@ -443,7 +445,10 @@ def train(params, X, Y, epochs, lr=None, batch_size=None, shuffle=True, seed=Non
         raise ValueError(f"the state is {state['name']}'s, not {settings['name']}'s; start one "
                          "with optimizer_state")
     fused = settings["name"] == "sgd" and not settings["weight_decay"]  # w ← w − η g: jitted
-    X, Y = _rows(params, X, Y)
+    if fused and isinstance(X, jax.Array) and isinstance(Y, jax.Array):
+        X, Y = _device_rows(params, X, Y)  # already on JAX's device: used as they are
+    else:
+        X, Y = _rows(params, X, Y)
     n = X.shape[0]
     size = n if batch_size is None else min(int(batch_size), n)
     if size < 1:
@@ -476,13 +481,28 @@ def train(params, X, Y, epochs, lr=None, batch_size=None, shuffle=True, seed=Non
     return history
 
 
+def _device_rows(params, X, Y):
+    """Rows that are JAX arrays already (on the device, where they stay): checked as _rows
+    checks NumPy rows, cast only if their dtype is not the parameters'."""
+    dtype = params["W1"].dtype
+    X, Y = (A if A.dtype == dtype else A.astype(dtype) for A in (X, Y))
+    X = X.reshape(-1, LAYERS[0]) if X.ndim == 1 else X
+    if X.ndim != 2 or X.shape[1] != LAYERS[0]:
+        raise ValueError(f"X must have {LAYERS[0]} columns (one per input), got shape {X.shape}")
+    Y = Y.reshape(-1, LAYERS[-1]) if Y.ndim == 1 else Y
+    if Y.shape != (X.shape[0], LAYERS[-1]):
+        raise ValueError(f"Y must have shape ({X.shape[0]}, {LAYERS[-1]}) for {X.shape[0]} rows, "
+                         f"got {Y.shape}")
+    return X, Y
+
+
 def _train_sgd(params, X, Y, epochs, lr, size, rng, callback, state):
     """train's plain SGD: the rows and parameters put on JAX's device once, one jitted _epoch
     per epoch (permuted by rng's permutation, if shuffled), params' arrays written at each
     callback and at the end."""
     n = X.shape[0]
     P = _on_device(params)
-    X, Y = jax.device_put(X), jax.device_put(Y)  # once: the epochs read them on the device
+    X, Y = jax.device_put(X), jax.device_put(Y)  # once (no copy if there already)
     totals, history = [], []
     for epoch in range(1, epochs + 1):
         order = None if rng is None else rng.permutation(n)

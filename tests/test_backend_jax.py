@@ -268,3 +268,22 @@ def test_batch_norm_is_refused_in_one_line():
         render_trainer(spec, backend="jax")
     assert str(caught.value) == ("the jax backend does not support batch_norm yet; "
                                  "use --backend numpy")
+
+
+def test_train_takes_rows_already_on_the_device():
+    """X, Y as JAX arrays: plain SGD uses them where they are (no copy) and ends where NumPy
+    rows end; a 1-D Y is one column, a wrong width is the NumPy trainer's ValueError."""
+    spec = SUITE[0]
+    numpy_trainer, jax_trainer = load_trainer(spec), load_trainer(spec, backend="jax")
+    X, Y = data(spec, 10, 5)
+    p_np, p_dev = start(numpy_trainer, spec, 2), start(numpy_trainer, spec, 2)
+    h_np = numpy_trainer.train(p_np, X, Y, 3, 0.1, batch_size=3, seed=1)
+    h_dev = jax_trainer.train(p_dev, jax.device_put(X), jax.device_put(Y), 3, 0.1, batch_size=3, seed=1)
+    np.testing.assert_allclose(h_dev, h_np, rtol=1e-12)
+    for key in p_np:
+        assert isinstance(p_dev[key], np.ndarray)
+        np.testing.assert_allclose(p_dev[key], p_np[key], rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="columns"):
+        jax_trainer.train(p_dev, jnp.ones((4, spec.layers[0] + 1)), jnp.ones((4, spec.layers[-1])), 1, 0.1)
+    if spec.layers[-1] == 1:
+        jax_trainer.train(p_dev, jax.device_put(X), jax.device_put(Y[:, 0]), 1, 0.1)
