@@ -10,11 +10,12 @@ What it adds is printed here from the same graph of ops (:mod:`backprop.derive.g
 * ``_batch``: one SGD step on one batch, each op a loop nest over the batch's rows and the
   layer's nodes (bias, activation and the output δ fused into the loop that writes Z);
 * ``_epoch``: every batch of an epoch in turn, the buffers made once per epoch;
-* ``_sgd_rows`` (float64 networks of at most :data:`~backprop.codegen.scalar.MAX_WEIGHTS`
+* ``_sgd_rows`` (networks of at most :data:`~backprop.codegen.scalar.MAX_WEIGHTS`
   weights): SGD one row at a time over the whole epoch with every parameter in a local, so
   in a register, from the first row to the last: the one-row statements of
-  :func:`~backprop.codegen.scalar.row_statements` (the NumPy trainer's Python-float step,
-  the same statements) inside one loop.  ~10 ns a 2-2-1 step against ~180 ns for
+  :func:`~backprop.codegen.scalar.row_statements` (float64: the NumPy trainer's Python-float
+  step, the same statements; float32: printed by :class:`NumbaPrinter`, every literal cast so
+  every local stays float32) inside one loop.  ~11 ns a 2-2-1 step against ~180 ns for
   ``_epoch``, whose arrays go through memory between steps.
 
 Every scalar expression (g, g', the loss term, the output δ, softmax's row sums) is the
@@ -518,14 +519,14 @@ def context(spec: Spec, dtype: str, base: dict) -> dict:
         imports = ["import math"] + imports
     cast = printer.cast or "float"
     values = ", ".join(f'params["{n}"]' for n in params)
-    rows = _rows_kernel(spec, params) if dtype == "float64" and scalar.wanted(spec) else None
+    rows = _rows_kernel(spec, params, printer) if scalar.wanted(spec) else None
 
     def call(size: str) -> list[str]:
         epoch = f"total, done = _epoch(X, Y, {size}, X.dtype.type(lr), {values})"
         if rows is None:
             return wrap_code(epoch)
-        return (wrap_code(f"if {size} == 1 and X.dtype == np.float64:  # SGD: weights in registers")
-                + ["    " + line for line in wrap_code(f"total, done = _sgd_rows(X, Y, float(lr), {values})",
+        return (wrap_code(f"if {size} == 1 and X.dtype == DTYPE:  # SGD: the weights in registers")
+                + ["    " + line for line in wrap_code(f"total, done = _sgd_rows(X, Y, DTYPE(lr), {values})",
                                                        WIDTH - 2 * BODY)]
                 + ["else:"] + ["    " + line for line in wrap_code(epoch, WIDTH - 2 * BODY)])
 
@@ -552,14 +553,18 @@ def context(spec: Spec, dtype: str, base: dict) -> dict:
     }
 
 
-def _rows_kernel(spec: Spec, params: list[str]) -> Function:
+def _rows_kernel(spec: Spec, params: list[str], printer: NumbaPrinter) -> Function:
     """``_sgd_rows(X, Y, lr, W1, b1, ...)``: plain SGD one row at a time over every row, each
     parameter a local from the first row to the last (written back once), the row's step the
     NumPy trainer's one-row statements; stops before updating on a row whose loss is not
-    finite.  Returns (Σ loss before each update, the rows done)."""
-    row = scalar.row_statements(spec)
+    finite.  Returns (Σ loss before each update, the rows done).  float64: the statements the
+    NumPy trainer's Python-float step runs; float32: the kernel printer's (``math``, literals
+    cast), so every local stays float32 as NumPy's float32 arithmetic does."""
+    row = scalar.row_statements(spec, printer if printer.cast else None)
     lines = ["# every parameter as a local for the whole epoch: w1_12 is w^1_12, b1_2 is b_12"]
     lines += [f"{local} = {array}[{', '.join(map(str, index))}]" for (array, index), local in row.params.items()]
+    if any("FLOAT_MAX" in line for line in row.lines):
+        lines.append("FLOAT_MAX = np.finfo(X.dtype).max")
     lines += ["total = 0.0", "done = X.shape[0]", "for r in range(X.shape[0]):"]
     body = [f"{name} = X[r, {i}]" for i, name in enumerate(row.inputs)]
     body += [f"{name} = Y[r, {j}]" for j, name in enumerate(row.targets)]
@@ -576,9 +581,9 @@ def _rows_kernel(spec: Spec, params: list[str]) -> Function:
             lines += ["    " + part for part in wrap_code(line, WIDTH - 2 * BODY)]
     lines.append("# written back once, after the last row done")
     lines += [f"{array}[{', '.join(map(str, index))}] = {local}" for (array, index), local in row.params.items()]
-    modules = set(row.printer.module_imports) - {"numpy"}
+    modules = set(row.printer.module_imports) - {"numpy", "math"}
     if modules:
-        raise ValueError(f"the row kernel may use only numpy, but the printer used {sorted(modules)}")
+        raise ValueError(f"the row kernel may use only numpy and math, but the printer used {sorted(modules)}")
     doc = ("Plain SGD one row at a time over every row of (X, Y), each parameter a local (a "
            "register) throughout; stops before the update on a row whose loss is not finite. "
            "Returns (Σ loss before each update, the rows done).")

@@ -1067,8 +1067,8 @@ def _step(params, X, Y, lr, B):
     """sgd_step on validated rows, compiled (_epoch on one batch); where the loss is not
     finite, _numpy_step (NumPy's values and warnings).  Returns the loss before the update."""
     X, Y = np.ascontiguousarray(X), np.ascontiguousarray(Y)
-    if X.shape[0] == 1 and X.dtype == np.float64:  # SGD: weights in registers
-        total, done = _sgd_rows(X, Y, float(lr), params["W1"], params["b1"], params["W2"],
+    if X.shape[0] == 1 and X.dtype == DTYPE:  # SGD: the weights in registers
+        total, done = _sgd_rows(X, Y, DTYPE(lr), params["W1"], params["b1"], params["W2"],
             params["b2"], params["W3"], params["b3"], params["W4"], params["b4"])
     else:
         total, done = _epoch(X, Y, X.shape[0], X.dtype.type(lr), params["W1"], params["b1"],
@@ -1097,8 +1097,8 @@ def _sgd_epoch(params, X, Y, size, lr):
     a batch whose loss is not finite on, _numpy_step (NumPy's values and warnings).  Returns
     the sum over batches of the loss before its update × its rows."""
     X, Y = np.ascontiguousarray(X), np.ascontiguousarray(Y)
-    if size == 1 and X.dtype == np.float64:  # SGD: weights in registers
-        total, done = _sgd_rows(X, Y, float(lr), params["W1"], params["b1"], params["W2"],
+    if size == 1 and X.dtype == DTYPE:  # SGD: the weights in registers
+        total, done = _sgd_rows(X, Y, DTYPE(lr), params["W1"], params["b1"], params["W2"],
             params["b2"], params["W3"], params["b3"], params["W4"], params["b4"])
     else:
         total, done = _epoch(X, Y, size, X.dtype.type(lr), params["W1"], params["b1"],

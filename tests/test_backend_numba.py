@@ -167,3 +167,31 @@ def test_batch_norm_is_a_one_line_error():
     spec = make_spec("3-4-2", "relu,linear", "se", batch_norm=(True,))
     with pytest.raises(UserError, match="numba backend does not support batch_norm yet; use --backend"):
         render_trainer(spec, backend="numba")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_tiny_sgd_runs_the_register_kernel_and_matches_numpy(dtype):
+    """SGD (batch 1) on a network of at most scalar.MAX_WEIGHTS weights runs _sgd_rows, every
+    weight a local for the whole epoch: the NumPy trainer's parameters (float64: to 1e-12;
+    float32: every local float32, to float32 rounding), in the trainer's dtype."""
+    for spec in (make_spec("2-2-1", "linear", "se"), make_spec("3-4-3", "tanh,softmax", "cce"),
+                 make_spec("2-3-1", "relu,sigmoid", "bce")):
+        reference, engine = load_trainer(spec, dtype=dtype), load_trainer(spec, dtype=dtype, backend="numba")
+        assert "def _sgd_rows(" in render_trainer(spec, dtype=dtype, backend="numba")
+        rng = np.random.default_rng(11)
+        X = rng.normal(size=(40, spec.layers[0])).astype(dtype)
+        if spec.loss == "cce":
+            Y = np.eye(spec.layers[-1], dtype=dtype)[rng.integers(0, spec.layers[-1], 40)]
+        elif spec.loss == "bce":
+            Y = rng.integers(0, 2, (40, 1)).astype(dtype)
+        else:
+            Y = rng.normal(size=(40, 1)).astype(dtype)
+        p_ref, p_eng = reference.init_params(seed=5), engine.init_params(seed=5)
+        h_ref = reference.train(p_ref, X, Y, 3, 0.05, batch_size=1, seed=2)
+        h_eng = engine.train(p_eng, X, Y, 3, 0.05, batch_size=1, seed=2)
+        tol = 1e-12 if dtype == "float64" else 2e-5
+        np.testing.assert_allclose(h_eng, h_ref, rtol=tol)
+        for key in p_ref:
+            assert p_eng[key].dtype == np.dtype(dtype)
+            np.testing.assert_allclose(p_eng[key], p_ref[key], rtol=tol, atol=tol)
+            assert not np.array_equal(p_eng[key], reference.init_params(seed=5)[key])  # it moved
