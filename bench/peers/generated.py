@@ -28,10 +28,10 @@ class Generated(Runner):
 
     def __init__(self, cfg, params0, X, Y, dtype, mode="train", backend="numpy"):
         self.cfg, self.X, self.Y, self.mode, self.backend = cfg, X, Y, mode, backend
-        if backend == "jax":  # on the device once, before timing, as the JAX peer's batches are
-            import jax
-            self.X, self.Y = jax.device_put(X), jax.device_put(Y)
         self.mod = load_trainer(spec_of(cfg), dtype=dtype, backend=backend)
+        if backend == "jax":  # on the device once, before timing, as the JAX peer's batches are
+            import jax        # (after the module's import: a float64 trainer turns on x64)
+            self.X, self.Y = jax.device_put(X), jax.device_put(Y)
         self.params0 = {k: np.array(v, dtype=dtype) for k, v in params0.items()}
         self.slices = [slice(i, min(i + cfg.batch, cfg.rows)) for i in range(0, cfg.rows, cfg.batch)]
         self.reset()
