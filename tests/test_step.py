@@ -144,7 +144,9 @@ def test_generate_writes_refuses_and_forces(cli, tmp_path):
     text = target.read_text()
     # the command is recorded after '# Regenerate with:', never in lines 1-2 (PEP 263 cookies)
     lines = text.splitlines()
-    assert f"--layers 2-2-1 --activations linear --loss se -o {target}" in lines[lines.index("# Regenerate with:") + 1]
+    at = lines.index("# Regenerate with:") + 1
+    recorded = " ".join(line[6:].strip().removesuffix(" \\") for line in lines[at:] if line.startswith("#     "))
+    assert f"--layers 2-2-1 --activations linear --loss se -o {target}" in recorded
     err = one_line_error(cli, "generate", *NOTES, "-o", str(target))
     assert "already exists" in err and "--force" in err
     assert cli("generate", *NOTES, "-o", str(target), "--force")[0] == 0
