@@ -674,7 +674,8 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
     return {
         "backprop_version": backprop_version(),
         "sympy_version": sympy.__version__,
-        "command": command_lines(comment_text(command)),
+        # a printable command over lines as a shell reads it; an escaped one (ascii()) whole
+        "command": command_lines(command) if comment_text(command) == command else [comment_text(command)],
         "digest": spec.digest(),
         "spec_lines": spec.to_toml().splitlines(),
         "title": textwrap.wrap(f'"""{engine} trainer for the {docstring_text(spec.describe())}.', WIDTH,
