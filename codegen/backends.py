@@ -39,12 +39,12 @@ class Backend:
 BACKENDS: dict[str, Backend] = {
     "numpy": Backend("numpy", "NumPy", "trainer.py.j2", (), None,
                      "standalone, imports numpy only (default)"),
-    "jax": Backend("jax", "JAX", "trainer_jax.py.j2", ("jax",), "jax",
-                   "jitted (lax.scan epochs); runs unchanged on CPU, GPU, TPU",
-                   context=backend_jax.context),
     "numba": Backend("numba", "Numba", "trainer_numba.py.j2", ("numba", "scipy"), "numba",
                      "the SGD epoch and sgd_step compiled with @njit (pip extra numba)",
                      context=backend_numba.context),
+    "jax": Backend("jax", "JAX", "trainer_jax.py.j2", ("jax",), "jax",
+                   "jitted (lax.scan epochs); runs unchanged on CPU, GPU, TPU",
+                   context=backend_jax.context),
 }
 
 DEFAULT = "numpy"

@@ -30,6 +30,9 @@ examples:
       --data iris.csv --target species --standardise --test-split 0.3 --seed 1 --params-out iris.json
   backprop train --example notes-iq-gpa --resume p.json --params-out p2.json
   backprop train --example iris --optimizer adam --lr 0.01
+  backprop train --example notes-iq-cgpa --gd sgd --backend numba   # the epoch compiled
+  backprop train --spec net.toml --data huge.csv --target y --gd minibatch --batch-size 256 --stream
+  backprop train --spec net.toml --data 'parts/*.csv' --target y --engine dask --workers 2
 """
 from __future__ import annotations
 
