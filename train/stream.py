@@ -34,7 +34,6 @@ are over every row.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +44,7 @@ from backprop.core.csv_contract import BINARY_LABELS, label_problem, number_prob
 from backprop.core.errors import UserError
 from backprop.derive.losses import LOSSES
 
-from .data import FEATURE_FIX, TARGET_FIX, Dataset, _diagnose, _header, resolve_columns, split_names
+from .data import FEATURE_FIX, TARGET_FIX, _diagnose, _header, resolve_columns, split_names
 from .metrics import class_indices, classifiers, confusion_matrix, is_classifier, n_classes
 from .runner import History, batch_size_for, traced_weights, weight_label
 

@@ -126,8 +126,8 @@ def run(args) -> int:
         return train_command(args)
     if args.shuffle_buffer is not None:
         raise UserError("--shuffle-buffer applies to --stream only")
-    if args.engine == "dask":  # data-parallel: train/distributed.py runs the whole command
-        from backprop.train.distributed import train_command as dask_command
+    if args.engine == "dask":  # data-parallel: cli/distributed.py runs the whole command
+        from ..distributed import train_command as dask_command
         summary, text = dask_command(args, spec_from_args(args) if network_given(args) else None)
         print_json(summary) if args.json else print(text)
         return 0
