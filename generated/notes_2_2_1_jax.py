@@ -418,7 +418,7 @@ def train(params, X, Y, epochs, lr=None, batch_size=None, shuffle=True, seed=Non
         ``callback(epoch, loss, params)`` after each epoch, epoch counted from 1.
     optimizer : str, dict or None
         A name of OPTIMIZERS or a dict of settings ({"name": "adam", "beta1": 0.9, ...});
-        None: OPTIMIZER.  Plain sgd (no weight decay) takes the jitted epoch below.
+        None: OPTIMIZER.  Plain sgd (no weight decay) takes the fused sgd_step.
     state : dict or None
         The optimiser's state to continue (optimizer_state(...) or a model file's), updated
         in place: pass one to keep the step count t and the moments; None: a fresh one.
@@ -444,11 +444,12 @@ def train(params, X, Y, epochs, lr=None, batch_size=None, shuffle=True, seed=Non
     if state["name"] != settings["name"]:
         raise ValueError(f"the state is {state['name']}'s, not {settings['name']}'s; start one "
                          "with optimizer_state")
-    fused = settings["name"] == "sgd" and not settings["weight_decay"]  # w ← w − η g: jitted
+    fused = settings["name"] == "sgd" and not settings["weight_decay"]  # w ← w − η g: sgd_step
     if fused and isinstance(X, jax.Array) and isinstance(Y, jax.Array):
         X, Y = _device_rows(params, X, Y)  # already on JAX's device: used as they are
     else:
         X, Y = _rows(params, X, Y)
+        X, Y = np.ascontiguousarray(X), np.ascontiguousarray(Y)
     n = X.shape[0]
     size = n if batch_size is None else min(int(batch_size), n)
     if size < 1:
@@ -457,7 +458,7 @@ def train(params, X, Y, epochs, lr=None, batch_size=None, shuffle=True, seed=Non
     rng = np.random.default_rng(seed) if shuffled else None
     if shuffled and state.get("shuffle") is not None:  # a resumed run goes on with its order
         rng.bit_generator.state = state["shuffle"]
-    if fused:
+    if fused:  # jitted epochs, the parameters on JAX's device throughout (the loop: the rest)
         return _train_sgd(params, X, Y, epochs, settings["lr"], size, rng, callback, state)
     X_order, Y_order = (np.empty_like(X), np.empty_like(Y)) if shuffled else (X, Y)
     history = []
@@ -466,19 +467,53 @@ def train(params, X, Y, epochs, lr=None, batch_size=None, shuffle=True, seed=Non
             order = rng.permutation(n)
             np.take(X, order, axis=0, out=X_order)
             np.take(Y, order, axis=0, out=Y_order)
-        total = 0.0
-        for start in range(0, n, size):
-            X_batch, Y_batch = X_order[start:start + size], Y_order[start:start + size]  # views
-            loss_before, grads = _loss_and_gradients_jit(_learnt(params), X_batch, Y_batch)
-            grads = {key: np.asarray(grad) for key, grad in grads.items()}
-            optimizer_step(params, grads, state, settings)
-            total += float(loss_before) * X_batch.shape[0]
+        if fused:  # the fused step on each batch in turn
+            total = _sgd_epoch(params, X_order, Y_order, size, settings["lr"])
+            state["t"] += -(-n // size)
+        else:
+            total = 0.0
+            for start in range(0, n, size):
+                X_batch, Y_batch = X_order[start:start + size], Y_order[start:start + size]
+                loss_before, grads = loss_and_gradients(params, X_batch, Y_batch)
+                optimizer_step(params, grads, state, settings)
+                total += loss_before * X_batch.shape[0]
         history.append(total / n)
         if shuffled:
             state["shuffle"] = rng.bit_generator.state
         if callback is not None:
             callback(epoch, history[-1], params)
     return history
+
+
+# ---- fast paths: the same maths, fused for speed ----------------------------------------------
+# sgd_step computes what loss_and_gradients and P <- P - lr * dL/dP compute, without the
+# gradient dict: every array in a buffer made once per batch size, each layer updated in
+# place as soon as it has sent its ∂L/∂O back, and one row of this small network
+# in Python floats.  The tests hold both paths to the same values.
+
+_SCRATCH = {}
+
+
+def _buffers(n_rows, dtype):
+    """The arrays one step on n_rows rows writes into, made once per (n_rows, dtype):
+    {"Z1": (n_rows, LAYERS[1]), "dO1": (n_rows, LAYERS[1]), "dW1": (LAYERS[0], LAYERS[1]), ...}.
+    A step takes them out of the cache while it runs (two threads never share them)."""
+    key = (n_rows, np.dtype(dtype))
+    B = _SCRATCH.pop(key, None)
+    if B is None:
+        B = {}
+        for k, (fan_in, fan_out) in enumerate(zip(LAYERS[:-1], LAYERS[1:]), start=1):
+            B[f"Z{k}"] = np.empty((n_rows, fan_out), dtype)
+            B[f"dO{k}"] = np.empty((n_rows, fan_out), dtype)
+            B[f"dW{k}"] = np.empty((fan_in, fan_out), dtype)
+    return key, B
+
+
+def _release(key, B):
+    """Put a step's buffers back for the next step of the same size (at most 8 sizes kept)."""
+    if len(_SCRATCH) >= 8:
+        _SCRATCH.clear()
+    _SCRATCH[key] = B
 
 
 def _device_rows(params, X, Y):
@@ -517,37 +552,6 @@ def _train_sgd(params, X, Y, epochs, lr, size, rng, callback, state):
             callback(epoch, history[-1], params)
     _write_back(params, P)
     return history if callback is not None else [float(total) / n for total in totals]
-
-
-# ---- fast paths: the same maths, fused for speed ----------------------------------------------
-# sgd_step computes what loss_and_gradients and P <- P - lr * dL/dP compute, without the
-# gradient dict: every array in a buffer made once per batch size, each layer updated in
-# place as soon as it has sent its ∂L/∂O back, and one row of this small network
-# in Python floats.  The tests hold both paths to the same values.
-
-_SCRATCH = {}
-
-
-def _buffers(n_rows, dtype):
-    """The arrays one step on n_rows rows writes into, made once per (n_rows, dtype):
-    {"Z1": (n_rows, LAYERS[1]), "dO1": (n_rows, LAYERS[1]), "dW1": (LAYERS[0], LAYERS[1]), ...}.
-    A step takes them out of the cache while it runs (two threads never share them)."""
-    key = (n_rows, np.dtype(dtype))
-    B = _SCRATCH.pop(key, None)
-    if B is None:
-        B = {}
-        for k, (fan_in, fan_out) in enumerate(zip(LAYERS[:-1], LAYERS[1:]), start=1):
-            B[f"Z{k}"] = np.empty((n_rows, fan_out), dtype)
-            B[f"dO{k}"] = np.empty((n_rows, fan_out), dtype)
-            B[f"dW{k}"] = np.empty((fan_in, fan_out), dtype)
-    return key, B
-
-
-def _release(key, B):
-    """Put a step's buffers back for the next step of the same size (at most 8 sizes kept)."""
-    if len(_SCRATCH) >= 8:
-        _SCRATCH.clear()
-    _SCRATCH[key] = B
 
 
 def _descend(params, X, Y, lr):
