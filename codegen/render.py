@@ -645,18 +645,8 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
         naming.identifier(name)
     naming.identifier(spec.loss)
     L = spec.depth
-    pieces = forms.layer_pieces(spec)
-    out = forms.output_pieces(spec)
-    w = _Writer()
-    functions = _activation_functions(w, pieces)
-    loss_fn = _loss_function(w, spec, out)
-    vform = vectorise(spec)  # one derivation serves the graph, the equations and the comments
-    graph, eqs = vform.graph, vform.equations("text")
-
-    def statements(buffered: bool = False) -> _NumpyStatements:
-        return _NumpyStatements(w, spec, pieces, out, dict(eqs), buffered=buffered)
-
-    backward = statements().backward(graph.backward())
+    p = _Printing(spec, BackpropPrinter)
+    graph, eqs = p.graph, p.eqs
     layers = range(1, L + 1)
     normed = spec.batch_norm_layers
     param_names = list(spec.shapes())
@@ -684,7 +674,6 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
         "cli": cli,
         # what a --no-cli module imports (numba calls BLAS through SciPy but never imports it)
         "engine_imports": " and ".join(["NumPy", *(m for m in engine_modules if m != "scipy")]),
-        "imports": w.printer.imports(),
         "layers": repr(tuple(spec.layers)),
         "activations": "(" + ", ".join(_q(a) for a in spec.activations) + ("," if spec.depth == 1 else "") + ")",
         "loss": _q(spec.loss),
@@ -696,11 +685,9 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
         "dtype": dtype,
         "first_weights": naming.W(1),
         "output": naming.O(L),
-        "functions": functions,
         "param_unpack": unpack,
         "backward_unpack": [f"{naming.W(k)} = params[{_q(naming.W(k))}]" for k in range(2, L + 1)]
         + [_unpack([naming.batch_norm("gamma", k)]) for k in normed],
-        "forward_blocks": statements().forward(graph.forward),
         "forward_return": wrap_code(f"return ({', '.join(node_names)}) if every_node else {naming.O(L)}"),
         "node_unpack": _assign(node_names, f"forward(params, X, every_node=True{mode})"),
         "grads_node_unpack": _assign(node_names, "forward(params, X, every_node=True"
@@ -711,36 +698,46 @@ def trainer_context(spec: Spec, dtype: str = "float64", command: str | None = No
         "bn_momentum": f"{BN_MOMENTUM} = {batchnorm.MOMENTUM!r}",
         "mode_arg": ", training=False" if normed else "",
         "running_updates": [_running_update(k) for k in normed],
-        "loss_function": loss_fn,
         "loss_args": f"{naming.Y}, {naming.Z(L)}, {naming.O(L)}",
-        "backward_blocks": backward,
         "grads_return": wrap_code("return L, {" + _pairs([f"{_q(n)}: d{n}" for n in param_names]) + "}"),
         "step_unpack": unpack,
-        "step_forward_blocks": statements(buffered=True).forward(graph.forward),
-        "step_backward_blocks": statements(buffered=True).backward(graph.backward(updates=True)),
+        "step_forward_blocks": p.statements(buffered=True).forward(graph.forward),
+        "step_backward_blocks": p.statements(buffered=True).backward(graph.backward(updates=True)),
         "scalar": step,
         "scalar_lines": [part for line in step.lines for part in wrap_code(line)] if step else [],
         "scalar_max_weights": scalar.MAX_WEIGHTS,
         **optimizer_context(spec),
+        **p.maths(),
     }
 
 
+class _Printing:
+    """One trainer's printing: the derivation's pieces, graph and equations, and one writer
+    (``printer``: the array module, NumPy's or a backend's) for every statement printed."""
+
+    def __init__(self, spec: Spec, printer: type[BackpropPrinter]):
+        self.spec, self.w = spec, _Writer(printer)
+        self.pieces, self.out = forms.layer_pieces(spec), forms.output_pieces(spec)
+        vform = vectorise(spec)  # one derivation serves the graph, the equations and the comments
+        self.graph, self.eqs = vform.graph, vform.equations("text")
+
+    def statements(self, buffered: bool = False) -> _NumpyStatements:
+        return _NumpyStatements(self.w, self.spec, self.pieces, self.out, dict(self.eqs), buffered=buffered)
+
+    def maths(self) -> dict:
+        """The context entries whose text depends on the printer: the activation functions,
+        the loss function, the plain forward and backward blocks and the import lines."""
+        return {"functions": _activation_functions(self.w, self.pieces),
+                "loss_function": _loss_function(self.w, self.spec, self.out),
+                "forward_blocks": self.statements().forward(self.graph.forward),
+                "backward_blocks": self.statements().backward(self.graph.backward()),
+                "imports": self.w.printer.imports()}
+
+
 def printed_maths(spec: Spec, printer: type[BackpropPrinter]) -> dict:
-    """The context entries whose text depends on the printer, printed by ``printer`` (a
-    backend's, e.g. ``JaxTrainerPrinter``): the activation functions, the loss function, the
-    plain (unbuffered) forward and backward blocks, and the printer's import lines.  The
-    same derivation and graph as :func:`trainer_context`'s; only the array module differs."""
-    w = _Writer(printer)
-    pieces = forms.layer_pieces(spec)
-    out = forms.output_pieces(spec)
-    functions = _activation_functions(w, pieces)
-    loss_fn = _loss_function(w, spec, out)
-    vform = vectorise(spec)
-    graph, eqs = vform.graph, vform.equations("text")
-    backward = _NumpyStatements(w, spec, pieces, out, dict(eqs)).backward(graph.backward())
-    forward = _NumpyStatements(w, spec, pieces, out, dict(eqs)).forward(graph.forward)
-    return {"functions": functions, "loss_function": loss_fn, "forward_blocks": forward,
-            "backward_blocks": backward, "imports": w.printer.imports()}
+    """:func:`trainer_context`'s maths printed by another printer (a backend's, e.g.
+    ``JaxTrainerPrinter``): the same derivation and graph, only the array module differs."""
+    return _Printing(spec, printer).maths()
 
 
 def render(template: str, context: dict) -> str:
