@@ -132,6 +132,8 @@ def run_all(layers: str, activations, inits, *, epochs: int = 20, lr: float = 0.
     for init in inits:
         if init not in runner.INIT_SCHEMES:
             raise UserError(f"unknown initialisation {init!r}; choose {', '.join(runner.INIT_SCHEMES)}")
+    for remedy in remedies:  # an unknown remedy, or a skip that fits nowhere: before any training
+        remedy_spec(widths, "linear", remedy)
     X, Y = dataset(widths[0], widths[-1], rows, seed or 0)
     X, Y = X.astype(dtype), Y.astype(dtype)
     runs = []

@@ -46,7 +46,7 @@ DPS = 40
 TOL = mpmath.mpf(10) ** -25
 #: Batch sizes tried (the first two not equal to a layer width, so shapes never coincide).
 CANDIDATE_SIZES = (3, 4, 5, 6, 7, 8, 9, 10, 11)
-EPS = mpmath.mpf("1e-5")
+EPS = mpmath.mpf(str(batchnorm.EPS))  # the derivation's ε, exact in mpmath
 
 _U = sympy.Symbol("u", real=True)
 
