@@ -114,16 +114,19 @@ def _readable(part: Part):
         return
     with tempfile.TemporaryDirectory(prefix="backprop-part-") as folder:
         tmp = os.path.join(folder, "part.csv")
-        with open(part.path, "rb") as src, open(tmp, "wb") as dst:
-            dst.write(src.readline())
-            src.seek(part.start)
-            left = part.end - part.start
-            while left > 0:
-                block = src.read(min(left, 1 << 22))
-                if not block:
-                    break
-                dst.write(block)
-                left -= len(block)
+        try:
+            with open(part.path, "rb") as src, open(tmp, "wb") as dst:
+                dst.write(src.readline())
+                src.seek(part.start)
+                left = part.end - part.start
+                while left > 0:
+                    block = src.read(min(left, 1 << 22))
+                    if not block:
+                        break
+                    dst.write(block)
+                    left -= len(block)
+        except OSError as exc:  # the worker's own file error, never "a worker was lost" (_lost)
+            raise UserError(f"{part.path}: cannot read it on the worker ({exc.strerror or exc})") from None
         yield tmp, lambda message: _renamed(message, tmp, part)
 
 
@@ -238,11 +241,12 @@ class Shard:
         rows = self.index[self.bounds[step]:self.bounds[step + 1]]
         return self.trainer.grad_sum(params, self.X[rows], self.Y[rows])
 
-    def evaluate(self, params: dict, loss: str) -> tuple[float, int, int | None]:
-        """(loss summed over the rows, rows, rows classified right or None)."""
+    def evaluate(self, params: dict, loss: str, with_accuracy: bool = False) -> tuple[float, int, int | None]:
+        """(loss summed over the rows, rows, rows classified right or None): one forward pass
+        for the loss, a second for the accuracy only when asked (the run's last evaluation)."""
         n = len(self.X)
         total = float(self.trainer.loss(params, self.X, self.Y)) * n
-        right = accuracy(loss, self.Y, self.trainer.forward(params, self.X))
+        right = accuracy(loss, self.Y, self.trainer.forward(params, self.X)) if with_accuracy else None
         return total, n, None if right is None else int(round(right * n))
 
 
@@ -407,7 +411,6 @@ def fit(spec, params: dict, data: str, target, *, client, features=None, epochs:
     state = trainer.optimizer_state(params, settings) if state is None else state
     if state["name"] != settings["name"]:
         raise UserError(f"the optimiser state is {state['name']}'s, not {settings['name']}'s")
-    fused = settings["name"] == "sgd" and not settings["weight_decay"]  # as train(): P -= ηg
     targets = split_names(target)
     if not targets:
         raise UserError("name the target column(s) with --target, e.g. --target salary")
@@ -468,8 +471,8 @@ def fit(spec, params: dict, data: str, target, *, client, features=None, epochs:
     n_steps = math.ceil(n / size)
     counts = None  # per step, which shards hold rows of it
 
-    def evaluate():
-        results = each("evaluate", params, spec.loss)
+    def evaluate(with_accuracy=False):
+        results = each("evaluate", params, spec.loss, with_accuracy)
         total = sum(r[0] for r in results)
         right = None if results[0][2] is None else sum(r[2] for r in results)
         return total / n, right
@@ -509,12 +512,7 @@ def fit(spec, params: dict, data: str, target, *, client, features=None, epochs:
                         grads[k] = grads[k] + more[k]
                 grads = {k: g / rows for k, g in grads.items()}
                 total += sum(r[0] for r in sums)
-                if fused:
-                    for k, g in grads.items():
-                        params[k] -= settings["lr"] * g
-                    state["t"] += 1
-                else:
-                    trainer.optimizer_step(params, grads, state, settings)
+                trainer.optimizer_step(params, grads, state, settings)  # the trainer's own update
                 step_seconds.append(time.perf_counter() - tick)
             if shuffled:
                 state["shuffle"] = rng.bit_generator.state
@@ -528,7 +526,7 @@ def fit(spec, params: dict, data: str, target, *, client, features=None, epochs:
                                 "lower --lr, or scale the inputs with --standardise")
             if callback is not None:
                 callback(epoch, run)
-        right = evaluate()[1]
+        right = evaluate(with_accuracy=True)[1]
     except WorkerLost as exc:
         where = f"epoch {epoch}" + (f", step {step + 1} of {n_steps}" if step is not None else "")
         raise WorkerLost(f"{exc} in {where}") from None
