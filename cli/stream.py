@@ -105,7 +105,7 @@ def train_command(args) -> int:
     run_info = {"data": table.name, "test_data": args.test_data, "test_split": None, "gd": cfg["gd"],
                 "batch_size": hist.batch_size, "lr": cfg["lr"], "epochs": cfg["epochs"],
                 "init": cfg["init"], "seed": args.seed, "dtype": args.dtype, "optimizer": opt,
-                "stream": True, "shuffle_buffer": shuffle_buffer,
+                "stream": True, "shuffle_buffer": hist.shuffle_buffer,
                 "backend": getattr(args, "backend", "numpy")}
     target_columns = [table.targets[0]] if table.labels else list(table.targets)
     model = Model(spec, params, table.mean, table.std, list(table.features), target_columns,
@@ -113,7 +113,7 @@ def train_command(args) -> int:
                   optimizer_state=hist.optimizer_state)
     title = f"{spec.describe()}\n{table.name}, {cfg['gd']}, {opt['name']}, η = {cfg['lr']:g}"
     written = write_outputs(args, model, hist, scores, title)
-    shuffle_text = (f"shuffle buffer {shuffle_buffer} rows" if shuffle_buffer and hist.batch_size
+    shuffle_text = (f"shuffle buffer {hist.shuffle_buffer} rows" if hist.shuffle_buffer
                     else "file order (no shuffling)")
     summary = {
         "network": spec.describe(), "layers": list(spec.layers),
@@ -125,7 +125,7 @@ def train_command(args) -> int:
                           "std": table.std.tolist()}),
         "test_data": args.test_data, "test_split": None,
         "test_rows": scores["test"]["rows"] if test is not None else None,
-        "stream": True, "shuffle_buffer": shuffle_buffer if hist.batch_size else 0,
+        "stream": True, "shuffle_buffer": hist.shuffle_buffer,
         "gd": cfg["gd"], "batch_size": hist.batch_size, "updates_per_epoch": hist.updates_per_epoch,
         "lr": cfg["lr"], "optimizer": opt, "optimizer_steps": hist.optimizer_state["t"],
         "epochs": cfg["epochs"], "init": cfg["init"], "seed": args.seed, "dtype": args.dtype,

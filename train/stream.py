@@ -502,6 +502,7 @@ def fit(trainer, params: dict, table: Table, *, epochs: int, lr: float, gd: str 
             hist.weights.append([float(params[k][i, j]) for k, i, j in picks])
 
     hist.confusion = None
+    hist.shuffle_buffer = shuffle_buffer if shuffling else 0  # the buffer used: 0 in file order
     observe(initial_loss if initial_loss is not None else evaluate(trainer, params, table)[0])
     if not math.isfinite(hist.losses[0]):
         raise UserError("the loss is not finite before training starts; scale the inputs "
