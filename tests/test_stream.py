@@ -439,3 +439,17 @@ def test_progress_counts_megabytes_read_on_a_terminal_only(tmp_path, small_block
         halfway = f"kB {round(table.size / 1e3):>{len(str(kb))}}/{kb} [############"
         assert (halfway in text and f"kB {kb}/{kb} [" in text and "loss" in text) is drawn
         assert text == "" or text.endswith("\r\033[K")  # erased before the summary
+
+
+@pytest.mark.parametrize("missing, words", [(None, "empty cell"), ("nan", "'nan' marks a missing label")])
+def test_a_missing_parquet_label_is_one_line(tmp_path, cli, missing, words):
+    """A null or "nan" class label in a Parquet file: the loader's one-line words for the
+    column (Parquet has no lines to name), not a traceback or CSV-read garbage."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "labels.parquet"
+    pq.write_table(pa.table({"x": [1.0, 2.0, 3.0, 4.0], "lab": ["a", "b", missing, "a"]}), path)
+    status, out, err = cli("train", "--layers", "1-2", "--activations", "softmax", "--loss", "cce",
+                           "--data", str(path), "--target", "lab", "--stream", "--epochs", "1")
+    assert status == 2 and out == ""
+    assert err == f"backprop train: error: {path}, column 'lab': {words}; fill it in or drop the row\n"

@@ -235,7 +235,7 @@ class Table:
         index = pc.index_in(pc.utf8_trim_whitespace(T), value_set=pa.array(keys, pa.string()))
         if index.null_count:
             i = int(np.argmax(index.is_null().to_numpy(zero_copy_only=False)))
-            label = T[i].as_py().strip()
+            label = (T[i].as_py() or "").strip()  # a Parquet null: the empty label
             problem = label_problem(f"{self.name} data row {rows_before + i + 1}", self.targets[0], label)
             if problem:
                 raise UserError(problem)
@@ -357,8 +357,9 @@ def scan(table: Table, trainer=None, params: dict | None = None) -> Scan:
 
 
 def _distinct(T) -> set[str]:
+    """A block's distinct labels, stripped; a missing one (Parquet's null) as the empty label."""
     _, _, pc = pyarrow_modules()
-    return set(pc.unique(pc.utf8_trim_whitespace(T)).to_pylist())
+    return set(pc.unique(pc.utf8_trim_whitespace(pc.fill_null(T, ""))).to_pylist())
 
 
 def _check_indicators(table: Table, Y: np.ndarray) -> None:
@@ -376,7 +377,10 @@ def fix_classes(table: Table, labels: set[str]) -> None:
     """The class order from the labels found (or the known classes), as train/data.py orders
     them: numbers numerically, text alphabetically, bce's 0/1 spellings as 0 and 1."""
     if any(label_problem("", "", label) for label in labels):
-        table._diagnose()
+        if not table.parquet:
+            table._diagnose()  # the loader's words, with the line
+        bad = next(label for label in sorted(labels) if label_problem("", "", label))
+        raise UserError(label_problem(table.name, table.targets[0], bad))  # Parquet has no lines
     name, loss = table.targets[0], table.loss
     classes = list(table.classes) if table.classes is not None else sort_labels(sorted(labels))
     one_hot = LOSSES[loss].one_hot
